@@ -1,0 +1,190 @@
+"""Safe image decoding: every way a file can be bad becomes an `ImageError` with a reason.
+
+Handles zero-byte files, non-images with image extensions, truncated data, decompression
+bombs (pixel cap checked from the header, before decoding), CMYK / 16-bit / palette / alpha /
+animated images, and EXIF orientation.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+# Never decode a partially downloaded file as if it were whole.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+# We enforce our own (configurable) cap from the header; PIL's own check would fire later.
+Image.MAX_IMAGE_PIXELS = None
+
+_EXIF_DATETIME_ORIGINAL = 0x9003
+_EXIF_DATETIME = 0x0132
+_EXIF_ORIENTATION = 0x0112
+_EXIF_IFD = 0x8769
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as a photo; `reason` is shown to the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class DecodedImage:
+    """An RGB image ready for models, with facts read from the file."""
+
+    image: Image.Image  # RGB, EXIF orientation applied
+    width: int
+    height: int
+    taken_at: Optional[str]  # ISO 8601 from EXIF, when present
+    orientation: int  # EXIF orientation tag as stored (1 = upright)
+    format: str
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _exif_facts(img: Image.Image) -> tuple[Optional[str], int]:
+    try:
+        exif = img.getexif()
+    except Exception:  # malformed EXIF must not cost the photo
+        return None, 1
+    orientation = exif.get(_EXIF_ORIENTATION, 1)
+    raw = None
+    try:
+        raw = exif.get_ifd(_EXIF_IFD).get(_EXIF_DATETIME_ORIGINAL)
+    except Exception:
+        raw = None
+    raw = raw or exif.get(_EXIF_DATETIME)
+    taken = None
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "ignore")
+    if isinstance(raw, str):
+        try:
+            taken = datetime.strptime(raw.strip("\x00 ").strip(), "%Y:%m:%d %H:%M:%S").isoformat()
+        except ValueError:
+            taken = None
+    try:
+        orientation = int(orientation)
+    except (TypeError, ValueError):
+        orientation = 1
+    return taken, orientation if 1 <= orientation <= 8 else 1
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit / float: scale to 8 bits by the image's own range instead of clipping at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "image") -> DecodedImage:
+    """Decode bytes into an upright RGB image, or raise `ImageError` saying why not."""
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width <= 0 or height <= 0:
+                raise ImageError(f"invalid image size {width}x{height}")
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"too many pixels ({width}x{height} = {width * height:,} > cap {max_pixels:,}); "
+                    "possible decompression bomb. Raise PHOTOLORE_MAX_IMAGE_PIXELS if the photo is genuine"
+                )
+            fmt = img.format or "unknown"
+            if getattr(img, "is_animated", False):
+                img.seek(0)  # first frame of an animation stands for the file
+            img.load()
+            taken_at, orientation = _exif_facts(img)
+            img = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not an image: the content is no image format PhotoLore can read (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        text = str(exc)
+        if "truncated" in text.lower():
+            raise ImageError("truncated image: the file ends before the image data does (incomplete download?)") from None
+        raise ImageError(f"cannot decode image: {text or type(exc).__name__}") from None
+    return DecodedImage(image=rgb, width=rgb.width, height=rgb.height, taken_at=taken_at, orientation=orientation, format=fmt)
+
+
+def read_image_file(path: Path, *, max_pixels: int = 64_000_000) -> tuple[bytes, DecodedImage]:
+    """Read and decode a file; raises `ImageError` for unreadable or bad files."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise ImageError("is a directory, not a file") from None
+    except PermissionError:
+        raise ImageError("permission denied: PhotoLore cannot read this file; check its permissions") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+    return data, decode_image(data, max_pixels=max_pixels, name=str(path))
+
+
+def load_rgb(path: Path, *, max_pixels: int = 64_000_000) -> Image.Image:
+    """Convenience: an upright RGB image from a path (raises `ImageError`)."""
+    return read_image_file(path, max_pixels=max_pixels)[1].image
+
+
+def make_thumbnail(image: Image.Image, size: int) -> Image.Image:
+    thumb = image.copy()
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return thumb
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_jpeg_atomic(image: Image.Image, path: Path, quality: int = 85) -> None:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=quality)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,68 @@
+"""Typed settings, read once from the environment and `.streamlit/secrets.toml`.
+
+Precedence (highest first): explicit keyword arguments, environment variables
+(`PHOTOLORE_*`, plus `CHROMA_HOST` / `CHROMA_PORT`), `.streamlit/secrets.toml`, defaults.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BackendName = Literal["auto", "bundled", "clip"]
+
+
+def _secrets_file() -> Path:
+    return Path(os.environ.get("PHOTOLORE_SECRETS", REPO_ROOT / ".streamlit" / "secrets.toml"))
+
+
+class Settings(BaseSettings):
+    """Every knob of PhotoLore in one place; paths derive from `data_dir`."""
+
+    model_config = SettingsConfigDict(env_prefix="PHOTOLORE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=REPO_ROOT / "data", description="Catalog, index, thumbnails, models.")
+    backend: BackendName = Field(default="auto", description="auto: clip when its weights are local, else bundled.")
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "openai"
+    clip_checkpoint: Optional[Path] = Field(default=None, description="A local open_clip checkpoint file.")
+    device: str = "auto"
+    chroma_host: Optional[str] = Field(default=None, validation_alias=AliasChoices("CHROMA_HOST", "PHOTOLORE_CHROMA_HOST", "chroma_host"))
+    chroma_port: int = Field(default=8000, validation_alias=AliasChoices("CHROMA_PORT", "PHOTOLORE_CHROMA_PORT", "chroma_port"))
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    # Decompression-bomb cap: images with more pixels are refused before they are decoded.
+    max_image_pixels: int = Field(default=64_000_000, ge=1)
+    thumb_size: int = Field(default=320, ge=32, le=2048)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets = _secrets_file()
+        if secrets.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=secrets))
+        return tuple(sources)
+
+    @property
+    def library_dir(self) -> Path:
+        """Where photos that PhotoLore itself saves live (uploads, crawls, the demo set)."""
+        return self.data_dir / "library"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.data_dir / "thumbs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -1,0 +1,1 @@
+"""Model adapters. One file per model family behind the `VisionLanguageBackend` interface."""
