@@ -324,9 +324,28 @@ def sync_chroma(catalog: Catalog, store, photo_ids: Iterable[str], *, topic_univ
     for r in recs:
         universe |= set(r["topics"] or [])
     metas = [chroma_metadata(r, universe) for r in recs]
+    held = _current_topic_keys(store, ids)
+    for r, m in zip(recs, metas):
+        for k in held.get(r["photo_id"], ()):
+            m.setdefault(k, False)  # a topic dropped since the last sync must stop matching filters
     stale = {r["photo_id"]: [k for k in _CONTRACT_KEYS if k not in m] for r, m in zip(recs, metas)}
     _drop_metadata_keys(store, stale)
     return store.update_metadata([r["photo_id"] for r in recs], metas)
+
+
+def _photo_collections(store):
+    for name in store.collections():
+        if name.startswith("photos-"):
+            yield store.client.get_collection(name, embedding_function=None)
+
+
+def _current_topic_keys(store, ids: list[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for col in _photo_collections(store):
+        got = col.get(ids=ids, include=["metadatas"])
+        for i, m in zip(got["ids"], got["metadatas"]):
+            out.setdefault(i, set()).update(k for k in (m or {}) if k.startswith("topic_"))
+    return out
 
 
 def _drop_metadata_keys(store, stale: dict[str, list[str]]) -> None:
@@ -335,10 +354,7 @@ def _drop_metadata_keys(store, stale: dict[str, list[str]]) -> None:
     stale = {i: ks for i, ks in stale.items() if ks}
     if not stale:
         return
-    for name in store.collections():
-        if not name.startswith("photos-"):
-            continue
-        col = store.client.get_collection(name, embedding_function=None)
+    for col in _photo_collections(store):
         present = set(col.get(ids=list(stale), include=[])["ids"])
         ids = [i for i in stale if i in present]
         if ids:
@@ -456,7 +472,7 @@ def _score_row(row: dict) -> tuple[dict, list[str]]:
     concept = row.get("concept_text")
     if concept is not None and not isinstance(concept, str):
         problems.append(f"concept_text: {concept!r} is not text")
-    values["concept_text"] = (concept or "").strip()
+    values["concept_text"] = concept.strip() if isinstance(concept, str) else ""
     return values, problems
 
 
