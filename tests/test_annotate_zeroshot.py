@@ -97,15 +97,18 @@ def test_cancel_then_resume_without_duplicates(demo_services):
     annotator = ZeroShotAnnotator(s.backend)
     cancel = threading.Event()
 
+    ids = [p.id for p in s.catalog.list_photos()[:5]]
+
     def progress(done, total, **info):
-        if done >= 4:
+        if done >= 2:
             cancel.set()
 
-    first = run_annotations(s, annotator, batch_size=4, on_progress=progress, cancel=cancel)
-    assert first.cancelled and first.done == 4
-    second = run_annotations(s, annotator, batch_size=4)
-    assert (second.already_done, second.done) == (4, 11)
-    assert len(ann.annotation_rows(s.catalog)) == 15
+    first = run_annotations(s, annotator, ids, batch_size=2, on_progress=progress, cancel=cancel)
+    assert first.cancelled and first.done == 2
+    second = run_annotations(s, annotator, ids, batch_size=2)
+    assert (second.already_done, second.done, second.cancelled) == (2, 3, False)
+    rows = ann.annotation_rows(s.catalog)
+    assert sorted(r["photo_id"] for r in rows) == sorted(ids)
 
 
 def test_unreadable_photo_is_reported_and_the_run_goes_on(demo_services, tmp_path):
@@ -117,10 +120,11 @@ def test_unreadable_photo_is_reported_and_the_run_goes_on(demo_services, tmp_pat
     bad = Photo(id="b" * 64, path=str(broken), source="test")
     s.catalog.commit_batch([bad], [FileRecord(bad.path, bad.id, 12, 1)], None)
     ids = [bad.id] + [p.id for p in s.catalog.list_photos()[:2]]
-    report = run_annotations(s, ZeroShotAnnotator(s.backend), ids)
+    annotator = ZeroShotAnnotator(s.backend)
+    report = run_annotations(s, annotator, ids)
     assert report.done == 2 and len(report.failed) == 1
     assert report.failed[0][:2] == (bad.id, "broken.jpg") and "cannot" in report.failed[0][2]
-    assert ann.done_ids(s.catalog, "zeroshot", ZeroShotAnnotator(s.backend).version) == set(ids[1:])
+    assert ann.done_ids(s.catalog, "zeroshot", annotator.version) == set(ids[1:])
 
 
 def test_tiny_clip_compares_images_with_prompts_directly(tiny_clip_backend, tmp_path):
