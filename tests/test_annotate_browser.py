@@ -1,0 +1,44 @@
+"""The Annotate page in a real headless Chromium: run the local annotator, see the review grid."""
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import PYTHON, REPO, free_port, wait_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def annotate_server(demo_env_copy, tmp_path):
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "pages/annotate.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_annotate_page_runs_and_shows_the_grid(annotate_server, browser_page, tmp_path, demo_env_copy):
+    from core import annotations as ann
+    from core.catalog import Catalog
+
+    page = browser_page
+    page.goto(annotate_server, wait_until="domcontentloaded")
+    page.get_by_text("Review and correct").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("15 annotated", exact=False).wait_for(timeout=180_000)
+    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Download scores CSV").is_visible()
+    page.screenshot(path=str(tmp_path / "annotate.png"), full_page=True)
+    assert len(ann.annotation_rows(Catalog(demo_env_copy / "catalog.sqlite"))) == 15

@@ -1,0 +1,62 @@
+"""The Annotate page driven by AppTest over a private copy of the demo library."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_run_review_correct_import_reset(demo_env_copy):
+    from core import annotations as ann
+    from core.catalog import Catalog
+
+    at = AppTest.from_file(str(REPO / "pages/annotate.py"), default_timeout=180).run()
+    _ok(at)
+    assert any("No annotated photo" in i.value for i in at.info)
+    at.radio(key="ann-scope").set_value("A class").run()
+    at.button(key="ann-run").click().run()
+    _ok(at)
+    assert any("15 annotated" in s.value for s in at.success), [s.value for s in at.success]
+    catalog = Catalog(demo_env_copy / "catalog.sqlite")
+    assert len(ann.annotation_rows(catalog)) == 15
+    # The review grid: correct one photo's Safety and sentiment, then save.
+    editor = next((d for d in at.dataframe if d.key == "ann-editor"), None)
+    assert editor is not None
+    grid = ann.effective_annotations(catalog)
+    first = grid.photo_id[0]
+    at.session_state["ann-editor"] = {"edited_rows": {0: {"Safety": 1, "sentiment": "negative"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="ann-save").click().run()
+    _ok(at)
+    assert any("Saved corrections for 1 photos" in s.value for s in at.success)
+    row = ann.effective_annotations(catalog, [first]).iloc[0]
+    assert (row.Safety, row.sentiment) == (1, "negative") and row.corrected == ["Safety", "sentiment"]
+    assert at.get("download_button")[0].key == "ann-download"
+    # Reset the annotator's results from the page.
+    assert "zeroshot" in at.selectbox(key="ann-reset-pick").value
+    at.button(key="ann-reset").click().run()
+    _ok(at)
+    assert ann.annotation_rows(catalog) == []
+    assert ann.effective_annotations(catalog, [first]).iloc[0].Safety == 1  # the human value survives a reset
+
+
+def test_api_annotator_without_settings_is_a_clear_error(demo_env_copy):
+    at = AppTest.from_file(str(REPO / "pages/annotate.py"), default_timeout=180).run()
+    at.multiselect(key="ann-annotators").set_value(["vlm-api"]).run()
+    at.button(key="ann-run").click().run()
+    _ok(at)
+    assert any("PHOTOLORE_VLM_BASE_URL" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
