@@ -206,3 +206,26 @@ def test_chroma_sync_filters_and_reset_clears(env):
     mb = meta(env, b)
     assert "Safety" not in mb and "sentiment" not in mb and mb["path"]
     assert meta(env, a)["topics"] == "interior" and "Safety" not in meta(env, a)
+
+
+def test_cli_export_import_list_reset(env, tmp_path, monkeypatch, capsys):
+    from core.annotate.cli import main
+
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(env.settings.data_dir))
+    ann.record_results(env.catalog, "z", "v", [result(i) for i in env.ids[:2]])
+    out = tmp_path / "export.csv"
+    assert main(["export", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == HEADER and len(out.read_text().splitlines()) == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "\nroom0.jpg,3,3,3,3,3,3,ok\nroom1.jpg,3,3,3,3,3,9,x\n")
+    assert main(["import", "scores", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing imported" in err and "row 2 (room1.jpg): Convenience: 9 is out of range 1-5" in err and "--valid-only" in err
+    assert ann.corrections(env.catalog) == {}
+    assert main(["import", "scores", str(bad), "--valid-only"]) == 1
+    assert list(ann.corrections(env.catalog)) == [env.ids[0]]
+    capsys.readouterr()
+    assert main(["list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["ok"] == 2
+    assert main(["reset", "z"]) == 0 and ann.annotation_rows(env.catalog) == []
+    assert main(["import", "scores", str(tmp_path / "missing.csv")]) == 2

@@ -62,7 +62,9 @@ class VlmSettings(BaseSettings):
     model: str = ""
     api_key: SecretStr = SecretStr("")
     send_image: bool = Field(default=True, description="False: text-only models get the caption alone")
-    json_mode: Literal["none", "json_object"] = "json_object"
+    # json_object: ask for JSON; json_schema: also send VlmAnswer's schema (servers that enforce it,
+    # e.g. llama.cpp, then constrain small models to the shape); none: plain text (we still parse it).
+    json_mode: Literal["none", "json_object", "json_schema"] = "json_object"
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=20)
     backoff_s: float = Field(default=1.0, ge=0)
@@ -104,6 +106,14 @@ class VlmAnswer(BaseModel):
     @classmethod
     def _one_line(cls, v: str) -> str:
         return " ".join(v.split())
+
+
+def answer_schema() -> dict:
+    """VlmAnswer as a plain JSON schema (no $refs), for servers that enforce response schemas."""
+    schema = VlmAnswer.model_json_schema()
+    schema.pop("title", None)
+    schema["required"] = [*DIMENSIONS, "concept_text", "sentiment", "topics"]
+    return schema
 
 
 class _RateLimiter:
@@ -240,6 +250,9 @@ class VlmAnnotator:
         body: dict[str, Any] = {"model": s.model, "messages": self.messages(photo, image), "temperature": 0, "max_tokens": s.max_tokens}
         if s.json_mode == "json_object":
             body["response_format"] = {"type": "json_object"}
+        elif s.json_mode == "json_schema":
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "photo_annotation", "schema": answer_schema(), "strict": True}}
         last = ""
         for attempt in range(s.max_retries + 1):
             try:
