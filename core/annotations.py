@@ -412,12 +412,16 @@ class _FilenameIndex:
         lib = library_dir_of(catalog)
         self.by_name: dict[str, str] = {}
         self.by_base: dict[str, list[str]] = {}
-        for p in _all_photos(catalog, None):
+        photos = _all_photos(catalog, None)
+        with catalog._conn() as con:  # every file path at once: one query, not one per photo
+            pairs = [(p.path, p.id) for p in photos] + [(r[0], r[1]) for r in con.execute("SELECT path, photo_id FROM files")]
+        live = {p.id for p in photos}
+        for p in photos:
             self.by_name[photo_filename(p, lib)] = p.id
-            for path in {p.path, *catalog.paths_of(p.id)}:
-                self.by_base.setdefault(Path(path).name, [])
-                if p.id not in self.by_base[Path(path).name]:
-                    self.by_base[Path(path).name].append(p.id)
+        for path, pid in pairs:
+            ids = self.by_base.setdefault(Path(path).name, [])
+            if pid in live and pid not in ids:
+                ids.append(pid)
 
     def resolve(self, filename: str) -> tuple[Optional[str], Optional[str]]:
         """(photo id, None) or (None, problem)."""
@@ -557,6 +561,27 @@ def import_captions(catalog: Catalog, data: bytes | str | Path, *, valid_only: b
     if store is not None and good:
         store.update_metadata(list(good), [{"caption": v["caption"]} for v in good.values()])
     return report
+
+
+# Where a caption came from, most trusted first; generated captions ("<backend>:<model>") rank last.
+CAPTION_PRIORITY = ("user", "senticap", "alt")
+
+
+def caption_rank(source: Optional[str]) -> int:
+    """Lower is better: the user's own, then SentiCap, then the crawler's alt text, then any captioner."""
+    return CAPTION_PRIORITY.index(source) if source in CAPTION_PRIORITY else len(CAPTION_PRIORITY)
+
+
+def offer_caption(catalog: Catalog, photo_id: str, caption: str, source: str) -> bool:
+    """Set the caption unless the photo already has one from a more trusted source; True when written."""
+    caption = " ".join((caption or "").split())
+    photo = catalog.get(photo_id)
+    if photo is None or not caption:
+        return False
+    if photo.caption and caption_rank(photo.caption_source) < caption_rank(source):
+        return False
+    catalog.set_caption(photo_id, caption, source)
+    return True
 
 
 def _write_captions(catalog: Catalog, captions: dict[str, tuple[str, Optional[str]]], source: str) -> None:

@@ -229,3 +229,14 @@ def test_cli_export_import_list_reset(env, tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)[0]["ok"] == 2
     assert main(["reset", "z"]) == 0 and ann.annotation_rows(env.catalog) == []
     assert main(["import", "scores", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_caption_preference_user_then_alt_then_captioner(env):
+    pid = env.ids[0]
+    assert env.catalog.get(pid).caption == "caption 0"  # as if written by a captioner (source 'test')
+    assert ann.offer_caption(env.catalog, pid, "a kitchen (alt text)", "alt")
+    assert not ann.offer_caption(env.catalog, pid, "a photo of espresso", "bundled:x")
+    ann.import_captions(env.catalog, "filename,caption\nroom0.jpg,Our kitchen in June\n")
+    assert not ann.offer_caption(env.catalog, pid, "alt text again", "alt")
+    p = env.catalog.get(pid)
+    assert (p.caption, p.caption_source) == ("Our kitchen in June", "user")
