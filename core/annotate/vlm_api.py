@@ -62,9 +62,11 @@ class VlmSettings(BaseSettings):
     model: str = ""
     api_key: SecretStr = SecretStr("")
     send_image: bool = Field(default=True, description="False: text-only models get the caption alone")
-    # json_object: ask for JSON; json_schema: also send VlmAnswer's schema (servers that enforce it,
-    # e.g. llama.cpp, then constrain small models to the shape); none: plain text (we still parse it).
-    json_mode: Literal["none", "json_object", "json_schema"] = "json_object"
+    # json_object: ask for JSON. json_schema: OpenAI's structured output with VlmAnswer's schema.
+    # json_object_schema: the same schema in the form llama-cpp-python / Anyscale accept
+    # ({"type": "json_object", "schema": ...}); such servers then constrain even small models to it.
+    # none: plain text (we still parse and validate it).
+    json_mode: Literal["none", "json_object", "json_schema", "json_object_schema"] = "json_object"
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=20)
     backoff_s: float = Field(default=1.0, ge=0)
@@ -108,10 +110,19 @@ class VlmAnswer(BaseModel):
         return " ".join(v.split())
 
 
-def answer_schema() -> dict:
-    """VlmAnswer as a plain JSON schema (no $refs), for servers that enforce response schemas."""
+def answer_schema(topics: Sequence[str] = ()) -> dict:
+    """VlmAnswer as a plain JSON schema (no $refs), for servers that enforce response schemas.
+
+    Tighter than VlmAnswer where that helps a constrained decoder finish: a short concept, at
+    most 3 topics from the list. The reply is still validated with VlmAnswer afterwards.
+    """
     schema = VlmAnswer.model_json_schema()
     schema.pop("title", None)
+    for d in DIMENSIONS:  # an enum, not min/max: grammar-constrained servers (llama.cpp) enforce enums only
+        schema["properties"][d] = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+    schema["properties"]["concept_text"] = {"type": "string", "minLength": 1, "maxLength": 60}
+    if topics:
+        schema["properties"]["topics"] = {"type": "array", "items": {"type": "string", "enum": [*topics, "other"]}, "maxItems": 3}
     schema["required"] = [*DIMENSIONS, "concept_text", "sentiment", "topics"]
     return schema
 
@@ -250,9 +261,11 @@ class VlmAnnotator:
         body: dict[str, Any] = {"model": s.model, "messages": self.messages(photo, image), "temperature": 0, "max_tokens": s.max_tokens}
         if s.json_mode == "json_object":
             body["response_format"] = {"type": "json_object"}
+        elif s.json_mode == "json_object_schema":
+            body["response_format"] = {"type": "json_object", "schema": answer_schema(self.topic_names)}
         elif s.json_mode == "json_schema":
             body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "photo_annotation", "schema": answer_schema(), "strict": True}}
+                                       "json_schema": {"name": "photo_annotation", "schema": answer_schema(self.topic_names), "strict": True}}
         last = ""
         for attempt in range(s.max_retries + 1):
             try:
