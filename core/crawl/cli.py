@@ -42,16 +42,21 @@ def _seeds_from_args(args) -> list[tuple[str, str]]:
     return parse_seed_lines("\n".join(lines), default_class=args.class_name)
 
 
-def _ingest_saved(paths: list[Path]) -> None:
-    """Add freshly crawled photos to the catalog and index (the foundation's `core.ingest`)."""
+def _ingest_saved(paths: list[Path]) -> int:
+    """Add freshly crawled photos to the catalog and index, so they are searchable at once."""
+    from core.cli import _services, _with_cancel, tqdm_progress
+    from core.ingest import ingest_paths
+
+    services = _services()
+    update, close = tqdm_progress("ingest")
     try:
-        from core.ingest import ingest_paths  # noqa: F401
-    except ImportError:
-        print(f"note: core.ingest is not available yet; {len(paths)} photo(s) saved but not ingested. "
-              "Ingest them later from the library folder.", file=sys.stderr)
-        return
-    # TODO(lead): build services and call ingest_paths(services, paths, source="crawl").
-    print(f"note: ingest hookup pending; {len(paths)} photo(s) saved to the library.", file=sys.stderr)
+        report = _with_cancel(lambda c: ingest_paths(services, paths, source="crawl", on_progress=update, cancel=c))
+    finally:
+        close()
+    print(report.summary())
+    for s in report.skipped:
+        print(f"  skipped {s.path}: {s.reason}")
+    return 130 if report.cancelled else 0
 
 
 def run_crawl(args) -> int:
@@ -80,7 +85,6 @@ def run_crawl(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cancel = threading.Event()
-    saved: list[Path] = []
     result: dict = {}
     bar = tqdm(total=0, unit="item", desc="crawl")
 
@@ -92,7 +96,7 @@ def run_crawl(args) -> int:
 
     def work():
         try:
-            result["report"] = crawl(config, on_progress=on_progress, cancel=cancel, on_saved=lambda p, prov: saved.append(p))
+            result["report"] = crawl(config, on_progress=on_progress, cancel=cancel)
         except Exception as exc:  # shown to the user below, with the input that caused it
             result["error"] = exc
 
@@ -102,7 +106,7 @@ def run_crawl(args) -> int:
         while thread.is_alive():
             thread.join(0.2)
     except KeyboardInterrupt:
-        print("\ncancelling... (rerun the same command to resume)", file=sys.stderr)
+        print("\ncancelling... (rerun the same command to resume; saved photos are ingested then)", file=sys.stderr)
         cancel.set()
         thread.join()
     bar.close()
@@ -119,9 +123,14 @@ def run_crawl(args) -> int:
     for w in report.warnings:
         print(f"  warning: {w}", file=sys.stderr)
     print(f"library: {config.library_dir}")
-    if saved and not args.no_ingest:
-        _ingest_saved(saved)
-    return 130 if report.cancelled else 0
+    if report.cancelled:
+        return 130
+    from core.crawl.state import saved_paths_for
+
+    to_ingest = saved_paths_for(config)  # this run's photos and those of interrupted earlier runs
+    if to_ingest and not args.no_ingest:
+        return _ingest_saved(to_ingest)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

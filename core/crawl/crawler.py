@@ -148,6 +148,17 @@ def _near(phash: int, known: list[tuple[int, str]], threshold: int) -> Optional[
     return best
 
 
+def normalized_seeds(config: CrawlConfig) -> list[tuple[str, str]]:
+    """(class, normalized URL) pairs; raises ValueError naming a seed that is no http(s) URL."""
+    seeds = []
+    for class_name, raw in config.seeds:
+        url = normalize_url(raw)
+        if url is None:
+            raise ValueError(f"seed {raw!r} is not an http(s) URL")
+        seeds.append((class_name.strip() or "crawl", url))
+    return seeds
+
+
 def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,
           on_saved: Optional[SavedFn] = None) -> CrawlReport:
     """Crawl the seeds, save new photos to `<library>/<class>/`, and report what was saved and skipped.
@@ -155,12 +166,7 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
     Rerunning with the same seeds resumes: visited pages and finished images are not fetched again.
     `on_saved(path, provenance)` is called once per newly saved photo (the ingest hook).
     """
-    seeds = []
-    for class_name, raw in config.seeds:
-        url = normalize_url(raw)
-        if url is None:
-            raise ValueError(f"seed {raw!r} is not an http(s) URL")
-        seeds.append((class_name.strip() or "crawl", url))
+    seeds = normalized_seeds(config)
     report = CrawlReport()
     state = CrawlState(config.state_path, job_id(seeds))
     stop = threading.Event()

@@ -162,3 +162,19 @@ def candidate_captions(path: Path, state_path: Path) -> list[str]:
         if text and text not in out:
             out.append(text)
     return out
+
+
+def saved_paths_for(config) -> list[Path]:
+    """Every photo this crawl job (same seeds) saved, across interrupted runs: what to ingest."""
+    state_path = Path(config.state_path)
+    if not state_path.exists():
+        return []
+    from core.crawl.crawler import normalized_seeds
+
+    seeds = normalized_seeds(config)
+    conn = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = conn.execute("SELECT path FROM images WHERE job=? AND status='saved' ORDER BY seq", (job_id(seeds),)).fetchall()
+    finally:
+        conn.close()
+    return [Path(r[0]) for r in rows if r[0] and Path(r[0]).exists()]
