@@ -170,3 +170,35 @@ def test_parse_seed_lines():
     assert seeds == [("living room", "https://a.example/rooms"), ("crawl", "https://b.example/x?y=1")]
     with pytest.raises(ValueError, match="line 1"):
         parse_seed_lines("kitchen: ftp://nope")
+
+
+def _gallery(n: int, sleep: float, robots: bytes = b"User-agent: *\nAllow: /\n"):
+    from tests.crawl_site.site import Route, Site, _jpeg, html
+
+    routes = {"/robots.txt": Route(robots, "text/plain"),
+              "/": Route(html("Gallery", "".join(f'<img src="/g/{i}.jpg">' for i in range(n))))}
+    for i in range(n):
+        routes[f"/g/{i}.jpg"] = _jpeg(200 + i, sleep=sleep)
+    return Site(routes).start()
+
+
+@pytest.mark.parametrize("per_host", [1, 3])
+def test_per_host_concurrency_limit_holds(tmp_path, per_host):
+    site = _gallery(9, sleep=0.25)
+    try:
+        report = crawl(make_config(site, tmp_path, workers=6, per_host_concurrency=per_host, near_dup_threshold=-1))
+    finally:
+        site.stop()
+    assert len(report.saved) == 9
+    assert site.max_active == per_host  # never more, and the pool does use what it may
+
+
+def test_politeness_delay_and_robots_crawl_delay_space_out_requests(tmp_path):
+    site = _gallery(4, sleep=0.0, robots=b"User-agent: *\nCrawl-delay: 0.3\nAllow: /\n")
+    try:
+        report = crawl(make_config(site, tmp_path, workers=4, per_host_concurrency=4, delay_s=0.1))
+    finally:
+        site.stop()
+    assert len(report.saved) == 4
+    starts = sorted(t for p, t in site.requests if p != "/robots.txt")
+    assert all(b - a >= 0.28 for a, b in zip(starts, starts[1:])), [round(b - a, 3) for a, b in zip(starts, starts[1:])]

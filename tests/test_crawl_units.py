@@ -57,3 +57,12 @@ def test_sniff_image_type():
     assert sniff_image_type(b"\x89PNG\r\n\x1a\nrest") == "png"
     assert sniff_image_type(b"RIFF1234WEBPVP8 ") == "webp"
     assert sniff_image_type(b"<!doctype html>") is None
+
+
+def test_crawl_delay_prefers_our_own_group_and_keeps_fractions():
+    from core.crawl.net import crawl_delay
+
+    robots = ["User-agent: *", "Crawl-delay: 2", "", "User-agent: OtherBot", "User-agent: PhotoLoreBot", "Crawl-delay: 0.5"]
+    assert crawl_delay(robots, "PhotoLoreBot/0.1 (+x)") == 0.5
+    assert crawl_delay(robots, "SomeoneElse/1.0") == 2.0
+    assert crawl_delay(["User-agent: *", "Disallow: /x"], "PhotoLoreBot/0.1") is None

@@ -95,6 +95,34 @@ def check_ssrf(url: str, allow_private: bool, allow_networks: tuple[str, ...] = 
             )
 
 
+def crawl_delay(lines: list[str], user_agent: str) -> Optional[float]:
+    """Crawl-delay for our agent (its own group first, else `*`); the stdlib parser drops fractions."""
+    token = user_agent.split("/")[0].strip().lower()
+    found: dict[str, float] = {}
+    agents: list[str] = []
+    in_rules = False
+    for raw in lines:
+        line = raw.split("#", 1)[0].strip()
+        if ":" not in line:
+            continue
+        key, value = (x.strip() for x in line.split(":", 1))
+        key = key.lower()
+        if key == "user-agent":
+            if in_rules:
+                agents, in_rules = [], False
+            agents.append(value.lower())
+        else:
+            in_rules = True
+            if key == "crawl-delay":
+                try:
+                    delay = float(value)
+                except ValueError:
+                    continue
+                for agent in agents:
+                    found.setdefault("own" if agent not in ("*", "") and agent in token else agent, delay)
+    return found.get("own", found.get("*"))
+
+
 class HostGate:
     """Per-host concurrency limit and a minimum delay between request starts on one host."""
 
@@ -220,8 +248,9 @@ class Fetcher:
         elif resp.status >= 400:
             parser.allow_all = True
         else:
-            parser.parse(resp.body.decode("utf-8", "replace").splitlines())
-            delay = parser.crawl_delay(self.config.user_agent)
+            lines = resp.body.decode("utf-8", "replace").splitlines()
+            parser.parse(lines)
+            delay = crawl_delay(lines, self.config.user_agent)
             if delay:
                 self.gate.set_delay(host, min(float(delay), 30.0))
         return parser

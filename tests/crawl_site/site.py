@@ -49,6 +49,8 @@ class Site:
     def __init__(self, routes: dict[str, Route]):
         self.routes = routes
         self.requests: list[tuple[str, float]] = []
+        self.active = 0
+        self.max_active = 0  # most requests handled at the same time
         self._lock = threading.Lock()
         site = self
 
@@ -65,6 +67,15 @@ class Site:
                 with site._lock:
                     count = sum(1 for p, _ in site.requests if p == self.path)
                     site.requests.append((self.path, time.monotonic()))
+                    site.active += 1
+                    site.max_active = max(site.max_active, site.active)
+                try:
+                    self._respond(count)
+                finally:
+                    with site._lock:
+                        site.active -= 1
+
+            def _respond(self, count: int) -> None:
                 route = site.routes.get(self.path)
                 if route is not None and route.dynamic is not None:
                     route = route.dynamic(count)
