@@ -102,6 +102,10 @@ def test_crawl_saves_exactly_the_good_photos_and_says_why_it_skipped_the_rest(si
     before = len(site.paths())
     again = crawl(make_config(site, tmp_path))
     assert again.saved == [] and len(site.paths()) == before
+    # Asked to, a rerun retries only what failed transiently (here: the timeout), nothing else.
+    retry = crawl(make_config(site, tmp_path, retry_failed=True))
+    assert set(site.paths()[before:]) == {"/robots.txt", "/slow.jpg"} and site.count("/slow.jpg") == 6
+    assert [(_rel(site, s.url), s.reason.split(" ")[0]) for s in retry.skipped] == [("/slow.jpg", "timed")]
 
 
 def test_interrupted_crawl_resumes_without_refetching_or_duplicating(site, tmp_path):

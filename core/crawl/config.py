@@ -43,6 +43,7 @@ class CrawlConfig:
     allow_private: bool = False  # tests crawl 127.0.0.1; the open web never needs this
     allow_networks: tuple[str, ...] = ()  # CIDRs allowed even when private, e.g. ("192.168.1.5/32",) for a NAS
     respect_robots: bool = True
+    retry_failed: bool = False  # on resume, retry items that failed transiently (timeouts, 5xx, 429)
     user_agent: str = DEFAULT_USER_AGENT
     chromium_path: str = "/usr/bin/chromium"
     chromedriver_path: str = "/usr/bin/chromedriver"

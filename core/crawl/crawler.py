@@ -50,6 +50,7 @@ class PageResult:
     final_url: str = ""
     reason: str = ""
     requested: bool = True
+    transient: bool = False
 
 
 @dataclass
@@ -58,6 +59,7 @@ class ImageResult:
     checked: Optional[CheckedImage] = None
     reason: str = ""
     requested: bool = True
+    transient: bool = False
 
 
 @dataclass
@@ -113,7 +115,9 @@ class _Worker:
                                     accept_types=("text/html", "application/xhtml+xml"))
             return PageResult(content=extract(resp.body, resp.url), final_url=resp.url)
         except FetchError as exc:
-            return PageResult(reason=exc.reason, requested=exc.requested)
+            return PageResult(reason=exc.reason, requested=exc.requested, transient=exc.transient)
+        except Exception as exc:  # a parser or browser bug must cost one page, not the crawl
+            return PageResult(reason=f"unexpected error: {type(exc).__name__}: {exc}")
 
     def image(self, task: ImageTask) -> ImageResult:
         if self.stop.is_set():
@@ -128,9 +132,11 @@ class _Worker:
             reason = exc.reason
             if reason.startswith("wrong content type"):
                 reason = "not an image: " + reason
-            return ImageResult(reason=reason, requested=exc.requested)
+            return ImageResult(reason=reason, requested=exc.requested, transient=exc.transient)
         except ImageRejected as exc:
             return ImageResult(reason=exc.reason)
+        except Exception as exc:  # a decoder bug must cost one image, not the crawl
+            return ImageResult(reason=f"unexpected error: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         if self.renderer is not None:
@@ -178,6 +184,8 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
 
     # Frontier in discovery order: resumed work first, then new seeds.
     pending: list[tuple[int, Task]] = []
+    if config.retry_failed:
+        state.requeue_failed()
     for url, cls, depth in state.pending_pages():
         pending.append((0, PageTask(url, cls, depth)))
     for url, cls, page_url, alt, title in state.pending_images():
@@ -210,7 +218,7 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
             report.pages_visited += 1
         if res.content is None:
             report.skipped.append(SkipRecord(task.url, "page", res.reason))
-            state.finish_page(task.url, "skipped", res.reason, [], [])
+            state.finish_page(task.url, "failed" if res.transient else "skipped", res.reason, [], [])
             return res.reason
         new_pages = []
         for link in res.content.links:
@@ -236,7 +244,7 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
         checked = res.checked
         if checked is None:
             report.skipped.append(SkipRecord(task.url, "image", res.reason, task.page_url))
-            state.mark_image(task.url, "skipped", res.reason)
+            state.mark_image(task.url, "failed" if res.transient else "skipped", res.reason)
             return res.reason
         reason = ""
         if checked.sha256 in shas:

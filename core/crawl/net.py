@@ -21,10 +21,11 @@ from core.crawl.config import CrawlConfig
 class FetchError(Exception):
     """A URL that could not be fetched; `reason` is shown to the user."""
 
-    def __init__(self, reason: str, *, requested: bool = True):
+    def __init__(self, reason: str, *, requested: bool = True, transient: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.requested = requested  # False when refused before any byte went out
+        self.transient = transient  # timeouts, connection errors, 429/5xx: worth another try on a later run
 
 
 @dataclass
@@ -195,6 +196,7 @@ class Fetcher:
         self._robots_locks: dict[str, threading.Lock] = {}
         self._robots_guard = threading.Lock()
         self.request_count = 0
+        self._count_lock = threading.Lock()
 
     def _session(self):
         s = getattr(self._local, "session", None)
@@ -292,7 +294,8 @@ class Fetcher:
             wait: Optional[float] = None
             self.gate.acquire(host, self.cancel)
             try:
-                self.request_count += 1
+                with self._count_lock:
+                    self.request_count += 1
                 status, headers, body = self._get_once(url, max_bytes, accept_types)
             except requests.Timeout:
                 last = f"timed out after {cfg.timeout_s:g} s"
@@ -305,7 +308,8 @@ class Fetcher:
                     last = f"HTTP {status}"
                     wait = _retry_after(headers.get("retry-after")) if status in (429, 503) else None
                     if wait is not None and wait > cfg.max_retry_after_s:
-                        raise FetchError(f"HTTP {status}: server asks to retry after {wait:.0f} s (more than {cfg.max_retry_after_s:g} s)")
+                        raise FetchError(f"HTTP {status}: server asks to retry after {wait:.0f} s (more than {cfg.max_retry_after_s:g} s)",
+                                         transient=True)
                 else:
                     return status, headers, body
             finally:
@@ -316,7 +320,7 @@ class Fetcher:
                 wait = cfg.backoff_s * (2 ** attempt) + random.uniform(0, cfg.backoff_s)
             if _sleep(wait, self.cancel):
                 raise FetchError("cancelled")
-        raise FetchError(f"{last} (gave up after {cfg.retries + 1} attempts)")
+        raise FetchError(f"{last} (gave up after {cfg.retries + 1} attempts)", transient=True)
 
     def _get_once(self, url: str, max_bytes: int, accept_types) -> tuple[int, dict[str, str], bytes]:
         resp = self._session().get(url, timeout=self.config.timeout_s, allow_redirects=False, stream=True)

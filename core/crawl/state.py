@@ -86,6 +86,13 @@ class CrawlState:
                     added_images.append(img)
         return added_pages, added_images
 
+    def requeue_failed(self) -> None:
+        """Give pages and images that failed for transient reasons (timeouts, 5xx, 429) another try."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("UPDATE pages SET status='queued', reason=NULL WHERE job=? AND status='failed'", (self.job,))
+            self.conn.execute("UPDATE images SET status='queued', reason=NULL WHERE job=? AND status='failed'", (self.job,))
+
     def pending_pages(self) -> list[tuple[str, str, int]]:
         return self.conn.execute(
             "SELECT url, class, depth FROM pages WHERE job=? AND status='queued' ORDER BY seq", (self.job,)).fetchall()
