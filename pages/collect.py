@@ -53,6 +53,7 @@ with crawl_tab:
             max_mb = a3.number_input("Max MB per photo", 1, 500, 20, key="collect_max_mb")
             allow_private = st.checkbox("Allow private and local addresses (only for a site you trust on your network)",
                                         key="collect_allow_private")
+            retry_failed = st.checkbox("Retry photos that timed out or failed on the server last time", key="collect_retry_failed")
             ingest = st.checkbox("Add collected photos to the catalog and index", value=True, key="collect_ingest")
         start = st.form_submit_button("Start", type="primary")
 
@@ -65,7 +66,7 @@ with crawl_tab:
                 settings, seeds, max_pages=int(max_pages), max_images=int(max_images), max_depth=int(max_depth),
                 workers=int(workers), render=render, scope=scope, delay_s=float(delay), min_width=int(min_size),
                 min_height=int(min_size), near_dup_threshold=int(near_dup), max_bytes=int(max_mb) * 1_000_000,
-                allow_private=allow_private)
+                allow_private=allow_private, retry_failed=retry_failed)
         except ValueError as exc:
             st.error(f"Cannot start: {exc}")
         else:

@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--near-dup", type=int, default=4, help="perceptual-hash distance counted as near duplicate (-1: off)")
     p.add_argument("--render", choices=["static", "js"], default="static", help="js: render pages with headless Chromium")
     p.add_argument("--allow-private", action="store_true", help="allow private/loopback addresses (trusted local sites only)")
+    p.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
+                   help="allow one private network or host, e.g. 192.168.1.5/32 (repeatable)")
+    p.add_argument("--retry-failed", action="store_true", help="on resume, retry items that timed out or got 5xx/429")
     p.add_argument("--no-ingest", action="store_true", help="only download; do not add the photos to the catalog")
     p.set_defaults(func=run_crawl)
 
@@ -80,7 +83,8 @@ def run_crawl(args) -> int:
             Settings(), seeds, scope=args.scope, max_depth=args.max_depth, max_pages=args.max_pages,
             max_images=args.max_images, workers=args.workers, per_host_concurrency=args.per_host, delay_s=args.delay,
             timeout_s=args.timeout, retries=args.retries, max_bytes=args.max_bytes, min_width=args.min_size,
-            min_height=args.min_size, near_dup_threshold=args.near_dup, render=args.render, allow_private=args.allow_private)
+            min_height=args.min_size, near_dup_threshold=args.near_dup, render=args.render, allow_private=args.allow_private,
+            allow_networks=tuple(args.allow_network), retry_failed=args.retry_failed)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

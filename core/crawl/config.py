@@ -62,6 +62,14 @@ class CrawlConfig:
         for name in ("workers", "per_host_concurrency", "max_redirects"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        import ipaddress
+
+        for net in self.allow_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"allow_networks: {net!r} is not an IP network; write it like 192.168.1.5/32") from None
+        self.allow_networks = tuple(self.allow_networks)
         for name in ("max_depth", "max_pages", "max_images", "retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
