@@ -20,7 +20,7 @@ def site():
 def make_config(site, tmp_path: Path, **kw) -> CrawlConfig:
     defaults = dict(seeds=[("test", site.base + "/")], library_dir=tmp_path / "library", state_path=tmp_path / "crawl.sqlite",
                     max_depth=2, max_pages=50, max_images=100, workers=4, per_host_concurrency=3, delay_s=0.0,
-                    timeout_s=0.6, retries=2, backoff_s=0.05, max_bytes=300_000, min_width=32, min_height=32,
+                    timeout_s=1.0, retries=2, backoff_s=0.05, max_bytes=300_000, min_width=32, min_height=32,
                     near_dup_threshold=6, allow_private=True)
     defaults.update(kw)
     return CrawlConfig(**defaults)

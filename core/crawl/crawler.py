@@ -110,6 +110,8 @@ class _Worker:
                 if not self.fetcher.allowed(task.url):
                     raise FetchError("blocked by robots.txt", requested=False)
                 final_url, html = self._render(task.url)
+                # The browser follows redirects on its own: refuse content that ended up somewhere private.
+                check_ssrf(final_url, self.config.allow_private, self.config.allow_networks)
                 return PageResult(content=extract(html, final_url), final_url=final_url)
             resp = self.fetcher.get(task.url, max_bytes=self.config.max_page_bytes,
                                     accept_types=("text/html", "application/xhtml+xml"))

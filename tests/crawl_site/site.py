@@ -198,7 +198,7 @@ def build_test_site() -> Site:
         "/img/n3.jpg": _jpeg(17),
         "/flaky.jpg": Route(dynamic=flaky),
         "/ratelimited.jpg": Route(dynamic=rate_limited),
-        "/slow.jpg": _jpeg(18, sleep=3.0),
+        "/slow.jpg": _jpeg(18, sleep=5.0),
         "/loop.jpg": Route(b"", "text/plain", 302, {"Location": "/loop2.jpg"}),
         "/loop2.jpg": Route(b"", "text/plain", 302, {"Location": "/loop.jpg"}),
         "/fake.jpg": Route(fake_html, "text/html"),
