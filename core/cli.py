@@ -128,6 +128,9 @@ def cmd_demo(args) -> int:
     from core.demo import build_demo
 
     services = _services()
+    if args.if_empty and services.catalog.count() > 0:
+        print(f"library already holds {services.catalog.count()} photos: demo not added (drop --if-empty to add it)")
+        return 0
     update, close = tqdm_progress("demo library")
     report = _with_cancel(lambda c: build_demo(services, on_progress=update, cancel=c))
     close()
@@ -215,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("demo", help="build the demo library from photos bundled with scikit-image / scikit-learn")
+    p.add_argument("--if-empty", action="store_true", help="only when the library holds no photo yet")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
 

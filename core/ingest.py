@@ -164,7 +164,13 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
             store.upsert(backend.model_id, "caption", ids, [embedded[i][2] for i in ids], metas)
     files = [FileRecord(it.entry.path, it.photo_id, it.entry.size, it.entry.mtime_ns) for it in items]
     catalog.commit_batch(list(photos.values()), files, backend.model_id, indexed=list(photos))
-    new_paths = sum(1 for it in items if it.photo_id not in photos)
+    firsts: set[str] = set()
+    new_paths = 0  # every file beyond the first one of a newly written photo is a duplicate or a rename
+    for it in items:
+        if it.photo_id in photos and it.photo_id not in firsts:
+            firsts.add(it.photo_id)
+        else:
+            new_paths += 1
     return len(photos), new_paths
 
 
