@@ -8,19 +8,13 @@ import streamlit as st
 from core.crawl.config import CrawlConfig, parse_seed_lines
 from core.crawl.job import CollectJob, ingest_with, save_uploads
 from core.settings import Settings
+from ui.resources import services_or_stop
 
 
 @st.cache_resource(show_spinner=False)
 def _jobs() -> dict[str, CollectJob]:
     """Running and finished collect jobs of this server process, by id (session_state keeps only the id)."""
     return {}
-
-
-@st.cache_resource(show_spinner="Loading the photo models...")
-def _services(data_dir: str):
-    from core.services import build_services
-
-    return build_services(Settings(data_dir=Path(data_dir)))
 
 
 settings = Settings()
@@ -70,7 +64,7 @@ with crawl_tab:
         except ValueError as exc:
             st.error(f"Cannot start: {exc}")
         else:
-            job = CollectJob(config, ingest_with(_services(str(settings.data_dir))) if ingest else None).start()
+            job = CollectJob(config, ingest_with(services_or_stop()) if ingest else None).start()
             _jobs()[job.id] = job
             st.session_state["collect_job"] = job.id
 
@@ -128,7 +122,7 @@ with upload_tab:
             st.warning(f"{name}: {reason}")
         if saved:
             with st.spinner("Adding to the catalog..."):
-                report = ingest_paths(_services(str(settings.data_dir)), saved, source="upload")
+                report = ingest_paths(services_or_stop(), saved, source="upload")
             st.success(report.summary())
 
     with st.form("import_form"):
@@ -139,7 +133,7 @@ with upload_tab:
 
         bar = st.progress(0.0, text="Importing...")
         try:
-            report = ingest_folder(_services(str(settings.data_dir)), Path(folder.strip()).expanduser(), source="folder",
+            report = ingest_folder(services_or_stop(), Path(folder.strip()).expanduser(), source="folder",
                                    on_progress=lambda d, t, **_: bar.progress(d / t if t else 1.0, text=f"Importing: {d} / {t}"))
         except (FileNotFoundError, NotADirectoryError) as exc:
             st.error(f"Cannot import: {exc}. Give the full path of a folder that exists on this computer.")

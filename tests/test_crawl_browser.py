@@ -27,7 +27,8 @@ def _free_port() -> int:
 @pytest.fixture
 def app(tmp_path):
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO), PHOTOLORE_DATA_DIR=str(tmp_path / "data"))
+    env = dict(os.environ, PYTHONPATH=str(REPO), PHOTOLORE_DATA_DIR=str(tmp_path / "data"),
+               PHOTOLORE_SECRETS=str(tmp_path / "no-secrets.toml"))
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "pages" / "collect.py"), "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -41,20 +42,6 @@ def app(tmp_path):
     yield f"http://127.0.0.1:{port}", tmp_path / "data"
     proc.terminate()
     proc.wait(10)
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page()
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
 
 
 def _start(page, url: str, seeds: str) -> None:

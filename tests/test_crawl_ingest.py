@@ -18,6 +18,7 @@ def site():
 
 def test_cli_crawl_saves_into_the_data_dir_library(site, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
     rc = crawl_main(["crawl", f"kitchen: {site.base}/nested/page1.html", "--allow-private", "--no-ingest", "--delay", "0",
                      "--max-depth", "0", "--min-size", "32", "--workers", "2"])
     out = capsys.readouterr().out
@@ -28,13 +29,9 @@ def test_cli_crawl_saves_into_the_data_dir_library(site, tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow
-def test_collect_job_ingests_crawled_photos_and_they_are_searchable(site, tmp_path):
+def test_collect_job_ingests_crawled_photos_and_they_are_searchable(site, settings, services):
     from core.search import search_text
-    from core.services import build_services
-    from core.settings import Settings
 
-    settings = Settings(data_dir=tmp_path / "data", backend="bundled")
-    services = build_services(settings)
     config = CrawlConfig.from_settings(settings, [("garden", site.base + "/")], max_depth=0, delay_s=0.0, min_width=32,
                                        min_height=32, timeout_s=0.6, retries=1, backoff_s=0.05, allow_private=True)
     job = CollectJob(config, ingest_with(services)).start()

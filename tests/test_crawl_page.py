@@ -33,6 +33,7 @@ def _run_until_finished(at: AppTest, seconds: float = 60) -> None:
 
 def test_collect_page_crawls_shows_progress_and_skips(site, tmp_path, monkeypatch):
     monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     assert not at.exception
@@ -59,6 +60,7 @@ def test_collect_page_crawls_shows_progress_and_skips(site, tmp_path, monkeypatc
 
 def test_collect_page_says_what_is_wrong_with_a_bad_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.run()
     at.text_area(key="collect_seeds").input("kitchen: not-a-url")
