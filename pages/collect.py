@@ -1,14 +1,14 @@
 """Collect: crawl web pages for photos by class, or upload / import photos, into the library."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
 from core.crawl.config import CrawlConfig, parse_seed_lines
-from core.crawl.job import CollectJob, ingest_with, save_uploads
+from core.crawl.job import CollectJob, ingest_with
 from core.settings import Settings
 from ui.resources import services_or_stop
+from ui.widgets import add_photos_panel, md_escape, show_last_report
 
 
 @st.cache_resource(show_spinner=False)
@@ -84,13 +84,13 @@ with crawl_tab:
             m4.metric("Skipped", snap.skipped)
             if not snap.finished:
                 if snap.current_url:
-                    st.caption("Now: " + snap.current_url)  # plain text, never HTML
+                    st.caption("Now: " + md_escape(snap.current_url))  # escaped: a URL is data
                 if st.button("Cancel", key="collect_cancel"):
                     job.cancel()
                     st.info("Cancelling... start the same crawl again later to resume.")
                 return
             if snap.state == "failed":
-                st.error(snap.error)
+                st.error(md_escape(snap.error))
             elif snap.state == "cancelled":
                 st.warning(f"Cancelled after {snap.saved} photos. Start the same crawl again to resume.")
             else:
@@ -106,39 +106,5 @@ with crawl_tab:
         _status()
 
 with upload_tab:
-    # Upload files / import a folder: both end in core.ingest, like crawled photos.
-    with st.form("upload_form", clear_on_submit=True):
-        files = st.file_uploader("Photos", type=["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"],
-                                 accept_multiple_files=True, key="upload_files")
-        upload_class = st.text_input("Class (folder) for these photos", value="uploads", key="upload_class")
-        do_upload = st.form_submit_button("Upload")
-    if do_upload and files:
-        from core.crawl.files import safe_component
-        from core.ingest import ingest_paths
-
-        target = settings.library_dir / safe_component(upload_class, "uploads")
-        saved, skipped = save_uploads([(f.name, f.getvalue()) for f in files], target)
-        for name, reason in skipped:
-            st.warning(f"{name}: {reason}")
-        if saved:
-            with st.spinner("Adding to the catalog..."):
-                report = ingest_paths(services_or_stop(), saved, source="upload")
-            st.success(report.summary())
-
-    with st.form("import_form"):
-        folder = st.text_input("Import a folder on this computer (sub-folders become classes)", key="import_folder")
-        do_import = st.form_submit_button("Import")
-    if do_import and folder.strip():
-        from core.ingest import ingest_folder
-
-        bar = st.progress(0.0, text="Importing...")
-        try:
-            report = ingest_folder(services_or_stop(), Path(folder.strip()).expanduser(), source="folder",
-                                   on_progress=lambda d, t, **_: bar.progress(d / t if t else 1.0, text=f"Importing: {d} / {t}"))
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            st.error(f"Cannot import: {exc}. Give the full path of a folder that exists on this computer.")
-        else:
-            bar.progress(1.0, text="Imported")
-            st.success(report.summary())
-            for s in report.skipped[:50]:
-                st.caption(f"skipped {s.path}: {s.reason}")
+    show_last_report("collect-add-report")
+    add_photos_panel(services_or_stop(), key="collect-add")

@@ -148,7 +148,6 @@ def test_ssrf_guard_refuses_loopback_without_sending_a_request(site, tmp_path):
 
 
 def test_ssrf_guard_checks_every_redirect_hop(site, tmp_path):
-    from core.crawl.config import CrawlConfig as _C
     from core.crawl.net import Fetcher, FetchError
     from tests.crawl_site.site import Route
 

@@ -6,7 +6,6 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Optional
 
 from core.crawl.net import FetchError
 
