@@ -177,6 +177,20 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from core import charts, dashboards
+    from core.catalog import Catalog
+    from core.images import atomic_write_bytes
+    from core.settings import Settings
+
+    df = dashboards.frame_from_catalog(Catalog(Settings().catalog_path))
+    df = dashboards.apply_filters(df, dashboards.Filters(classes=args.class_name or None))
+    html = charts.report_html(charts.build_sections(df), title=f"PhotoLore report: {len(df)} photos")
+    atomic_write_bytes(Path(args.out), html.encode("utf-8"))
+    print(f"wrote {args.out} ({len(df)} photos; open it in any browser, it needs no network)")
+    return 0
+
+
 def cmd_status(args) -> int:
     from core.catalog import Catalog
     from core.settings import Settings
@@ -225,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="CLIP architecture, e.g. ViT-B-32 (default: PHOTOLORE_CLIP_MODEL)")
     p.add_argument("--pretrained", help="pretrained tag, e.g. openai (default: PHOTOLORE_CLIP_PRETRAINED)")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("report", help="write the dashboards as one self-contained HTML file")
+    p.add_argument("--out", default="report.html")
+    p.add_argument("--class-name", action="append", help="only this class (repeatable)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("status", help="data dir, active backend and why, library size")
     p.set_defaults(func=cmd_status)

@@ -66,3 +66,14 @@ def test_library_page_missing_folder_is_a_clear_error(demo_env):
     at.button(key="lib-add-import").click().run()
     _no_exception(at)
     assert any("folder not found" in e.value for e in at.error)
+
+
+def test_dashboards_page_without_annotations_explains_and_maps(demo_env):
+    at = AppTest.from_file(str(REPO / "pages/dashboards.py"), default_timeout=180).run()
+    _no_exception(at)
+    infos = " ".join(i.value for i in at.info)
+    assert "no photo has affective scores yet" in infos
+    assert any("projection of 15 image embeddings" in c.value for c in at.caption)
+    at.multiselect(key="dash-classes").select("demo").run()
+    _no_exception(at)
+    assert any("15 of 15 photos" in c.value for c in at.caption)
