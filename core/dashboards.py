@@ -151,12 +151,11 @@ def over_time(df: pd.DataFrame, freq: str = "M", column: str = "sentiment") -> p
 # --- comparing methods --------------------------------------------------------------------------------
 def confusion(a: Sequence, b: Sequence, labels: Sequence[str] = SENTIMENTS) -> np.ndarray:
     """Confusion matrix (rows: a, columns: b) over `labels`; pairs with a label outside are ignored."""
-    index = {lab: i for i, lab in enumerate(labels)}
-    m = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for x, y in zip(a, b):
-        if x in index and y in index:
-            m[index[x], index[y]] += 1
-    return m
+    k = len(labels)
+    ia = pd.Categorical(np.asarray(a, dtype=object), categories=list(labels)).codes
+    ib = pd.Categorical(np.asarray(b, dtype=object), categories=list(labels)).codes
+    ok = (ia >= 0) & (ib >= 0)
+    return np.bincount(ia[ok].astype(np.int64) * k + ib[ok], minlength=k * k).reshape(k, k).astype(np.int64)
 
 
 def cohen_kappa(a: Sequence, b: Sequence, labels: Sequence[str] = SENTIMENTS) -> float:
@@ -238,9 +237,14 @@ def project_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> t
         except ImportError:
             if method == "umap":
                 raise NotEnoughData("UMAP is not installed (pip install umap-learn); showing PCA instead") from None
+    from threadpoolctl import threadpool_limits
+
     centred = x - x.mean(axis=0, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ vt[:2].T
+    # Eigenvectors of the (D, D) covariance: far cheaper than an SVD of the (N, D) matrix for N >> D.
+    # One BLAS thread: these are small products, and threaded BLAS stalls badly on a busy 2-core box.
+    with threadpool_limits(1):
+        _, vecs = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+        coords = centred @ vecs[:, ::-1][:, :2].astype(np.float32)
     if coords.shape[1] < 2:
         coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
     # Fix the sign of each axis so the same data always gives the same picture.
