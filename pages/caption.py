@@ -1,0 +1,137 @@
+"""Caption: caption uploaded or library photos with the best available captioner; train one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.captioning.datasets import DATASET_KINDS, load_dataset
+from core.captioning.service import (best_captioner, caption_files, captioner_dir, list_checkpoints, save_captions,
+                                     start_training)
+from core.captioning.train import TrainConfig
+from core.images import IMAGE_EXTENSIONS
+from core.settings import Settings
+
+AUTO = "best available"
+TAGS = "tag description (no trained captioner)"
+
+
+@st.cache_resource(show_spinner="Loading the captioner...")
+def get_captioner(data_dir: str, choice: str, stamp: float):
+    """Built once per (data dir, choice, checkpoint mtime): a retrained checkpoint reloads."""
+    settings = Settings(data_dir=Path(data_dir))
+    if choice == TAGS:
+        from core.captioning.service import TagCaptioner
+
+        return TagCaptioner(why="chosen on this page")
+    return best_captioner(settings, checkpoint=None if choice == AUTO else Path(choice))
+
+
+@st.cache_resource
+def training_jobs() -> dict:
+    """Background training jobs by run folder, shared across reruns and sessions."""
+    return {}
+
+
+settings = Settings()
+st.title("Caption")
+tab_caption, tab_train = st.tabs(["Caption photos", "Train"])
+
+with tab_caption:
+    checkpoints = list_checkpoints(settings)
+    choice = st.selectbox("Captioner", [AUTO, *[str(p) for p in checkpoints], TAGS], key="caption_choice",
+                          help="Best available: the newest trained checkpoint, else the tag-based description.")
+    uploads = st.file_uploader("Photos", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS),
+                               accept_multiple_files=True, key="caption_upload")
+    library = sorted(p for p in settings.library_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) \
+        if settings.library_dir.is_dir() else []
+    picked = st.multiselect("Or pick from the library", [str(p.relative_to(settings.library_dir)) for p in library],
+                            key="caption_library_pick")
+    if st.button("Caption", key="caption_run", type="primary", disabled=not (uploads or picked)):
+        stamp = max((p.stat().st_mtime for p in checkpoints), default=0.0)
+        captioner = get_captioner(str(settings.data_dir), choice, stamp)
+        files = [(u.name, u.getvalue()) for u in uploads or []]
+        files += [(rel, (settings.library_dir / rel).read_bytes()) for rel in picked]
+        with st.spinner(f"Captioning {len(files)} photo(s)..."):
+            st.session_state["caption_results"] = caption_files(files, captioner, max_pixels=settings.max_image_pixels)
+        st.session_state["caption_captioner"] = (captioner.name, captioner.why)
+
+    results = st.session_state.get("caption_results") or []
+    if results:
+        name, why = st.session_state["caption_captioner"]
+        st.text(f"Captioner: {name}\nWhy: {why}")
+        errors = [o.error for o in results if o.error]
+        if errors:
+            st.warning(f"{len(errors)} file(s) could not be captioned and were skipped:")
+            st.code("\n".join(errors), language=None)
+        cols = st.columns(3)
+        for i, o in enumerate(o for o in results if not o.error):
+            with cols[i % 3]:
+                st.image(o.image, use_container_width=True)
+                st.text(o.caption)  # caption text is data: plain text, never markdown or HTML
+                st.text(f"{o.name} - by {o.captioner}")
+        if st.button("Save captions to the library", key="caption_save"):
+            added = save_captions(settings, results)
+            st.success(f"Saved {added} new caption(s).")
+
+with tab_train:
+    kind = st.selectbox("Dataset", DATASET_KINDS, key="train_dataset")
+    c1, c2 = st.columns(2)
+    path = c1.text_input("Caption file (CSV / Flickr8k.token.txt / COCO JSON)", key="train_path", disabled=kind == "shapes")
+    image_dir = c2.text_input("Image folder", key="train_images", disabled=kind in ("shapes", "library"))
+    n_images = c1.number_input("Shapes: images", 60, 20000, 1200, step=60, key="train_n", disabled=kind != "shapes")
+    run = c2.text_input("Run name", "default", key="train_run")
+    h1, h2, h3, h4 = st.columns(4)
+    decoder = h1.selectbox("Decoder", ["transformer", "lstm"], key="train_decoder")
+    preset = h2.selectbox("Size", ["nano", "small", "base"], index=1, key="train_preset")
+    epochs = h3.number_input("Epochs", 1, 200, 10, key="train_epochs")
+    lr = h4.number_input("Learning rate", 1e-5, 1e-1, 1e-3, format="%.5f", key="train_lr")
+    image_size = h1.selectbox("Image size", [64, 128, 224], index=1, key="train_image_size")
+    batch = h2.number_input("Batch size", 4, 512, 64, key="train_batch")
+    smoothing = h3.number_input("Label smoothing", 0.0, 0.5, 0.0, key="train_smoothing")
+    patience = h4.number_input("Early-stop patience", 1, 50, 4, key="train_patience")
+    augment = h1.checkbox("Augment (slow on CPU)", key="train_augment")
+    finetune = h2.checkbox("Fine-tune last encoder block", key="train_finetune")
+    resume = h3.checkbox("Resume if possible", True, key="train_resume")
+
+    jobs = training_jobs()
+    out_dir = captioner_dir(settings) / (run.strip() or "default")
+    job = jobs.get(str(out_dir))
+    b1, b2 = st.columns(2)
+    if b1.button("Start training", key="train_start", type="primary", disabled=bool(job and job.running)):
+        cfg = TrainConfig(decoder=decoder, preset=preset, epochs=int(epochs), lr=float(lr), image_size=int(image_size),
+                          batch_size=int(batch), label_smoothing=float(smoothing), patience=int(patience),
+                          augment=augment, finetune=finetune, device=settings.device)
+        if not resume and (out_dir / "last.pt").is_file():
+            (out_dir / "last.pt").unlink()
+        loader = (lambda: load_dataset(kind, path=Path(path) if path else None,
+                                       image_dir=Path(image_dir) if image_dir else None, n=int(n_images)))
+        job = jobs[str(out_dir)] = start_training(loader, cfg, out_dir)
+    if b2.button("Stop", key="train_stop", disabled=not (job and job.running)):
+        job.cancel.set()
+
+    @st.fragment(run_every=2.0)
+    def live() -> None:
+        current = training_jobs().get(str(out_dir))
+        if current is None:
+            st.text("No training run started in this session for this run name.")
+            return
+        p = current.progress
+        st.text(f"Status: {current.status}" + (f" - {p.get('phase')} {p.get('done')}/{p.get('total')}" if p else ""))
+        if current.error:
+            st.error("Training failed:")
+            st.code(current.error, language=None)
+        if current.problems:
+            st.warning(f"{len(current.problems)} input problem(s) were skipped:")
+            st.code("\n".join(current.problems[:50]), language=None)
+        if current.history:
+            import pandas as pd
+
+            df = pd.DataFrame(current.history).set_index("epoch")
+            st.line_chart(df[["train_loss", "val_loss"]], x_label="epoch", y_label="loss")
+            if "val_bleu4" in df:
+                st.line_chart(df[["val_bleu4"]], x_label="epoch", y_label="BLEU-4 (validation)")
+        if current.result and current.result.best_path:
+            st.text(f"Best checkpoint: {current.result.best_path}")
+
+    live()
