@@ -52,11 +52,12 @@ class TrainConfig:
     bleu_images: int = 100  # validation images decoded (greedy) for the BLEU curve; 0 turns it off
     feature_batch_size: int = 32
     resnet_weights: Optional[str] = None
+    time_limit_s: Optional[float] = None  # stop after the epoch that crosses this wall-clock budget
 
 
 @dataclass
 class TrainResult:
-    status: str  # finished | early_stopped | cancelled
+    status: str  # finished | early_stopped | cancelled | time_limit
     out_dir: Path
     best_path: Optional[Path]
     last_path: Path
@@ -216,6 +217,7 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
         return TrainResult(status, out_dir, best_path if best_path.is_file() else None, last_path, history, sizes, problems, start_epoch)
 
     aug_rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
+    t_start = time.perf_counter()
     status = "finished"
     epoch = start_epoch
     for epoch in range(start_epoch, cfg.epochs):
@@ -287,6 +289,9 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
         report(epoch + 1, cfg.epochs, phase="epoch", **entry)
         if bad_epochs >= cfg.patience:
             status = "early_stopped"
+            break
+        if cfg.time_limit_s is not None and time.perf_counter() - t_start >= cfg.time_limit_s and epoch + 1 < cfg.epochs:
+            status = "time_limit"
             break
     epochs_run = len(history)
     return TrainResult(status, out_dir, best_path if best_path.is_file() else None, last_path, history, sizes, problems, epochs_run)
