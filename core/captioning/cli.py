@@ -104,8 +104,8 @@ def cmd_train(args) -> int:
         key = f"{phase}-{info.get('split', '')}-{info.get('epoch', '')}"
         if phase == "epoch":
             tqdm.write("epoch {epoch}: train loss {train_loss:.3f}, val loss {val_loss:.3f}, token acc {val_token_acc:.3f}, "
-                       "val BLEU-4 {bleu:.3f}{best}".format(bleu=info.get("val_bleu4", float("nan")),
-                                                             best=" (best)" if info.get("best") else "", **info))
+                       "val BLEU-4 {bleu:.3f}{mark}".format(bleu=info.get("val_bleu4", float("nan")),
+                                                             mark=" (best)" if info.get("best") else "", **info))
             return
         bar = bars.get(key)
         if bar is None:
