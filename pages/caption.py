@@ -67,7 +67,7 @@ with tab_caption:
         cols = st.columns(3)
         for i, o in enumerate(o for o in results if not o.error):
             with cols[i % 3]:
-                st.image(o.image, use_container_width=True)
+                st.image(o.image, width="stretch")
                 st.text(o.caption)  # caption text is data: plain text, never markdown or HTML
                 st.text(f"{o.name} - by {o.captioner}")
         if st.button("Save captions to the library", key="caption_save"):

@@ -13,6 +13,15 @@ from models.captioner import (CaptionDecoder, CaptionerConfig, Checkpoint, build
 V, N, FD = 12, 4, 24
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models: one thread avoids oversubscription on a shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _cfg(kind: str, **kw) -> CaptionerConfig:
     base = dict(decoder=kind, vocab_size=V, n_layer=1, n_head=2, n_embd=16, dropout=0.0, max_len=8, feat_dim=FD, n_feat=N)
     base.update(kw)
@@ -82,6 +91,7 @@ def test_effnet_encoder_grid_and_finetune_head():
     assert not ft.training  # BatchNorm statistics stay frozen
 
 
+@pytest.mark.slow
 def test_resnet18_encoder_from_local_weights_only(tmp_path):
     from torchvision.models import resnet18
 

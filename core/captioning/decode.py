@@ -11,7 +11,7 @@ def _length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def greedy_decode(decoder, feats, *, bos_id: int, eos_id: int, max_len: int) -> list[list[int]]:
+def greedy_decode(decoder, feats, *, bos_id: int, eos_id: int, max_len: int, min_len: int = 1) -> list[list[int]]:
     """(B, N, F) features -> B token-id lists (without <bos>, up to and excluding <eos>)."""
     import torch
 
@@ -21,8 +21,11 @@ def greedy_decode(decoder, feats, *, bos_id: int, eos_id: int, max_len: int) -> 
         B = feats.shape[0]
         tokens = torch.full((B, 1), bos_id, dtype=torch.long, device=feats.device)  # (B, 1)
         done = torch.zeros(B, dtype=torch.bool, device=feats.device)
-        for _ in range(max_len - 1):
-            nxt = decoder.logits_from_memory(memory, tokens)[:, -1].argmax(-1)  # (B,)
+        for t in range(max_len - 1):
+            logits = decoder.logits_from_memory(memory, tokens)[:, -1]  # (B, V)
+            if t < min_len:
+                logits[:, eos_id] = float("-inf")  # an empty caption is never an answer
+            nxt = logits.argmax(-1)  # (B,)
             nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)  # (B, T+1)
             done |= nxt == eos_id
@@ -35,7 +38,7 @@ def greedy_decode(decoder, feats, *, bos_id: int, eos_id: int, max_len: int) -> 
 
 
 def beam_decode(decoder, feats, *, bos_id: int, eos_id: int, max_len: int, beam_size: int = 3,
-                length_penalty: float = 0.6) -> list[list[int]]:
+                length_penalty: float = 0.6, min_len: int = 1) -> list[list[int]]:
     """Beam search per image; finished hypotheses are ranked by log-prob / length penalty."""
     import torch
 
@@ -49,10 +52,12 @@ def beam_decode(decoder, feats, *, bos_id: int, eos_id: int, max_len: int, beam_
             mem = memory_all[b: b + 1]
             beams: list[tuple[list[int], float]] = [([bos_id], 0.0)]
             finished: list[tuple[list[int], float]] = []
-            for _ in range(max_len - 1):
+            for t in range(max_len - 1):
                 k = len(beams)
                 tokens = torch.tensor([s for s, _ in beams], dtype=torch.long, device=feats.device)  # (k, T)
                 logp = decoder.logits_from_memory(mem.expand(k, *mem.shape[1:]), tokens)[:, -1].float().log_softmax(-1)  # (k, V)
+                if t < min_len:
+                    logp[:, eos_id] = float("-inf")
                 V = logp.shape[-1]
                 total = torch.tensor([s for _, s in beams], device=logp.device)[:, None] + logp  # (k, V)
                 scores, idx = total.flatten().topk(min(2 * beam_size, total.numel()))

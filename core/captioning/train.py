@@ -258,6 +258,7 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
             loss_sum += loss.item()
             n_batches += 1
             report(b + 1, steps_per_epoch, phase="train", epoch=epoch + 1, epochs=cfg.epochs, loss=loss_sum / n_batches)
+        loop_seconds = time.perf_counter() - t0
         if status == "cancelled":
             # Completed epochs are kept; the interrupted one is redone on resume.
             save_checkpoint(checkpoint(epoch), last_path)
@@ -267,7 +268,8 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
         if val_index:
             val = teacher_forced_metrics(decoder, feats["val"][torch.as_tensor(val_index)], val_tokens, head=head)
         entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(n_batches, 1), "val_loss": val["loss"],
-                 "val_token_acc": val["token_acc"], "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+                 "val_token_acc": val["token_acc"], "lr": sched.get_last_lr()[0],
+                 "train_seconds": loop_seconds, "train_samples": min(len(train_index), n_batches * cfg.batch_size)}
         if cfg.bleu_images and split["val"]:
             n = min(cfg.bleu_images, len(split["val"]))
             f = feats["val"][:n].to(device).float()
@@ -276,15 +278,16 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
                     f = head(f).float()
             hyps = [vocab.decode(s) for s in greedy_decode(decoder, f, bos_id=vocab.bos_id, eos_id=vocab.eos_id, max_len=mcfg.max_len)]
             entry["val_bleu4"] = bleu_scores(hyps, [it.captions for it in split["val"][:n]])["bleu4"]
+        improved = bool(val_index) and entry["val_loss"] < best_val
+        entry["best"] = improved or not val_index
+        entry["seconds"] = time.perf_counter() - t0
         history.append(entry)
-        improved = val_index and entry["val_loss"] < best_val
-        if improved or not val_index:
+        if entry["best"]:
             best_val = entry["val_loss"] if val_index else best_val
             bad_epochs = 0
             save_checkpoint(checkpoint(epoch + 1), best_path)
         else:
             bad_epochs += 1
-        entry["best"] = bool(improved)
         save_checkpoint(checkpoint(epoch + 1), last_path)
         report(epoch + 1, cfg.epochs, phase="epoch", **entry)
         if bad_epochs >= cfg.patience:
