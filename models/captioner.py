@@ -18,11 +18,10 @@ from __future__ import annotations
 import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 DecoderKind = Literal["transformer", "lstm"]
 CHECKPOINT_VERSION = 1

@@ -26,8 +26,8 @@ def register(subparsers) -> None:
     _add_dataset_args(t)
     t.add_argument("--run", default="default", help="run name: checkpoints go to <data>/models/captioner/<run>/")
     t.add_argument("--out", type=Path, help="explicit run folder (overrides --run)")
-    t.add_argument("--encoder", default="effnet-lite0", choices=["effnet-lite0", "resnet18"],
-                   help="frozen image encoder (clip: use the app with a CLIP backend)")
+    t.add_argument("--encoder", default="effnet-lite0", choices=["effnet-lite0", "clip", "resnet18"],
+                   help="frozen image encoder; clip needs a CLIP backend with local weights (PHOTOLORE_BACKEND=clip)")
     t.add_argument("--resnet-weights", type=Path, help="local resnet18 state-dict for --encoder resnet18")
     t.add_argument("--image-size", type=int, default=224)
     t.add_argument("--decoder", choices=["transformer", "lstm"], default="transformer")
@@ -69,6 +69,18 @@ def _settings():
     from core.settings import Settings
 
     return Settings()
+
+
+def _clip_model(settings):
+    """The open_clip model of the configured CLIP backend; an error says how to get one."""
+    try:
+        from models.registry import create_backend
+    except ImportError:
+        raise SystemExit("the CLIP encoder needs models.registry (not installed in this build)") from None
+    backend = create_backend(settings)
+    if getattr(backend, "name", "") != "clip":
+        raise SystemExit("the CLIP encoder needs CLIP weights on disk: set PHOTOLORE_BACKEND=clip and PHOTOLORE_CLIP_CHECKPOINT")
+    return getattr(backend, "model", backend)
 
 
 def _load(args):
@@ -120,7 +132,8 @@ def cmd_train(args) -> int:
         bar.refresh()
 
     try:
-        result = train(data, cfg, out, resume=not args.no_resume, on_progress=on_progress)
+        clip_model = _clip_model(settings) if args.encoder == "clip" else None
+        result = train(data, cfg, out, resume=not args.no_resume, on_progress=on_progress, clip_model=clip_model)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume from last.pt", file=sys.stderr)
         return 130

@@ -101,6 +101,8 @@ def best_captioner(settings, backend: Any = None, *, checkpoint: Optional[Path] 
     from core.device import pick_device
 
     device = pick_device(getattr(settings, "device", "auto"))
+    if clip_model is None and getattr(backend, "name", "") == "clip":
+        clip_model = backend  # build_encoder takes the open_clip model from the backend's `.model`
     candidates = [Path(checkpoint)] if checkpoint else list_checkpoints(settings)
     skipped = []
     for path in candidates:
