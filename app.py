@@ -1,0 +1,11 @@
+"""PhotoLore: the router. Each page is a thin script under pages/."""
+import streamlit as st
+
+st.set_page_config(page_title="PhotoLore", page_icon=":material/photo_camera:", layout="wide")
+
+PAGES = [
+    st.Page("pages/library.py", title="Library", icon=":material/photo_library:", default=True),
+    st.Page("pages/search.py", title="Search", icon=":material/search:"),
+]
+
+st.navigation(PAGES).run()

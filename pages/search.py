@@ -1,0 +1,57 @@
+"""Search: text-to-image and image-to-image over the active backend's index."""
+import streamlit as st
+
+from core.images import ImageError, decode_image
+from core.search import search_image, search_text
+from ui.resources import services_or_stop
+from ui.widgets import backend_badge, md_escape, photo_grid
+
+services = services_or_stop()
+st.title("Search")
+backend_badge(services)
+if services.backend.text_space == "caption":
+    st.caption("Text queries are matched against the photos' captions (bundled backend); image queries use CNN features.")
+
+k = st.sidebar.slider("Results", 1, 48, 12, key="search-k")
+threshold = st.sidebar.slider("Minimum score", -1.0, 1.0, 0.0, 0.01, key="search-threshold",
+                              help="Cosine similarity: results below it are hidden.")
+
+
+def more_like(photo_id: str) -> None:
+    st.session_state["search-like"] = photo_id
+    st.rerun()
+
+
+like = st.session_state.get("search-like")
+mode = st.radio("Search by", ["Text", "Image"], horizontal=True, key="search-mode")
+results, query_label = None, ""
+try:
+    if like:
+        photo = services.catalog.get(like)
+        st.info(f"Photos like **{md_escape(photo.path if photo else like)}**")
+        if st.button("Clear", key="search-like-clear"):
+            del st.session_state["search-like"]
+            st.rerun()
+        results = search_image(services, photo_id=like, k=k, threshold=threshold)
+    elif mode == "Text":
+        text = st.text_input("Describe the photo", key="search-text", placeholder="a cup of coffee")
+        if text.strip():
+            results = search_text(services, text, k=k, threshold=threshold)
+    else:
+        upload = st.file_uploader("Photo to search with", key="search-upload", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"])
+        if upload is not None:
+            try:
+                query = decode_image(upload.getvalue(), max_pixels=services.settings.max_image_pixels).image
+            except ImageError as exc:
+                st.error(f"{md_escape(upload.name)}: {md_escape(exc.reason)}")
+                st.stop()
+            st.image(query, width=200)
+            results = search_image(services, image=query, k=k, threshold=threshold)
+except (ValueError, KeyError) as exc:
+    st.error(md_escape(exc))
+
+if results is not None:
+    if not results:
+        st.warning("No photo passes the threshold." if services.catalog.count() else "The library is empty: add photos on the Library page.")
+    else:
+        photo_grid([(r.photo, r.score) for r in results], key="search-grid", on_more_like=more_like, services=services)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent setup: a venv with the pinned packages, plus Debian's chromium and chromedriver
+# (headless browser tests and crawling script-rendered pages). Safe to run again: it only
+# installs what is missing or changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3.11 python3; do command -v "$c" >/dev/null 2>&1 && { PY=$c; break; }; done
+fi
+[ -n "$PY" ] || { echo "setup: Python 3.11 is required (python3.11 not found)" >&2; exit 1; }
+ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[ "$ver" = "3.11" ] || echo "setup: warning: Python $ver found; PhotoLore is tested on 3.11 (torch 2.14.1 wheels)" >&2
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PY" >&2
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "setup: installing requirements (first time: a few minutes; torch is large)" >&2
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium and chromium-driver" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
+  if [ "$SUDO" = none ]; then
+    echo "setup: warning: not root and no sudo: install chromium and chromium-driver yourself for browser tests and --render js" >&2
+  else
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+fi
+echo "setup: ready" >&2

@@ -1,0 +1,162 @@
+"""Shared fixtures: small real models built once per session, real stores in tmp dirs."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    import requests
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def write_image(path: Path, size=(64, 48), colour=(200, 30, 30), fmt=None, seed: int | None = None, **save_kw) -> Path:
+    """A small real image; `seed` adds noise so contents (and hashes) differ."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.zeros((size[1], size[0], 3), np.uint8) + np.array(colour, np.uint8)
+    if seed is not None:
+        arr = np.clip(arr.astype(int) + np.random.default_rng(seed).integers(-40, 40, arr.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(arr, "RGB").save(path, format=fmt, **save_kw)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundled_backend():
+    """The real bundled backend (packaged EfficientNet-Lite0 + MiniLM), loaded once."""
+    from models.bundled import BundledBackend
+
+    return BundledBackend(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_backend():
+    """A randomly initialised tiny open_clip model: exercises the CLIP code path in seconds."""
+    from models.clip import ClipBackend, ClipSpec
+
+    return ClipBackend(ClipSpec("PhotoLore-Tiny-ViT", None), device="cpu", allow_random=True)
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    from core.settings import Settings
+
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
+    return Settings(data_dir=tmp_path / "data", batch_size=4)
+
+
+@pytest.fixture
+def services(settings, bundled_backend):
+    from core.services import build_services
+
+    return build_services(settings, backend=bundled_backend)
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory, bundled_backend):
+    """A data dir holding the ingested demo library (built once per test session)."""
+    from core.demo import build_demo
+    from core.services import build_services
+    from core.settings import Settings
+
+    data = tmp_path_factory.mktemp("demo") / "data"
+    services = build_services(Settings(data_dir=data), backend=bundled_backend)
+    report = build_demo(services)
+    assert report.added == 15, report.summary()
+    return data
+
+
+@pytest.fixture
+def demo_env(demo_data_dir, monkeypatch, tmp_path):
+    """Environment so that Settings() (as used by the app) reads the demo library."""
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(demo_data_dir))
+    monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
+    return demo_data_dir
+
+
+@pytest.fixture
+def demo_env_copy(demo_data_dir, monkeypatch, tmp_path):
+    """Like demo_env, on a private copy of the demo library, for tests that add photos."""
+    copy = tmp_path / "demo-copy"
+    shutil.copytree(demo_data_dir, copy)
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(copy))
+    monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
+    return copy
+
+
+@pytest.fixture
+def streamlit_server(demo_env, tmp_path):
+    """`streamlit run app.py` on 127.0.0.1 over the demo library; yields the base URL."""
+    port = free_port()
+    env = dict(os.environ)
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    """A Playwright page in Debian's headless Chromium (no browser download)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run scripts/setup.sh (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # Playwright gives every launch a fresh, empty profile directory of its own.
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            yield page
+        finally:
+            browser.close()

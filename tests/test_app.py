@@ -1,0 +1,68 @@
+"""Streamlit pages driven by AppTest (in-process) over the demo library."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def _no_exception(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_router_runs(demo_env):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180).run()
+    _no_exception(at)
+
+
+def test_search_page_text_query(demo_env):
+    at = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
+    _no_exception(at)
+    at.text_input(key="search-text").input("a cup of coffee").run()
+    _no_exception(at)
+    captions = [c.value for c in at.caption]
+    first_result = next(c for c in captions if c.startswith("**0."))
+    assert "coffee" in first_result
+    assert any("bundled" in c for c in captions)  # the active backend is shown
+
+
+def test_search_page_more_like_this(demo_env):
+    at = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
+    at.text_input(key="search-text").input("a cup of coffee").run()
+    like = [b for b in at.button if b.key and b.key.startswith("search-grid-like-")][0]
+    like.click().run()
+    _no_exception(at)
+    assert at.session_state["search-like"] == like.key.rsplit("-", 1)[1]
+    assert any("Photos like" in i.value for i in at.info)
+
+
+def test_library_page_shows_counts_and_ingests_a_folder(demo_env_copy, tmp_path):
+    from tests.conftest import write_image
+
+    at = AppTest.from_file(str(REPO / "pages/library.py"), default_timeout=180).run()
+    _no_exception(at)
+    assert [m.value for m in at.metric][:1] == ["15"]
+    folder = tmp_path / "more"
+    write_image(folder / "new.jpg", seed=11)
+    (folder / "broken.jpg").write_text("nope")
+    at.text_input(key="lib-folder").input(str(folder)).run()
+    at.button(key="lib-ingest").click().run()
+    _no_exception(at)
+    assert any("1 new photos" in w.value for w in at.warning)  # warning because one file was skipped
+    assert [m.value for m in at.metric][:1] == ["16"]
+
+
+def test_library_page_missing_folder_is_a_clear_error(demo_env):
+    at = AppTest.from_file(str(REPO / "pages/library.py"), default_timeout=180).run()
+    at.text_input(key="lib-folder").input("/definitely/not/here").run()
+    at.button(key="lib-ingest").click().run()
+    _no_exception(at)
+    assert any("folder not found" in e.value for e in at.error)

@@ -1,0 +1,48 @@
+"""Search over the demo library with the real bundled models."""
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+
+from core.search import search_image, search_text
+
+
+@pytest.fixture
+def demo_services(demo_data_dir, bundled_backend):
+    from core.services import build_services
+    from core.settings import Settings
+
+    return build_services(Settings(data_dir=demo_data_dir), backend=bundled_backend)
+
+
+def _names(results):
+    return [Path(r.photo.path).stem for r in results]
+
+
+@pytest.mark.parametrize("query,expected", [("a cup of coffee", "coffee"), ("a cat", "chelsea"), ("a rocket launch", "rocket")])
+def test_text_query_finds_the_right_demo_photo_first(demo_services, query, expected):
+    results = search_text(demo_services, query, k=5)
+    assert _names(results)[0] == expected
+    assert results[0].score > results[1].score
+
+
+def test_image_query_and_more_like_this(demo_services):
+    up = search_image(demo_services, image=Image.fromarray(data.coffee()).resize((300, 200)), k=3)
+    assert _names(up)[0] == "coffee" and up[0].score > 0.9
+    coffee_id = up[0].photo.id
+    like = search_image(demo_services, photo_id=coffee_id, k=4)
+    assert coffee_id not in [r.photo.id for r in like] and len(like) == 4
+
+
+def test_threshold_and_k(demo_services):
+    assert len(search_text(demo_services, "a cup of coffee", k=3)) == 3
+    strict = search_text(demo_services, "a cup of coffee", k=10, threshold=0.4)
+    assert _names(strict) == ["coffee"]
+
+
+def test_bad_queries_are_clear(demo_services):
+    with pytest.raises(ValueError, match="empty"):
+        search_text(demo_services, "   ")
+    with pytest.raises(KeyError, match="not in the"):
+        search_image(demo_services, photo_id="0" * 64)

@@ -1,0 +1,23 @@
+"""Heavy objects built once per server process (st.cache_resource), never in session_state."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.settings import Settings
+
+
+@st.cache_resource(show_spinner="Loading the models and the photo index…")
+def get_services():
+    """Catalog + index + the active backend, shared by every page and session."""
+    from core.services import build_services
+
+    return build_services(Settings())
+
+
+def services_or_stop():
+    """The services, or a clear error on the page (e.g. CHROMA_HOST unreachable) and a stop."""
+    try:
+        return get_services()
+    except Exception as exc:  # the page must say what is wrong rather than show a traceback
+        st.error(f"PhotoLore could not start its models or index: {exc}")
+        st.stop()
