@@ -6,25 +6,26 @@ from pathlib import Path
 import streamlit as st
 
 from core.captioning.datasets import DATASET_KINDS, load_dataset
-from core.captioning.service import (best_captioner, caption_files, captioner_dir, list_checkpoints, save_captions,
+from core.captioning.service import (CaptionOutcome, best_captioner, caption_files, captioner_dir, list_checkpoints, save_captions,
                                      start_training)
 from core.captioning.train import TrainConfig
 from core.images import IMAGE_EXTENSIONS
 from core.settings import Settings
+from ui.resources import services_or_stop
 
 AUTO = "best available"
 TAGS = "tag description (no trained captioner)"
 
 
 @st.cache_resource(show_spinner="Loading the captioner...")
-def get_captioner(data_dir: str, choice: str, stamp: float):
+def get_captioner(data_dir: str, choice: str, stamp: float, _backend):
     """Built once per (data dir, choice, checkpoint mtime): a retrained checkpoint reloads."""
     settings = Settings(data_dir=Path(data_dir))
     if choice == TAGS:
-        from core.captioning.service import TagCaptioner
+        from core.captioning.service import BackendCaptioner
 
-        return TagCaptioner(why="chosen on this page")
-    return best_captioner(settings, checkpoint=None if choice == AUTO else Path(choice))
+        return BackendCaptioner(_backend, why="chosen on this page")
+    return best_captioner(settings, _backend, checkpoint=None if choice == AUTO else Path(choice))
 
 
 @st.cache_resource
@@ -33,7 +34,8 @@ def training_jobs() -> dict:
     return {}
 
 
-settings = Settings()
+services = services_or_stop()
+settings = services.settings
 st.title("Caption")
 tab_caption, tab_train = st.tabs(["Caption photos", "Train"])
 
@@ -43,17 +45,21 @@ with tab_caption:
                           help="Best available: the newest trained checkpoint, else the tag-based description.")
     uploads = st.file_uploader("Photos", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS),
                                accept_multiple_files=True, key="caption_upload")
-    library = sorted(p for p in settings.library_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) \
-        if settings.library_dir.is_dir() else []
-    picked = st.multiselect("Or pick from the library", [str(p.relative_to(settings.library_dir)) for p in library],
-                            key="caption_library_pick")
+    library = {p.path: p for p in services.catalog.list_photos(limit=5000)}
+    picked = st.multiselect("Or pick from the library", sorted(library), key="caption_library_pick")
     if st.button("Caption", key="caption_run", type="primary", disabled=not (uploads or picked)):
         stamp = max((p.stat().st_mtime for p in checkpoints), default=0.0)
-        captioner = get_captioner(str(settings.data_dir), choice, stamp)
+        captioner = get_captioner(str(settings.data_dir), choice, stamp, services.backend)
         files = [(u.name, u.getvalue()) for u in uploads or []]
-        files += [(rel, (settings.library_dir / rel).read_bytes()) for rel in picked]
+        unreadable = []
+        for path in picked:
+            try:
+                files.append((path, Path(path).read_bytes()))
+            except OSError as exc:
+                unreadable.append(CaptionOutcome(path, error=f"{path}: cannot read ({exc.strerror or exc})"))
         with st.spinner(f"Captioning {len(files)} photo(s)..."):
-            st.session_state["caption_results"] = caption_files(files, captioner, max_pixels=settings.max_image_pixels)
+            results = caption_files(files, captioner, max_pixels=settings.max_image_pixels)
+        st.session_state["caption_results"] = results + unreadable
         st.session_state["caption_captioner"] = (captioner.name, captioner.why)
 
     results = st.session_state.get("caption_results") or []
@@ -71,13 +77,14 @@ with tab_caption:
                 st.text(o.caption)  # caption text is data: plain text, never markdown or HTML
                 st.text(f"{o.name} - by {o.captioner}")
         if st.button("Save captions to the library", key="caption_save"):
-            added = save_captions(settings, results)
-            st.success(f"Saved {added} new caption(s).")
+            added = save_captions(settings, results, services)
+            st.success(f"Saved {added} new caption(s) into the library.")
 
 with tab_train:
     kind = st.selectbox("Dataset", DATASET_KINDS, key="train_dataset")
     c1, c2 = st.columns(2)
-    path = c1.text_input("Caption file (CSV / Flickr8k.token.txt / COCO JSON)", key="train_path", disabled=kind == "shapes")
+    path = c1.text_input("Caption file (CSV / Flickr8k.token.txt / COCO JSON)", key="train_path",
+                         disabled=kind in ("shapes", "library"))
     image_dir = c2.text_input("Image folder", key="train_images", disabled=kind in ("shapes", "library"))
     n_images = c1.number_input("Shapes: images", 60, 20000, 1200, step=60, key="train_n", disabled=kind != "shapes")
     run = c2.text_input("Run name", "default", key="train_run")
@@ -104,7 +111,8 @@ with tab_train:
                           augment=augment, finetune=finetune, device=settings.device)
         if not resume and (out_dir / "last.pt").is_file():
             (out_dir / "last.pt").unlink()
-        loader = (lambda: load_dataset(kind, path=Path(path) if path else None,
+        source = settings.catalog_path if kind == "library" else (Path(path) if path else None)
+        loader = (lambda: load_dataset(kind, path=source,
                                        image_dir=Path(image_dir) if image_dir else None, n=int(n_images)))
         job = jobs[str(out_dir)] = start_training(loader, cfg, out_dir)
     if b2.button("Stop", key="train_stop", disabled=not (job and job.running)):

@@ -43,13 +43,14 @@ def _png(colour=(200, 30, 30)) -> bytes:
     return buf.getvalue()
 
 
-def test_without_checkpoint_falls_back_to_tag_description(tmp_path):
+def test_without_checkpoint_falls_back_to_the_backend_description(tmp_path, bundled_backend):
     settings = Settings(data_dir=tmp_path)
-    cap = best_captioner(settings)
-    assert not cap.name.startswith("trained")
+    cap = best_captioner(settings, bundled_backend)
+    assert cap.name.startswith("bundled backend description")
     assert "no usable trained captioner" in cap.why
-    out = cap.caption([Image.new("RGB", (64, 64), (30, 60, 220))])
-    assert len(out) == 1 and out[0].startswith("a photo")
+    img = Image.new("RGB", (64, 64), (30, 60, 220))
+    out = cap.caption([img])
+    assert out == [bundled_backend.describe([img])[0].caption] and out[0].startswith("a photo")
 
 
 def test_trained_checkpoint_is_preferred_and_captions_files(trained_dir):
@@ -64,16 +65,36 @@ def test_trained_checkpoint_is_preferred_and_captions_files(trained_dir):
     assert "empty" in outcomes[2].error
 
 
-def test_unreadable_checkpoint_is_skipped_with_reason(tmp_path):
+def test_unreadable_checkpoint_is_skipped_with_reason(tmp_path, bundled_backend):
     settings = Settings(data_dir=tmp_path)
     bad = captioner_dir(settings) / "broken" / "best.pt"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"garbage")
-    cap = best_captioner(settings)
+    cap = best_captioner(settings, bundled_backend)
     assert not cap.name.startswith("trained") and "best.pt" in cap.why
 
 
-def test_save_captions_is_idempotent_and_feeds_the_library_loader(trained_dir, tmp_path):
+def test_save_captions_into_the_catalog(trained_dir, services):
+    from core.captioning.datasets import load_catalog
+
+    cap = best_captioner(Settings(data_dir=trained_dir))
+    outcomes = caption_files([("red.png", _png()), ("blue.png", _png((30, 60, 220))), ("bad.jpg", b"xx")], cap)
+    assert save_captions(services.settings, outcomes, services) == 2
+    assert save_captions(services.settings, outcomes, services) == 0  # a rerun changes nothing
+    photos = {p.id: p for p in services.catalog.list_photos()}
+    assert set(photos) == {outcomes[0].sha256, outcomes[1].sha256}
+    red = photos[outcomes[0].sha256]
+    assert red.caption == outcomes[0].caption and red.caption_source == f"captioner:{cap.name}"
+    assert Path(red.path).parent == services.settings.library_dir / "uploads"
+    # Machine captions are not training data by default; a human caption is.
+    assert load_catalog(services.settings.catalog_path).items == []
+    services.catalog.set_caption(red.id, "a red square on white", "user")
+    lib = load_catalog(services.settings.catalog_path)
+    assert [(i.image_id, i.captions) for i in lib.items] == [(red.id, ["a red square on white"])]
+    assert len(load_catalog(services.settings.catalog_path, include_auto=True).items) == 2
+
+
+def test_save_captions_without_a_catalog_uses_the_json_store(trained_dir, tmp_path):
     settings = Settings(data_dir=tmp_path)
     cap = best_captioner(Settings(data_dir=trained_dir))
     outcomes = caption_files([("red.png", _png()), ("bad.jpg", b"xx")], cap)

@@ -86,7 +86,10 @@ def _clip_model(settings):
 def _load(args):
     from core.captioning.datasets import load_dataset
 
-    data = load_dataset(args.dataset, path=args.path, image_dir=args.images, n=args.n, seed=args.seed)
+    path = args.path
+    if args.dataset == "library" and path is None:
+        path = _settings().catalog_path
+    data = load_dataset(args.dataset, path=path, image_dir=args.images, n=args.n, seed=args.seed)
     for p in data.problems:
         print(f"skipped: {p}", file=sys.stderr)
     return data

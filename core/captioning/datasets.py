@@ -211,6 +211,31 @@ def load_library(store_path: Path) -> CaptionSet:
     return CaptionSet("library", list(groups.values()), problems)
 
 
+# Caption sources written by machines (backend descriptions, our own captioner): training on
+# them would teach a captioner to imitate a tagger, so the library loader skips them by default.
+AUTO_CAPTION_PREFIXES = ("bundled:", "clip:", "captioner:")
+
+
+def load_catalog(catalog_path: Path, *, include_auto: bool = False, limit: int = 1_000_000) -> CaptionSet:
+    """Captions stored in the library catalog (user, crawler alt text); machine captions only with `include_auto`."""
+    from core.catalog import Catalog
+
+    catalog_path = Path(catalog_path)
+    if not catalog_path.is_file():
+        raise FileNotFoundError(f"no library catalog at {catalog_path}; add photos on the Library page first")
+    problems: list[Problem] = []
+    groups: dict[str, CaptionItem] = {}
+    for photo in Catalog(catalog_path).list_photos(limit=limit):
+        if not photo.caption:
+            continue
+        if not include_auto and (photo.caption_source or "").startswith(AUTO_CAPTION_PREFIXES):
+            continue
+        _add(groups, problems, str(catalog_path), None, photo.id, Path(photo.path), photo.caption)
+    if not groups:
+        problems.append(Problem(str(catalog_path), None, "no human-written captions in the library (machine captions are skipped)"))
+    return CaptionSet("library", list(groups.values()), problems)
+
+
 def load_shapes(n: int = 600, *, image_size: int = 64, seed: int = 0) -> CaptionSet:
     """The procedural shapes set, in memory: 3 reference sentences per image."""
     from core.shapes import iter_samples
@@ -226,11 +251,11 @@ def load_dataset(kind: str, *, path: Optional[Path] = None, image_dir: Optional[
     if kind == "shapes":
         return load_shapes(n, seed=seed)
     if path is None:
-        raise ValueError(f"dataset '{kind}' needs a path to its caption file")
+        raise ValueError(f"dataset '{kind}' needs a path to its caption file (library: the catalog, <data>/catalog.sqlite)")
     if kind == "csv":
         return load_csv(path, image_dir)
     if kind == "library":
-        return load_library(path)
+        return load_library(path) if Path(path).suffix == ".json" else load_catalog(path)
     if image_dir is None:
         raise ValueError(f"dataset '{kind}' needs the folder holding its images (image_dir)")
     if kind == "flickr8k":

@@ -67,35 +67,6 @@ class BackendCaptioner:
         return [d.caption for d in self.backend.describe(list(images))] if images else []
 
 
-class TagCaptioner:
-    """Fallback when no backend object is at hand: packaged EfficientNet-Lite0 ImageNet tags -> a sentence."""
-
-    def __init__(self, device: str = "cpu", why: str = ""):
-        from models.efficientnet import imagenet_categories, load_efficientnet_lite0
-
-        self.cnn = load_efficientnet_lite0(device)
-        self.categories = imagenet_categories()
-        self.device = device
-        self.name = "bundled tag description (EfficientNet-Lite0 ImageNet tags)"
-        self.why = why
-
-    def caption(self, images: Sequence[Image.Image]) -> list[str]:
-        import torch
-
-        from models.base import caption_from_tags
-        from models.efficientnet import preprocess
-
-        if not images:
-            return []
-        with torch.inference_mode():
-            probs = self.cnn(preprocess(list(images)).to(self.device))[1].softmax(-1).cpu()
-        out = []
-        for row in probs:
-            top = row.topk(5)
-            out.append(caption_from_tags([(self.categories[i], float(p)) for p, i in zip(top.values, top.indices)]))
-        return out
-
-
 def best_captioner(settings, backend: Any = None, *, checkpoint: Optional[Path] = None, clip_model: Any = None) -> Captioner:
     """A trained checkpoint when one exists (or `checkpoint` when given), else the backend's description."""
     from core.device import pick_device
@@ -115,11 +86,9 @@ def best_captioner(settings, backend: Any = None, *, checkpoint: Optional[Path] 
     if skipped:
         why += " (skipped " + "; ".join(skipped) + ")"
     if backend is None:
-        try:
-            from models.registry import create_backend
-        except ImportError:
-            return TagCaptioner(device, why=why + "; using the packaged tag description")
-        backend = create_backend(settings)
+        from models.registry import create_backend
+
+        backend, _choice = create_backend(settings)
     return BackendCaptioner(backend, why=why + f"; using the {backend.name} backend's description")
 
 
@@ -160,28 +129,60 @@ def caption_store_path(settings) -> Path:
     return Path(settings.data_dir) / "captions" / "captions.json"
 
 
-def save_captions(settings, outcomes: Sequence[CaptionOutcome]) -> int:
-    """Save captioned photos into the library; returns how many new captions were stored.
+CAPTIONER_SOURCE_PREFIX = "captioner:"
 
-    TODO(lead): connect to core.catalog (store the photo via ingest, then the caption with its
-    captioner name). Until then: photo bytes go to `<library>/uploads/<sha256>.<ext>` and captions
-    to a JSON store keyed by content hash, both written atomically; rerunning adds nothing twice.
+
+def save_captions(settings, outcomes: Sequence[CaptionOutcome], services: Any = None) -> int:
+    """Save captioned photos into the library; returns how many photos got a new caption.
+
+    With `services` (catalog + index + backend): uploaded bytes are saved under
+    `<library>/uploads/`, ingested (idempotent: same bytes, same photo id), and the caption is
+    stored in the catalog with source `captioner:<name>`. Without services (no catalog at hand):
+    the photo bytes go to the same folder and the captions to a JSON store keyed by content hash.
+    Reruns add nothing twice.
     """
+    good = [o for o in outcomes if not o.error and o.caption and o.sha256]
+    if not good:
+        return 0
+    if services is not None:
+        return _save_to_catalog(settings, good, services)
+    return _save_to_json(settings, good)
+
+
+def _save_to_catalog(settings, outcomes: Sequence[CaptionOutcome], services: Any) -> int:
+    from core.ingest import ingest_paths
+    from core.uploads import save_uploads
+
+    catalog = services.catalog
+    existing = catalog.get_many([o.sha256 for o in outcomes])
+    uploads = [o for o in outcomes if o.sha256 not in existing and o.data is not None]
+    if uploads:
+        paths = save_uploads(Path(settings.library_dir) / "uploads", [(o.name, o.data) for o in uploads])
+        ingest_paths(services, paths, source="upload")
+    present = catalog.get_many([o.sha256 for o in outcomes])
+    changed = 0
+    for o in outcomes:
+        photo = present.get(o.sha256)
+        if photo is None:
+            continue
+        source = f"{CAPTIONER_SOURCE_PREFIX}{o.captioner or ''}"
+        if (photo.caption, photo.caption_source) != (o.caption, source):
+            catalog.set_caption(o.sha256, o.caption, source)
+            changed += 1
+    return changed
+
+
+def _save_to_json(settings, outcomes: Sequence[CaptionOutcome]) -> int:
     from core.images import atomic_write_bytes
+    from core.uploads import save_uploads
 
     store = caption_store_path(settings)
     entries: dict = json.loads(store.read_text("utf-8")) if store.is_file() else {}
     added = 0
     for o in outcomes:
-        if o.error or not o.caption or not o.sha256:
-            continue
         entry = entries.setdefault(o.sha256, {"captions": []})
-        if o.data is not None and not entry.get("path"):
-            ext = Path(o.name).suffix.lower() or ".jpg"
-            target = Path(settings.library_dir) / "uploads" / f"{o.sha256[:32]}{ext}"
-            if not target.is_file():
-                atomic_write_bytes(target, o.data)
-            entry["path"] = str(target)
+        if o.data is not None and not (entry.get("path") and Path(entry["path"]).is_file()):
+            entry["path"] = str(save_uploads(Path(settings.library_dir) / "uploads", [(o.name, o.data)])[0])
         entry.setdefault("name", o.name)
         pair = {"text": o.caption, "captioner": o.captioner or ""}
         if pair not in entry["captions"]:
