@@ -8,6 +8,7 @@ import streamlit as st
 from core.captioning.datasets import DATASET_KINDS, load_dataset
 from core.captioning.service import (CaptionOutcome, best_captioner, caption_files, captioner_dir, list_checkpoints, save_captions,
                                      start_training)
+from core.captioning.evaluate import evaluate_split
 from core.captioning.train import TrainConfig
 from core.images import IMAGE_EXTENSIONS
 from core.settings import Settings
@@ -117,6 +118,30 @@ with tab_train:
         job = jobs[str(out_dir)] = start_training(loader, cfg, out_dir)
     if b2.button("Stop", key="train_stop", disabled=not (job and job.running)):
         job.cancel.set()
+
+    st.subheader("Evaluate a checkpoint")
+    e1, e2 = st.columns([3, 1])
+    eval_ckpt = e1.selectbox("Checkpoint", [str(p) for p in list_checkpoints(settings)], key="train_eval_ckpt")
+    eval_method = e2.radio("Decoding", ["beam", "greedy"], key="train_eval_method", horizontal=True)
+    if st.button("Evaluate on the test split (the dataset chosen above)", key="train_eval", disabled=not eval_ckpt):
+        source = settings.catalog_path if kind == "library" else (Path(path) if path else None)
+        try:
+            with st.spinner("Evaluating..."):
+                data = load_dataset(kind, path=source, image_dir=Path(image_dir) if image_dir else None, n=int(n_images))
+                st.session_state["train_eval_result"] = evaluate_split(Path(eval_ckpt), data, method=eval_method)
+        except (ValueError, FileNotFoundError) as exc:
+            st.session_state["train_eval_result"] = {"error": str(exc)}
+    report = st.session_state.get("train_eval_result")
+    if report:
+        if "error" in report:
+            st.error("Evaluation failed:")
+            st.code(report["error"], language=None)
+        else:
+            m = st.columns(6)
+            for col, key in zip(m, ("bleu1", "bleu2", "bleu3", "bleu4", "token_acc", "loss")):
+                col.metric(key.replace("_", " ").upper(), f"{report[key]:.3f}")
+            st.dataframe([{"image": e["image"], "caption": e["caption"], "first reference": e["references"][0]}
+                          for e in report["examples"]], width="stretch")
 
     @st.fragment(run_every=2.0)
     def live() -> None:

@@ -73,6 +73,14 @@ def test_train_tab_runs_a_job_shows_curves_and_offers_the_checkpoint(demo_env_co
     assert (demo_env_copy / "models" / "captioner" / "page" / "best.pt").is_file()
     choices = at.selectbox(key="caption_choice").options
     assert any("page" in c and c.endswith("best.pt") for c in choices)
+    # Evaluate the new checkpoint on its held-out test split.
+    at.selectbox(key="train_eval_ckpt").set_value(next(c for c in choices if "page" in c and c.endswith("best.pt")))
+    at.radio(key="train_eval_method").set_value("greedy").run()
+    at.button(key="train_eval").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [m.label for m in at.metric]
+    assert labels == ["BLEU1", "BLEU2", "BLEU3", "BLEU4", "TOKEN ACC", "LOSS"]
+    assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric[:5])
     # With a trained checkpoint the best available captioner is the trained one.
     at.multiselect(key="caption_library_pick").set_value([at.multiselect(key="caption_library_pick").options[0]]).run()
     at.button(key="caption_run").click().run()

@@ -153,27 +153,28 @@ def cmd_eval(args) -> int:
     """Handler of `caption eval`."""
     from tqdm import tqdm
 
-    from core.captioning.datasets import split_from_ids
-    from core.captioning.evaluate import evaluate_checkpoint
+    from core.captioning.evaluate import evaluate_split
     from core.captioning.service import list_checkpoints
-    from models.captioner import load_checkpoint
 
     settings = _settings()
     path = args.checkpoint or next(iter(list_checkpoints(settings)), None)
     if path is None:
         print("no captioner checkpoint found; train one with `python -m core caption train`", file=sys.stderr)
         return 2
-    ckpt = load_checkpoint(path)
     data = _load(args)
-    items = data.items if args.split == "all" else split_from_ids(data.items, ckpt.split)[args.split]
-    if not items:
-        print(f"the {args.split} split is empty for this dataset", file=sys.stderr)
-        return 2
-    with tqdm(total=len(items), desc="features", leave=False) as bar:
-        metrics = evaluate_checkpoint(path, items, device=settings.device if settings.device != "auto" else "cpu",
-                                      method=args.method, beam_size=args.beam, length_penalty=args.length_penalty,
-                                      on_progress=lambda d, t, **k: bar.update(d - bar.n))
-    print(json.dumps({"checkpoint": str(path), "split": args.split, **metrics}, indent=1))
+    with tqdm(total=None, desc="features", leave=False) as bar:
+        def on_progress(done, total, **info):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            metrics = evaluate_split(path, data, split=args.split, device=settings.device if settings.device != "auto" else "cpu",
+                                     method=args.method, beam_size=args.beam, length_penalty=args.length_penalty,
+                                     on_progress=on_progress)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps(metrics, indent=1))
     return 0
 
 

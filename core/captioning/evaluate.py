@@ -80,3 +80,16 @@ def evaluate_checkpoint(path: Path, items: Sequence[CaptionItem], *, device: str
         "examples": [{"image": it.image_id, "caption": h, "references": it.captions} for it, h in zip(kept[:n_examples], hyps)],
         "problems": [str(p) for p in problems],
     }
+
+
+def evaluate_split(path: Path, data, *, split: str = "test", **kwargs) -> dict[str, Any]:
+    """Evaluate a checkpoint on one split of `data` (a CaptionSet), using the split stored in the checkpoint."""
+    from core.captioning.datasets import split_from_ids
+    from models.captioner import load_checkpoint
+
+    ckpt = load_checkpoint(Path(path))
+    items = list(data.items) if split == "all" else split_from_ids(data.items, ckpt.split)[split]
+    if not items:
+        raise ValueError(f"the {split} split of dataset '{data.name}' is empty for checkpoint {Path(path).name}; "
+                         "was it trained on this dataset?")
+    return {"checkpoint": str(path), "split": split, **evaluate_checkpoint(path, items, **kwargs)}
