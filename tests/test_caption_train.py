@@ -89,6 +89,13 @@ def test_undecodable_images_are_reported_and_training_goes_on(tmp_path):
     msgs = [str(p) for p in res.problems]
     assert any("broken.jpg" in m and "image skipped" in m for m in msgs)
     assert any("missing.jpg" in m for m in msgs)  # loader problems travel with the result
+    # A rerun reads the frozen encoder's features from the run folder instead of recomputing them.
+    assert len(list((tmp_path / "run" / "features").glob("*.pt"))) == 2
+    phases = []
+    again = train(data, _tiny(epochs=1, val_fraction=0.25, test_fraction=0.0, bleu_images=0), tmp_path / "run",
+                  resume=False, on_progress=lambda d, t, **k: phases.append(k.get("phase")))
+    assert "features" not in phases and "train" in phases
+    assert [str(p) for p in again.problems] == msgs
 
 
 def test_augment_finetune_lstm_path(tmp_path):

@@ -53,6 +53,7 @@ class TrainConfig:
     feature_batch_size: int = 32
     resnet_weights: Optional[str] = None
     time_limit_s: Optional[float] = None  # stop after the epoch that crosses this wall-clock budget
+    cache_features: bool = True  # keep the frozen encoder's output in the run folder, so a resume skips it
 
 
 @dataclass
@@ -78,6 +79,42 @@ def pair_tensors(items: Sequence[CaptionItem], vocab: Vocab, max_len: int):
             rows.append(ids + [vocab.pad_id] * (max_len - len(ids)))
             index.append(i)
     return index, torch.tensor(rows, dtype=torch.long).view(-1, max_len)
+
+
+def _cached_features(folder: Path, cfg: TrainConfig, name: str, items: Sequence[CaptionItem], problems: list[Problem],
+                     enabled: bool, compute: Callable[[], tuple]):
+    """Features of `items` from `folder` when the same encoder saw the same images before, else computed and stored."""
+    import hashlib
+    import io
+    import json
+
+    import torch
+
+    from core.images import atomic_write_bytes
+
+    if not enabled:
+        return compute()
+    ident = [cfg.encoder, cfg.image_size, cfg.finetune, [(it.image_id, str(it.path or "")) for it in items]]
+    path = Path(folder) / f"{name}-{hashlib.sha1(json.dumps(ident).encode()).hexdigest()[:16]}.pt"
+    if path.is_file():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            by_id = {it.image_id: it for it in items}
+            problems.extend(Problem(*p) for p in saved["problems"])
+            return [by_id[i] for i in saved["ids"]], saved["feats"]
+        except Exception:  # a damaged cache is only a cache: recompute
+            pass
+    before = len(problems)
+    n_items = len(items)
+    kept, feats = compute()
+    if feats is not None and len(kept) + (len(problems) - before) >= n_items:  # complete (not cancelled midway)
+        for old in Path(folder).glob(f"{name}-*.pt"):
+            old.unlink(missing_ok=True)
+        buf = io.BytesIO()
+        torch.save({"ids": [it.image_id for it in kept], "feats": feats,
+                    "problems": [[p.source, p.line, p.message, p.text] for p in problems[before:]]}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+    return kept, feats
 
 
 def _swap_left_right(caption: str) -> str:
@@ -174,9 +211,11 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
     feats: dict[str, Any] = {}
     for name in ("train", "val"):
         if cached or name == "val":
-            kept, f = extract_features(encoder, split[name], device=device, batch_size=cfg.feature_batch_size,
-                                       trunk_only=cfg.finetune, on_progress=lambda d, t, **k: report(d, t, split=name, **k),
-                                       cancel=cancel, problems=problems)
+            kept, f = _cached_features(
+                out_dir / "features", cfg, name, split[name], problems, cfg.cache_features,
+                lambda: extract_features(encoder, split[name], device=device, batch_size=cfg.feature_batch_size,
+                                         trunk_only=cfg.finetune, on_progress=lambda d, t, **k: report(d, t, split=name, **k),
+                                         cancel=cancel, problems=problems))
             split[name], feats[name] = kept, f
     split_ids = {k: [it.image_id for it in v] for k, v in split.items()}
     sizes = {k: len(v) for k, v in split.items()}
