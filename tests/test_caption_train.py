@@ -114,3 +114,10 @@ def test_augment_finetune_lstm_path(tmp_path):
 def test_flip_keeps_caption_true():
     assert _swap_left_right("a red circle in the top left") == "a red circle in the top right"
     assert _swap_left_right("right then left") == "left then right"
+
+
+def test_augmented_training_skips_undecodable_images(tmp_path):
+    data = load_csv(FIX / "captions.csv", FIX / "images")
+    res = train(data, _tiny(epochs=1, augment=True, val_fraction=0.0, test_fraction=0.0, bleu_images=0), tmp_path / "run")
+    assert res.status == "finished" and res.split_sizes["train"] == 3
+    assert any("broken.jpg" in str(p) and "image skipped" in str(p) for p in res.problems)

@@ -81,7 +81,7 @@ def pair_tensors(items: Sequence[CaptionItem], vocab: Vocab, max_len: int):
     return index, torch.tensor(rows, dtype=torch.long).view(-1, max_len)
 
 
-def _cached_features(folder: Path, cfg: TrainConfig, name: str, items: Sequence[CaptionItem], problems: list[Problem],
+def _cached_features(folder: Path, encoder_id: list, name: str, items: Sequence[CaptionItem], problems: list[Problem],
                      enabled: bool, compute: Callable[[], tuple]):
     """Features of `items` from `folder` when the same encoder saw the same images before, else computed and stored."""
     import hashlib
@@ -94,7 +94,7 @@ def _cached_features(folder: Path, cfg: TrainConfig, name: str, items: Sequence[
 
     if not enabled:
         return compute()
-    ident = [cfg.encoder, cfg.image_size, cfg.finetune, [(it.image_id, str(it.path or "")) for it in items]]
+    ident = [*encoder_id, [(it.image_id, str(it.path or "")) for it in items]]
     path = Path(folder) / f"{name}-{hashlib.sha1(json.dumps(ident).encode()).hexdigest()[:16]}.pt"
     if path.is_file():
         try:
@@ -115,6 +115,20 @@ def _cached_features(folder: Path, cfg: TrainConfig, name: str, items: Sequence[
                     "problems": [[p.source, p.line, p.message, p.text] for p in problems[before:]]}, buf)
         atomic_write_bytes(path, buf.getvalue())
     return kept, feats
+
+
+def _readable(items: Sequence[CaptionItem], problems: list[Problem]) -> list[CaptionItem]:
+    """Items whose image decodes; the others are reported and left out."""
+    from core.images import ImageError
+
+    kept = []
+    for item in items:
+        try:
+            item.load()
+            kept.append(item)
+        except ImageError as exc:
+            problems.append(Problem(str(item.path or item.image_id), None, f"image skipped: {exc.reason}"))
+    return kept
 
 
 def _swap_left_right(caption: str) -> str:
@@ -197,7 +211,9 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
     vocab = Vocab(list(prev.vocab)) if prev else Vocab.build(
         (c for it in split["train"] for c in it.captions), min_freq=cfg.min_freq)
 
-    encoder = build_encoder(cfg.encoder, image_size=cfg.image_size, finetune=cfg.finetune, clip_model=clip_model,
+    # A resumed run keeps the encoder geometry it was trained with (the decoder's grid size depends on it).
+    image_size, finetune = (prev.config.image_size, prev.config.finetune) if prev else (cfg.image_size, cfg.finetune)
+    encoder = build_encoder(cfg.encoder, image_size=image_size, finetune=finetune, clip_model=clip_model,
                             resnet_weights=Path(cfg.resnet_weights) if cfg.resnet_weights else None).to(device)
     mcfg = prev.config if prev else _model_config(cfg, vocab, encoder)
     decoder = CaptionDecoder(mcfg).to(device)
@@ -212,11 +228,13 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
     for name in ("train", "val"):
         if cached or name == "val":
             kept, f = _cached_features(
-                out_dir / "features", cfg, name, split[name], problems, cfg.cache_features,
+                out_dir / "features", [cfg.encoder, image_size, finetune], name, split[name], problems, cfg.cache_features,
                 lambda: extract_features(encoder, split[name], device=device, batch_size=cfg.feature_batch_size,
-                                         trunk_only=cfg.finetune, on_progress=lambda d, t, **k: report(d, t, split=name, **k),
+                                         trunk_only=finetune, on_progress=lambda d, t, **k: report(d, t, split=name, **k),
                                          cancel=cancel, problems=problems))
             split[name], feats[name] = kept, f
+    if not cached:
+        split["train"] = _readable(split["train"], problems)  # the loop decodes them again every epoch
     split_ids = {k: [it.image_id for it in v] for k, v in split.items()}
     sizes = {k: len(v) for k, v in split.items()}
     if cancel.is_set():
@@ -225,7 +243,7 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
 
     train_index, train_tokens = pair_tensors(split["train"], vocab, mcfg.max_len)
     val_index, val_tokens = pair_tensors(split["val"], vocab, mcfg.max_len)
-    head = encoder.head if cfg.finetune else None
+    head = encoder.head if finetune else None
 
     params = [p for p in decoder.parameters()] + [p for p in encoder.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -246,7 +264,7 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
 
     def checkpoint(epoch: int) -> Checkpoint:
         return Checkpoint(config=mcfg, vocab=list(vocab.itos), decoder_state=decoder.state_dict(),
-                          encoder_head_state=head_state(encoder) if cfg.finetune else None,
+                          encoder_head_state=head_state(encoder) if finetune else None,
                           optimizer_state=opt.state_dict(), scheduler_state=sched.state_dict(), epoch=epoch, step=step,
                           best_val_loss=best_val, epochs_without_improvement=bad_epochs, history=history,
                           train_config=asdict(cfg), split=split_ids)
@@ -278,11 +296,11 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
                          for i, r in zip(img_idx.tolist(), rows.tolist())]
                 with torch.no_grad():
                     h = encoder.trunk(encoder.preprocess([p[0] for p in pairs]).to(device))
-                x = h if cfg.finetune else encoder.head(h)
+                x = h if finetune else encoder.head(h)
                 ids = [vocab.encode(p[1], mcfg.max_len) for p in pairs]
                 tokens = torch.tensor([r + [0] * (mcfg.max_len - len(r)) for r in ids], device=device)
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                f = encoder.head(x) if cfg.finetune else x
+                f = encoder.head(x) if finetune else x
                 logits = decoder(f, tokens[:, :-1])  # (B, T-1, V)
                 loss = F.cross_entropy(logits.float().transpose(1, 2), tokens[:, 1:], ignore_index=vocab.pad_id,
                                        label_smoothing=cfg.label_smoothing)
