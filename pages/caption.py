@@ -6,16 +6,17 @@ from pathlib import Path
 import streamlit as st
 
 from core.captioning.datasets import DATASET_KINDS, load_dataset
-from core.captioning.service import (CaptionOutcome, best_captioner, caption_files, captioner_dir, list_checkpoints, save_captions,
-                                     start_training)
 from core.captioning.evaluate import evaluate_split
+from core.captioning.service import (CaptionOutcome, best_captioner, caption_files, captioner_dir, list_checkpoints,
+                                     save_captions, start_training)
 from core.captioning.train import TrainConfig
 from core.images import IMAGE_EXTENSIONS
 from core.settings import Settings
+from core.uploads import safe_filename
 from ui.resources import services_or_stop
 
 AUTO = "best available"
-TAGS = "tag description (no trained captioner)"
+TAGS = "backend description (no trained captioner)"
 
 
 @st.cache_resource(show_spinner="Loading the captioner...")
@@ -103,7 +104,7 @@ with tab_train:
     resume = h3.checkbox("Resume if possible", True, key="train_resume")
 
     jobs = training_jobs()
-    out_dir = captioner_dir(settings) / (run.strip() or "default")
+    out_dir = captioner_dir(settings) / safe_filename(run.strip(), default="default")  # a name, never a path
     job = jobs.get(str(out_dir))
     b1, b2 = st.columns(2)
     if b1.button("Start training", key="train_start", type="primary", disabled=bool(job and job.running)):
