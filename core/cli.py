@@ -64,35 +64,37 @@ def _with_cancel(fn):
         raise SystemExit(130)
 
 
+def _run_job(desc: str, job, as_json: bool) -> int:
+    """Run `job(on_progress, cancel)` with a tqdm bar and Ctrl-C as cancel; print its report."""
+    update, close = tqdm_progress(desc)
+    try:
+        report = _with_cancel(lambda c: job(update, c))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        close()
+    _print_report(report, as_json)
+    return 0
+
+
 def cmd_ingest(args) -> int:
     from core.ingest import ingest_folder
 
     services = _services()
-    total = None
+    worst = 0
     for folder in args.folders:
-        update, close = tqdm_progress(f"ingest {Path(folder).name}")
-        try:
-            report = _with_cancel(lambda c: ingest_folder(services, Path(folder), source=args.source, class_override=args.class_name,
-                                                          on_progress=update, cancel=c))
-        except FileNotFoundError as exc:
-            close()
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        close()
-        _print_report(report, args.json)
-        total = report
-    return 0 if total is not None else 1
+        job = lambda update, cancel, f=Path(folder): ingest_folder(services, f, source=args.source, class_override=args.class_name,
+                                                                  on_progress=update, cancel=cancel)
+        worst = max(worst, _run_job(f"ingest {Path(folder).name}", job, args.json))
+    return worst
 
 
 def cmd_reindex(args) -> int:
     from core.ingest import reindex
 
     services = _services()
-    update, close = tqdm_progress("reindex")
-    report = _with_cancel(lambda c: reindex(services, on_progress=update, cancel=c))
-    close()
-    _print_report(report, args.json)
-    return 0
+    return _run_job("reindex", lambda update, cancel: reindex(services, on_progress=update, cancel=cancel), args.json)
 
 
 def cmd_search(args) -> int:
@@ -131,11 +133,7 @@ def cmd_demo(args) -> int:
     if args.if_empty and services.catalog.count() > 0:
         print(f"library already holds {services.catalog.count()} photos: demo not added (drop --if-empty to add it)")
         return 0
-    update, close = tqdm_progress("demo library")
-    report = _with_cancel(lambda c: build_demo(services, on_progress=update, cancel=c))
-    close()
-    _print_report(report, args.json)
-    return 0
+    return _run_job("demo library", lambda update, cancel: build_demo(services, on_progress=update, cancel=cancel), args.json)
 
 
 def cmd_models(args) -> int:
