@@ -32,7 +32,8 @@ def list_checkpoints(settings) -> list[Path]:
     root = captioner_dir(settings)
     if not root.is_dir():
         return []
-    found = [p for p in root.rglob("*.pt") if p.is_file()]
+    # Runs are <root>/<run>/{best,last}.pt; <run>/features/ holds feature caches, not checkpoints.
+    found = [p for p in [*root.glob("*.pt"), *root.glob("*/*.pt")] if p.is_file()]
     return sorted(found, key=lambda p: (p.name != "best.pt", -p.stat().st_mtime, str(p)))
 
 
