@@ -8,6 +8,7 @@ PAGES = [
     st.Page("pages/search.py", title="Search", icon=":material/search:"),
     st.Page("pages/collect.py", title="Collect", icon=":material/travel_explore:"),
     st.Page("pages/dashboards.py", title="Dashboards", icon=":material/monitoring:"),
+    st.Page("pages/caption.py", title="Caption", icon=":material/subtitles:"),
 ]
 
 st.navigation(PAGES).run()

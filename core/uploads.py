@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.crawl.files import safe_component  # noqa: F401  (one safe-name rule for the whole app)
+
 
 def save_uploads(files: list[tuple[str, bytes]], directory: Path, *, min_size: int = 1, max_pixels: int = 64_000_000) -> tuple[list[Path], list[tuple[str, str]]]:
     """Validate uploaded files and save them safely under `directory`; returns (saved paths, (name, reason) skips)."""

@@ -12,7 +12,7 @@ from core.captioning.service import (CaptionOutcome, best_captioner, caption_fil
 from core.captioning.train import TrainConfig
 from core.images import IMAGE_EXTENSIONS
 from core.settings import Settings
-from core.uploads import safe_filename
+from core.uploads import safe_component
 from ui.resources import services_or_stop
 
 AUTO = "best available"
@@ -104,7 +104,7 @@ with tab_train:
     resume = h3.checkbox("Resume if possible", True, key="train_resume")
 
     jobs = training_jobs()
-    out_dir = captioner_dir(settings) / safe_filename(run.strip(), default="default")  # a name, never a path
+    out_dir = captioner_dir(settings) / safe_component(run.strip(), "default")  # a name, never a path
     job = jobs.get(str(out_dir))
     b1, b2 = st.columns(2)
     if b1.button("Start training", key="train_start", type="primary", disabled=bool(job and job.running)):

@@ -112,9 +112,9 @@ def cmd_train(args) -> int:
                       lr=args.lr, label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
                       device=args.device or settings.device,
                       resnet_weights=str(args.resnet_weights) if args.resnet_weights else None)
-    from core.uploads import safe_filename
+    from core.uploads import safe_component
 
-    out = args.out or captioner_dir(settings) / safe_filename(args.run, default="default")
+    out = args.out or captioner_dir(settings) / safe_component(args.run, "default")
     bars: dict[str, tqdm] = {}
 
     def on_progress(done, total, phase="train", **info):

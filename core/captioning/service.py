@@ -158,18 +158,17 @@ def _save_to_catalog(settings, outcomes: Sequence[CaptionOutcome], services: Any
     existing = catalog.get_many([o.sha256 for o in outcomes])
     uploads = [o for o in outcomes if o.sha256 not in existing and o.data is not None]
     if uploads:
-        paths = save_uploads(Path(settings.library_dir) / "uploads", [(o.name, o.data) for o in uploads])
+        paths, _rejected = save_uploads([(o.name, o.data) for o in uploads], Path(settings.library_dir) / "uploads",
+                                        max_pixels=settings.max_image_pixels)
         ingest_paths(services, paths, source="upload")
-    present = catalog.get_many([o.sha256 for o in outcomes])
+    from core.library import set_captions
+
     changed = 0
+    by_captioner: dict[str, list[tuple[str, str]]] = {}
     for o in outcomes:
-        photo = present.get(o.sha256)
-        if photo is None:
-            continue
-        source = f"{CAPTIONER_SOURCE_PREFIX}{o.captioner or ''}"
-        if (photo.caption, photo.caption_source) != (o.caption, source):
-            catalog.set_caption(o.sha256, o.caption, source)
-            changed += 1
+        by_captioner.setdefault(f"{CAPTIONER_SOURCE_PREFIX}{o.captioner or ''}", []).append((o.sha256, o.caption))
+    for source, items in by_captioner.items():
+        changed += set_captions(services, items, source)  # catalog + caption embeddings: searchable at once
     return changed
 
 
@@ -183,7 +182,10 @@ def _save_to_json(settings, outcomes: Sequence[CaptionOutcome]) -> int:
     for o in outcomes:
         entry = entries.setdefault(o.sha256, {"captions": []})
         if o.data is not None and not (entry.get("path") and Path(entry["path"]).is_file()):
-            entry["path"] = str(save_uploads(Path(settings.library_dir) / "uploads", [(o.name, o.data)])[0])
+            saved, rejected = save_uploads([(o.name, o.data)], Path(settings.library_dir) / "uploads", max_pixels=settings.max_image_pixels)
+            if not saved:
+                continue  # the bytes are no usable image: nothing to caption
+            entry["path"] = str(saved[0])
         entry.setdefault("name", o.name)
         pair = {"text": o.caption, "captioner": o.captioner or ""}
         if pair not in entry["captions"]:
