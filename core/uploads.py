@@ -8,7 +8,7 @@ from core.crawl.files import safe_component  # noqa: F401  (one safe-name rule f
 
 def save_uploads(files: list[tuple[str, bytes]], directory: Path, *, min_size: int = 1, max_pixels: int = 64_000_000) -> tuple[list[Path], list[tuple[str, str]]]:
     """Validate uploaded files and save them safely under `directory`; returns (saved paths, (name, reason) skips)."""
-    from core.crawl.files import ImageRejected, check_image, safe_component, save_unique
+    from core.crawl.files import ImageRejected, check_image, save_unique
 
     saved, skipped = [], []
     for name, data in files:

@@ -90,7 +90,6 @@ class TrainedModel:
 def load_trained(path: Path, *, device: str = "cpu", clip_model: Any = None,
                  resnet_weights: Optional[Path] = None, expect_encoder: Optional[str] = None) -> TrainedModel:
     """Load a checkpoint and build its encoder; errors say which encoder or file is missing."""
-    import torch
 
     from models.captioner import CaptionDecoder, build_encoder, load_checkpoint
 
