@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.crawl.files import safe_component  # noqa: F401  (one safe-name rule for the whole app)
+from core.crawl.files import safe_component  # one safe-name rule for the whole app (re-exported)
 
 
 def save_uploads(files: list[tuple[str, bytes]], directory: Path, *, min_size: int = 1, max_pixels: int = 64_000_000) -> tuple[list[Path], list[tuple[str, str]]]:
