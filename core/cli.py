@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*")
     p.add_argument("--image", help="search with this image file instead of text")
     p.add_argument("-k", type=int, default=10)
-    p.add_argument("--threshold", type=float, default=0.0, help="minimum cosine similarity")
+    p.add_argument("--threshold", type=float, default=-1.0, help="minimum cosine similarity (default: no minimum)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
