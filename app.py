@@ -6,6 +6,9 @@ st.set_page_config(page_title="PhotoLore", page_icon=":material/photo_camera:", 
 PAGES = [
     st.Page("pages/library.py", title="Library", icon=":material/photo_library:", default=True),
     st.Page("pages/search.py", title="Search", icon=":material/search:"),
+    st.Page("pages/collect.py", title="Collect", icon=":material/travel_explore:"),
+    st.Page("pages/dashboards.py", title="Dashboards", icon=":material/monitoring:"),
+    st.Page("pages/caption.py", title="Caption", icon=":material/subtitles:"),
 ]
 
 st.navigation(PAGES).run()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 # Feature areas add their own command groups through `register(subparsers)`.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["core.crawl.cli", "core.captioning.cli"]
 
 
 def tqdm_progress(desc: str) -> tuple[Callable[..., None], Callable[[], None]]:
@@ -64,35 +64,37 @@ def _with_cancel(fn):
         raise SystemExit(130)
 
 
+def _run_job(desc: str, job, as_json: bool) -> int:
+    """Run `job(on_progress, cancel)` with a tqdm bar and Ctrl-C as cancel; print its report."""
+    update, close = tqdm_progress(desc)
+    try:
+        report = _with_cancel(lambda c: job(update, c))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        close()
+    _print_report(report, as_json)
+    return 0
+
+
 def cmd_ingest(args) -> int:
     from core.ingest import ingest_folder
 
     services = _services()
-    total = None
+    worst = 0
     for folder in args.folders:
-        update, close = tqdm_progress(f"ingest {Path(folder).name}")
-        try:
-            report = _with_cancel(lambda c: ingest_folder(services, Path(folder), source=args.source, class_override=args.class_name,
-                                                          on_progress=update, cancel=c))
-        except FileNotFoundError as exc:
-            close()
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        close()
-        _print_report(report, args.json)
-        total = report
-    return 0 if total is not None else 1
+        job = lambda update, cancel, f=Path(folder): ingest_folder(services, f, source=args.source, class_override=args.class_name,
+                                                                  on_progress=update, cancel=cancel)
+        worst = max(worst, _run_job(f"ingest {Path(folder).name}", job, args.json))
+    return worst
 
 
 def cmd_reindex(args) -> int:
     from core.ingest import reindex
 
     services = _services()
-    update, close = tqdm_progress("reindex")
-    report = _with_cancel(lambda c: reindex(services, on_progress=update, cancel=c))
-    close()
-    _print_report(report, args.json)
-    return 0
+    return _run_job("reindex", lambda update, cancel: reindex(services, on_progress=update, cancel=cancel), args.json)
 
 
 def cmd_search(args) -> int:
@@ -131,11 +133,7 @@ def cmd_demo(args) -> int:
     if args.if_empty and services.catalog.count() > 0:
         print(f"library already holds {services.catalog.count()} photos: demo not added (drop --if-empty to add it)")
         return 0
-    update, close = tqdm_progress("demo library")
-    report = _with_cancel(lambda c: build_demo(services, on_progress=update, cancel=c))
-    close()
-    _print_report(report, args.json)
-    return 0
+    return _run_job("demo library", lambda update, cancel: build_demo(services, on_progress=update, cancel=cancel), args.json)
 
 
 def cmd_models(args) -> int:
@@ -179,6 +177,20 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from core import charts, dashboards
+    from core.catalog import Catalog
+    from core.images import atomic_write_bytes
+    from core.settings import Settings
+
+    df = dashboards.frame_from_catalog(Catalog(Settings().catalog_path))
+    df = dashboards.apply_filters(df, dashboards.Filters(classes=args.class_name or None))
+    html = charts.report_html(charts.build_sections(df), title=f"PhotoLore report: {len(df)} photos")
+    atomic_write_bytes(Path(args.out), html.encode("utf-8"))
+    print(f"wrote {args.out} ({len(df)} photos; open it in any browser, it needs no network)")
+    return 0
+
+
 def cmd_status(args) -> int:
     from core.catalog import Catalog
     from core.settings import Settings
@@ -213,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*")
     p.add_argument("--image", help="search with this image file instead of text")
     p.add_argument("-k", type=int, default=10)
-    p.add_argument("--threshold", type=float, default=0.0, help="minimum cosine similarity")
+    p.add_argument("--threshold", type=float, default=-1.0, help="minimum cosine similarity (default: no minimum)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
@@ -227,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="CLIP architecture, e.g. ViT-B-32 (default: PHOTOLORE_CLIP_MODEL)")
     p.add_argument("--pretrained", help="pretrained tag, e.g. openai (default: PHOTOLORE_CLIP_PRETRAINED)")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("report", help="write the dashboards as one self-contained HTML file")
+    p.add_argument("--out", default="report.html")
+    p.add_argument("--class-name", action="append", help="only this class (repeatable)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("status", help="data dir, active backend and why, library size")
     p.set_defaults(func=cmd_status)

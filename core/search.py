@@ -29,7 +29,7 @@ def _hits_to_results(services, hits, *, k: int, threshold: float, exclude: Optio
     return out
 
 
-def search_text(services, text: str, *, k: int = 12, threshold: float = 0.0, where: Optional[dict] = None) -> list[SearchResult]:
+def search_text(services, text: str, *, k: int = 12, threshold: float = -1.0, where: Optional[dict] = None) -> list[SearchResult]:
     """Photos best matching `text`: CLIP compares with images, bundled with captions."""
     text = (text or "").strip()
     if not text:
@@ -42,7 +42,7 @@ def search_text(services, text: str, *, k: int = 12, threshold: float = 0.0, whe
 
 
 def search_image(services, *, image: Optional[Image.Image] = None, photo_id: Optional[str] = None, k: int = 12,
-                 threshold: float = 0.0, where: Optional[dict] = None) -> list[SearchResult]:
+                 threshold: float = -1.0, where: Optional[dict] = None) -> list[SearchResult]:
     """Photos that look like `image` (an upload) or like the library photo `photo_id` (more like this)."""
     backend = services.backend
     if photo_id is not None:

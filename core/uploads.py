@@ -1,35 +1,22 @@
-"""Saving uploaded files into the library with safe, non-clobbering names."""
+"""Saving uploaded files into the library: validated first, safe names, never overwriting."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Sequence
 
-from core.images import atomic_write_bytes, sha256_bytes
-
-
-def safe_filename(name: str, default: str = "photo") -> str:
-    """A plain file name: no folders, no traversal, no hidden or odd characters."""
-    base = Path(str(name).replace("\\", "/")).name
-    stem, suffix = Path(base).stem, Path(base).suffix.lower()
-    stem = re.sub(r"[^A-Za-z0-9._ -]+", "_", stem).strip(" ._-")[:100] or default
-    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix or "") else ""
-    return stem + suffix
+from core.crawl.files import safe_component  # one safe-name rule for the whole app (re-exported)
 
 
-def save_uploads(folder: Path, files: Sequence[tuple[str, bytes]]) -> list[Path]:
-    """Write (name, bytes) pairs into `folder`; identical content is not written twice, other content never overwritten."""
-    folder = Path(folder)
-    out = []
+def save_uploads(files: list[tuple[str, bytes]], directory: Path, *, min_size: int = 1, max_pixels: int = 64_000_000) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Validate uploaded files and save them safely under `directory`; returns (saved paths, (name, reason) skips)."""
+    from core.crawl.files import ImageRejected, check_image, save_unique
+
+    saved, skipped = [], []
     for name, data in files:
-        target = folder / safe_filename(name)
-        n = 1
-        while target.exists():
-            if target.read_bytes() == data:
-                break
-            target = folder / f"{Path(safe_filename(name)).stem}-{sha256_bytes(data)[:8]}{'-' + str(n) if n > 1 else ''}{target.suffix}"
-            n += 1
-        if not target.exists():
-            atomic_write_bytes(target, data)
-        out.append(target)
-    return out
+        try:
+            checked = check_image(data, "", min_width=min_size, min_height=min_size, max_pixels=max_pixels)
+        except ImageRejected as exc:
+            skipped.append((name, exc.reason))
+            continue
+        stem = safe_component(Path(name).stem, "upload", max_len=60)
+        saved.append(save_unique(Path(directory), stem, checked.ext, data, checked.sha256).resolve())
+    return saved, skipped

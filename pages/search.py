@@ -13,7 +13,7 @@ if services.backend.text_space == "caption":
     st.caption("Text queries are matched against the photos' captions (bundled backend); image queries use CNN features.")
 
 k = st.sidebar.slider("Results", 1, 48, 12, key="search-k")
-threshold = st.sidebar.slider("Minimum score", -1.0, 1.0, 0.0, 0.01, key="search-threshold",
+threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01, key="search-threshold",
                               help="Cosine similarity: results below it are hidden.")
 
 

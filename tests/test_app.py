@@ -53,8 +53,8 @@ def test_library_page_shows_counts_and_ingests_a_folder(demo_env_copy, tmp_path)
     folder = tmp_path / "more"
     write_image(folder / "new.jpg", seed=11)
     (folder / "broken.jpg").write_text("nope")
-    at.text_input(key="lib-folder").input(str(folder)).run()
-    at.button(key="lib-ingest").click().run()
+    at.text_input(key="lib-add-folder").input(str(folder)).run()
+    at.button(key="lib-add-import").click().run()
     _no_exception(at)
     assert any("1 new photos" in w.value for w in at.warning)  # warning because one file was skipped
     assert [m.value for m in at.metric][:1] == ["16"]
@@ -62,7 +62,18 @@ def test_library_page_shows_counts_and_ingests_a_folder(demo_env_copy, tmp_path)
 
 def test_library_page_missing_folder_is_a_clear_error(demo_env):
     at = AppTest.from_file(str(REPO / "pages/library.py"), default_timeout=180).run()
-    at.text_input(key="lib-folder").input("/definitely/not/here").run()
-    at.button(key="lib-ingest").click().run()
+    at.text_input(key="lib-add-folder").input("/definitely/not/here").run()
+    at.button(key="lib-add-import").click().run()
     _no_exception(at)
     assert any("folder not found" in e.value for e in at.error)
+
+
+def test_dashboards_page_without_annotations_explains_and_maps(demo_env):
+    at = AppTest.from_file(str(REPO / "pages/dashboards.py"), default_timeout=180).run()
+    _no_exception(at)
+    infos = " ".join(i.value for i in at.info)
+    assert "no photo has affective scores yet" in infos
+    assert any("projection of 15 image embeddings" in c.value for c in at.caption)
+    at.multiselect(key="dash-classes").select("demo").run()
+    _no_exception(at)
+    assert any("15 of 15 photos" in c.value for c in at.caption)

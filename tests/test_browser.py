@@ -27,3 +27,13 @@ def test_library_page_in_a_real_browser(streamlit_server, browser_page):
     page.get_by_text("Library", exact=False).first.wait_for(timeout=120_000)
     page.get_by_text("Photos", exact=True).first.wait_for(timeout=120_000)
     assert page.get_by_text("15", exact=True).first.is_visible()
+
+
+def test_dashboards_page_renders_in_a_real_browser(streamlit_server, browser_page):
+    page = browser_page
+    page.goto(f"{streamlit_server}/dashboards", wait_until="domcontentloaded")
+    page.get_by_text("Embedding map", exact=True).first.wait_for(timeout=120_000)
+    page.get_by_text("projection of 15 image embeddings", exact=False).first.wait_for(timeout=120_000)
+    # The map is a real Vega chart (canvas or SVG marks), not just a heading.
+    page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first.wait_for(timeout=60_000)
+    assert page.get_by_text("no photo has affective scores yet", exact=False).first.is_visible()

@@ -1,8 +1,6 @@
 """The CLI and the typed settings."""
 import json
 import subprocess
-import sys
-import time
 
 import pytest
 

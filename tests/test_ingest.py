@@ -146,6 +146,12 @@ def test_backend_switch_keeps_collections_apart_and_reindexes(settings, bundled_
         "photos-bundled-effnetlite0-minilm-caption", "photos-bundled-effnetlite0-minilm-image",
         "photos-clip-PhotoLore-Tiny-ViT-random-image"])
     assert clip.catalog.count() == 3 and ingest_folder(clip, root).unchanged == 3
+    from core.search import search_image, search_text
+
+    # CLIP compares text with image embeddings directly (no caption collection for it).
+    assert len(search_text(clip, "a red square", k=5)) == 3
+    first = clip.catalog.list_photos()[0]
+    assert first.id not in [r.photo.id for r in search_image(clip, photo_id=first.id, k=5)]
 
 
 def _count(db: Path) -> int:

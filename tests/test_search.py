@@ -46,3 +46,21 @@ def test_bad_queries_are_clear(demo_services):
         search_text(demo_services, "   ")
     with pytest.raises(KeyError, match="not in the"):
         search_image(demo_services, photo_id="0" * 64)
+
+
+def test_new_caption_is_searchable_at_once(demo_data_dir, bundled_backend, tmp_path):
+    import shutil
+
+    from core.library import set_captions
+    from core.services import build_services
+    from core.settings import Settings
+
+    data = tmp_path / "copy"
+    shutil.copytree(demo_data_dir, data)
+    services = build_services(Settings(data_dir=data), backend=bundled_backend)
+    brick = next(p for p in services.catalog.list_photos() if p.path.endswith("brick.jpg"))
+    assert _names(search_text(services, "a red lighthouse by the sea", k=1)) != ["brick"]
+    assert set_captions(services, [(brick.id, "a red lighthouse by the sea")], "user") == 1
+    assert set_captions(services, [(brick.id, "a red lighthouse by the sea")], "user") == 0  # idempotent
+    assert _names(search_text(services, "a red lighthouse by the sea", k=1)) == ["brick"]
+    assert services.catalog.get(brick.id).caption_source == "user"

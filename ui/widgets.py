@@ -62,3 +62,48 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
                 photo_dialog(photo, services.catalog.paths_of(photo.id) if services else [photo.path])
             if on_more_like and b2.button("Similar", help="More like this", key=f"{key}-like-{photo.id}"):
                 on_more_like(photo.id)
+
+
+def show_last_report(key: str) -> None:
+    """Render the ingest report kept by `keep_report` on the previous run."""
+    last = st.session_state.get(key)
+    if last:
+        summary, skipped_rows = last
+        (st.warning if skipped_rows else st.success)(md_escape(summary))
+        if skipped_rows:
+            st.dataframe({"file": [p for p, _ in skipped_rows], "reason": [r for _, r in skipped_rows]}, width="stretch")
+
+
+def keep_report(key: str, report, extra_skips: Sequence[tuple[str, str]] = ()) -> None:
+    """Keep an ingest report for the next run, then rerun so every count on the page is fresh."""
+    st.session_state[key] = (report.summary(), list(extra_skips) + [(s.path, s.reason) for s in report.skipped])
+    st.rerun()
+
+
+def add_photos_panel(services, key: str) -> None:
+    """Upload files or import a folder on this machine; both end in core.ingest with a report kept under f"{key}-report"."""
+    from core.ingest import ingest_folder, ingest_paths
+    from core.uploads import save_uploads
+
+    report_key = f"{key}-report"  # the caller shows it with show_last_report(report_key) where it fits
+    st.caption("Ingest is incremental and resumable: press Stop (top right) to cancel, run it again to resume.")
+    folder = st.text_input("Import a folder on this machine (sub-folders become classes)", key=f"{key}-folder",
+                           placeholder="/home/me/Pictures")
+    if st.button("Import folder", key=f"{key}-import", disabled=not folder.strip()):
+        try:
+            report = ingest_folder(services, Path(folder.strip()).expanduser(), on_progress=progress_callback("Import"))
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            st.error(f"{md_escape(exc)}: give the full path of a folder that exists on the machine running PhotoLore.")
+        else:
+            keep_report(report_key, report)
+    uploads = st.file_uploader("Or upload photos", accept_multiple_files=True, key=f"{key}-files",
+                               type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"])
+    upload_class = st.text_input("Class (folder) for uploaded photos", value="uploads", key=f"{key}-class")
+    if uploads and st.button(f"Add {len(uploads)} uploaded file(s)", key=f"{key}-upload"):
+        from core.crawl.files import safe_component
+
+        target = services.settings.library_dir / safe_component(upload_class, "uploads")
+        saved, rejected = save_uploads([(u.name, u.getvalue()) for u in uploads], target,
+                                       max_pixels=services.settings.max_image_pixels)
+        report = ingest_paths(services, saved, source="upload", on_progress=progress_callback("Upload"))
+        keep_report(report_key, report, extra_skips=rejected)

@@ -1,0 +1,188 @@
+"""Altair charts for the dashboards, shared by the page and the HTML report. No streamlit here."""
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import altair as alt
+import pandas as pd
+
+from core import dashboards as d
+
+SENTIMENT_SCALE = alt.Scale(domain=list(d.SENTIMENTS), range=["#d62728", "#9e9e9e", "#2ca02c"])
+
+
+@dataclass
+class Section:
+    """One dashboard block: a chart, or the reason it cannot be drawn."""
+
+    key: str
+    title: str
+    chart: Optional[alt.TopLevelMixin] = None
+    message: Optional[str] = None
+    table: Optional[pd.DataFrame] = None
+
+
+def _safe(key: str, title: str, build: Callable[[], tuple]) -> Section:
+    try:
+        chart, table = build()
+        return Section(key, title, chart=chart, table=table)
+    except d.NotEnoughData as exc:
+        return Section(key, title, message=str(exc))
+
+
+def histograms(df: pd.DataFrame) -> tuple:
+    h = d.histogram_frame(df)
+    chart = alt.Chart(h).mark_bar().encode(
+        x=alt.X("score:O", title="score"), y=alt.Y("count:Q"), tooltip=["dimension", "score", "count"],
+    ).properties(width=150, height=120).facet(facet=alt.Facet("dimension:N", sort=list(d.DIMENSIONS), title=None), columns=3)
+    return chart, h
+
+
+def boxplots(df: pd.DataFrame, by: Optional[str] = None) -> tuple:
+    long = d.scores_long(df, by=by)
+    enc = dict(x=alt.X("dimension:N", sort=list(d.DIMENSIONS), title=None), y=alt.Y("score:Q", scale=alt.Scale(domain=[1, 5])))
+    if by:
+        col = "topic" if by == "topic" else by
+        enc["color"] = alt.Color(f"{col}:N", title=col)
+        enc["xOffset"] = alt.XOffset(f"{col}:N")
+    return alt.Chart(long).mark_boxplot(extent="min-max").encode(**enc).properties(height=260), None
+
+
+def scatter(df: pd.DataFrame, x_dim: str, y_dim: str) -> tuple:
+    data = df.dropna(subset=[x_dim, y_dim])
+    if data.empty:
+        raise d.NotEnoughData(f"no photo has both {x_dim} and {y_dim} scores")
+    data = data.assign(sentiment=data["sentiment"].fillna("unknown"), link=data.get("path", data["filename"]))
+    chart = alt.Chart(data[["filename", "link", "caption", "concept_text", "sentiment", x_dim, y_dim]]).mark_circle(size=70, opacity=0.7).encode(
+        x=alt.X(f"{x_dim}:Q", scale=alt.Scale(domain=[0.5, 5.5])), y=alt.Y(f"{y_dim}:Q", scale=alt.Scale(domain=[0.5, 5.5])),
+        xOffset=alt.XOffset("jitter:Q"), color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE),
+        tooltip=["filename", "concept_text", "caption", "sentiment", x_dim, y_dim, "link"],
+    ).transform_calculate(jitter="random()*12-6").properties(height=320)
+    return chart, None
+
+
+def correlation(df: pd.DataFrame) -> tuple:
+    c = d.correlation_frame(df)
+    base = alt.Chart(c).encode(x=alt.X("dim_x:N", title=None), y=alt.Y("dim_y:N", title=None))
+    chart = base.mark_rect().encode(color=alt.Color("r:Q", scale=alt.Scale(domain=[-1, 1], scheme="redblue")), tooltip=["dim_x", "dim_y", alt.Tooltip("r:Q", format=".2f")]) \
+        + base.mark_text().encode(text=alt.Text("r:Q", format=".2f"))
+    return chart.properties(width=320, height=320), c
+
+
+def sentiment_by(df: pd.DataFrame, by: Optional[str]) -> tuple:
+    b = d.sentiment_breakdown(df, by=by)
+    y = alt.Y(f"{by}:N", title=by) if by else alt.Y("sentiment:N", sort=list(d.SENTIMENTS))
+    chart = alt.Chart(b).mark_bar().encode(
+        x=alt.X("share:Q", axis=alt.Axis(format="%")), y=y, color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE),
+        tooltip=[*( [by] if by else []), "sentiment", "count", alt.Tooltip("share:Q", format=".0%")])
+    return chart.properties(height=max(80, 24 * (b[by].nunique() if by else 3))), b
+
+
+def topics(df: pd.DataFrame) -> tuple:
+    t = d.topic_breakdown(df)
+    chart = alt.Chart(t).mark_bar().encode(x=alt.X("count:Q"), y=alt.Y("topic:N", sort="-x"),
+                                           tooltip=["topic", "count", alt.Tooltip("share:Q", format=".0%")])
+    return chart.properties(height=max(80, 22 * len(t))), t
+
+
+def timeline(df: pd.DataFrame) -> tuple:
+    t = d.over_time(df)
+    chart = alt.Chart(t).mark_bar().encode(x=alt.X("period:T", title=None), y="count:Q",
+                                           color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE), tooltip=["period:T", "sentiment", "count"])
+    return chart.properties(height=200), t
+
+
+def methods(df: pd.DataFrame) -> tuple:
+    agree = d.method_agreement(df)
+    frames = []
+    for name, col in [("caption only", "sentiment_caption"), ("image only", "sentiment_image")]:
+        try:
+            frames.append(d.confusion_frame(df, col, "sentiment").assign(pair=f"{name} (rows) vs combined (columns)"))
+        except d.NotEnoughData:
+            continue
+    chart = None
+    if frames:
+        cm = pd.concat(frames)
+        base = alt.Chart(cm).encode(x=alt.X("b:N", sort=list(d.SENTIMENTS), title="combined"), y=alt.Y("a:N", sort=list(d.SENTIMENTS), title=None))
+        chart = (base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"))) + base.mark_text().encode(text="count:Q")) \
+            .properties(width=180, height=180).facet(column=alt.Column("pair:N", title=None))
+    return chart, agree
+
+
+def truth(df: pd.DataFrame) -> tuple:
+    t = d.truth_metrics(df)
+    long = t.melt(id_vars=["method", "photos"], value_vars=["accuracy", "macro_f1"], var_name="metric")
+    chart = alt.Chart(long).mark_bar().encode(x=alt.X("value:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("method:N", sort=list(d.METHODS)),
+                                              color="metric:N", yOffset="metric:N", tooltip=["method", "metric", alt.Tooltip("value:Q", format=".3f"), "photos"])
+    return chart.properties(height=150), t
+
+
+def thumb_data_uri(path: Optional[str], size: int = 64) -> Optional[str]:
+    """A small inline JPEG for hover previews (no file server needed)."""
+    if not path or not Path(path).exists():
+        return None
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def embedding_map(frame: pd.DataFrame, colour_by: str, method: str, select: bool = False) -> alt.Chart:
+    tooltip = [c for c in ["image", "filename", "class_name", "caption", "sentiment", "topics", "concept_text"] if c in frame]
+    kind = "Q" if colour_by in d.DIMENSIONS else "N"
+    colour = alt.Color(f"{colour_by}:{kind}", scale=SENTIMENT_SCALE) if colour_by == "sentiment" else alt.Color(f"{colour_by}:{kind}")
+    chart = alt.Chart(frame).mark_circle(size=80, opacity=0.8).encode(
+        x=alt.X("x:Q", title=f"{method} 1", axis=alt.Axis(labels=False)), y=alt.Y("y:Q", title=f"{method} 2", axis=alt.Axis(labels=False)),
+        color=colour, tooltip=tooltip).properties(height=420)
+    if select:
+        chart = chart.add_params(alt.selection_interval(name="brush"))
+    return chart
+
+
+def build_sections(df: pd.DataFrame, *, box_by: Optional[str] = None, x_dim: str = "Safety", y_dim: str = "Privacy",
+                   sentiment_by_field: Optional[str] = "class_name") -> list[Section]:
+    """Every dashboard block for a (filtered) frame, in page order."""
+    if df.empty:
+        return [Section("empty", "No photos", message="no photo matches: the library is empty or the filters exclude everything")]
+    return [
+        _safe("hist", "Distribution of each dimension", lambda: histograms(df)),
+        _safe("box", "Box plots of the six dimensions", lambda: boxplots(df, by=box_by)),
+        _safe("scatter", f"{x_dim} vs {y_dim}", lambda: scatter(df, x_dim, y_dim)),
+        _safe("corr", "Correlation between dimensions", lambda: correlation(df)),
+        _safe("sentiment", "Sentiment" + (f" by {sentiment_by_field}" if sentiment_by_field else ""), lambda: sentiment_by(df, sentiment_by_field)),
+        _safe("topics", "Topics", lambda: topics(df)),
+        _safe("time", "Sentiment over time", lambda: timeline(df)),
+        _safe("methods", "Caption-only vs image-only vs combined", lambda: methods(df)),
+        _safe("truth", "Against ground truth", lambda: truth(df)),
+    ]
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """Vector export of one chart (vl-convert, offline)."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_svg(chart.to_dict())
+
+
+def report_html(sections: list[Section], title: str = "PhotoLore report") -> str:
+    """One self-contained HTML file (Vega libraries inlined, works offline) with every chart."""
+    blocks = []
+    for s in sections:
+        if s.chart is not None:
+            blocks.append(s.chart.properties(title=s.title) if not isinstance(s.chart, (alt.FacetChart, alt.LayerChart)) else
+                          alt.vconcat(s.chart, title=s.title))
+        else:
+            blocks.append(alt.Chart(pd.DataFrame({"t": [s.message]})).mark_text(align="left", fontSize=13).encode(text="t:N")
+                          .properties(title=s.title, width=500, height=30))
+    combined = alt.vconcat(*blocks, title=title).configure_view(stroke=None)
+    buf = io.StringIO()
+    combined.save(buf, format="html", inline=True)
+    return buf.getvalue()

@@ -1,0 +1,280 @@
+"""Numbers behind the dashboards: pure functions over the effective-annotations frame.
+
+The frame has one row per photo with the columns of the annotation contract (see
+core/annotations.py): photo_id, filename, class_name, caption, sentiment (fused),
+sentiment_score, sentiment_caption, sentiment_image, topics (list), the six scores,
+concept_text, taken_at, and optionally sentiment_truth (imported ground truth).
+No function here plots or touches storage, so each is tested on small known inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
+SENTIMENTS = ("negative", "neutral", "positive")
+# method name -> column holding that method's sentiment label
+METHODS = {"caption only": "sentiment_caption", "image only": "sentiment_image", "combined": "sentiment"}
+TRUTH = "sentiment_truth"
+
+
+class NotEnoughData(ValueError):
+    """A chart cannot be drawn from this data; the message says why, for the page to show."""
+
+
+# --- filters -------------------------------------------------------------------------------
+@dataclass
+class Filters:
+    classes: Optional[Sequence[str]] = None
+    topics: Optional[Sequence[str]] = None  # a photo passes when it has any of them
+    sentiments: Optional[Sequence[str]] = None
+    date_from: Optional[pd.Timestamp] = None
+    date_to: Optional[pd.Timestamp] = None
+    score_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """Add missing contract columns and coerce types, so every function can rely on them."""
+    out = df.copy()
+    for col in ["photo_id", "filename", "class_name", "caption", "concept_text", *METHODS.values()]:
+        if col not in out:
+            out[col] = None
+    for dim in DIMENSIONS:
+        out[dim] = pd.to_numeric(out[dim], errors="coerce") if dim in out else np.nan
+    if "sentiment_score" not in out:
+        out["sentiment_score"] = np.nan
+    if "topics" not in out:
+        out["topics"] = [[] for _ in range(len(out))]
+    out["topics"] = [list(t) if isinstance(t, (list, tuple, np.ndarray)) else ([x for x in str(t).split(",") if x] if isinstance(t, str) else []) for t in out["topics"]]
+    out["taken_at"] = pd.to_datetime(out["taken_at"], errors="coerce", utc=True) if "taken_at" in out else pd.NaT
+    out["class_name"] = out["class_name"].fillna("").astype(str)
+    return out
+
+
+def _utc(ts) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+
+
+def apply_filters(df: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """Rows passing every filter; score ranges are inclusive and drop photos without that score."""
+    mask = pd.Series(True, index=df.index)
+    if f.classes:
+        mask &= df["class_name"].isin(list(f.classes))
+    if f.sentiments:
+        mask &= df["sentiment"].isin(list(f.sentiments))
+    if f.topics:
+        wanted = set(f.topics)
+        mask &= df["topics"].map(lambda ts: bool(wanted.intersection(ts)))
+    if f.date_from is not None:
+        mask &= df["taken_at"] >= _utc(f.date_from)
+    if f.date_to is not None:
+        mask &= df["taken_at"] <= _utc(f.date_to)
+    for dim, (lo, hi) in f.score_ranges.items():
+        if (lo, hi) != (1, 5):
+            mask &= df[dim].between(lo, hi)
+    return df[mask]
+
+
+# --- the six dimensions ----------------------------------------------------------------------------
+def scores_long(df: pd.DataFrame, by: Optional[str] = None) -> pd.DataFrame:
+    """One row per (photo, dimension, score); `by` keeps a grouping column (class_name, topic)."""
+    keep = ["photo_id"] + ([by] if by and by != "topic" else [])
+    src = df.explode("topics").rename(columns={"topics": "topic"}) if by == "topic" else df
+    if by == "topic":
+        keep.append("topic")
+    long = src.melt(id_vars=keep, value_vars=list(DIMENSIONS), var_name="dimension", value_name="score").dropna(subset=["score"])
+    if long.empty:
+        raise NotEnoughData("no photo has affective scores yet: run an annotator on the Annotate page")
+    return long
+
+
+def histogram_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Counts of each score 1-5 per dimension (zeros included, so bars line up)."""
+    long = scores_long(df)
+    long["score"] = long["score"].round().astype(int)
+    counts = long.groupby(["dimension", "score"]).size()
+    full = pd.MultiIndex.from_product([list(DIMENSIONS), [1, 2, 3, 4, 5]], names=["dimension", "score"])
+    return counts.reindex(full, fill_value=0).rename("count").reset_index()
+
+
+def correlation_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Pearson r between dimensions as a long frame; constant or missing columns are left out."""
+    scores = df[list(DIMENSIONS)].dropna(how="all")
+    if len(scores) < 3:
+        raise NotEnoughData("correlations need at least 3 scored photos")
+    usable = [d for d in DIMENSIONS if scores[d].nunique(dropna=True) > 1]
+    if len(usable) < 2:
+        raise NotEnoughData("correlations need at least two dimensions whose scores vary")
+    corr = scores[usable].corr()
+    return corr.reset_index(names="dim_x").melt(id_vars="dim_x", var_name="dim_y", value_name="r")
+
+
+# --- sentiment and topics -----------------------------------------------------------------------
+def sentiment_breakdown(df: pd.DataFrame, by: Optional[str] = None, column: str = "sentiment") -> pd.DataFrame:
+    """Counts and shares of each sentiment, overall or within each value of `by`."""
+    data = df.dropna(subset=[column])
+    if data.empty:
+        raise NotEnoughData("no photo has a sentiment yet: run an annotator on the Annotate page")
+    keys = ([by] if by else []) + [column]
+    counts = data.groupby(keys).size().rename("count").reset_index()
+    totals = counts.groupby(by)["count"].transform("sum") if by else counts["count"].sum()
+    counts["share"] = counts["count"] / totals
+    return counts.rename(columns={column: "sentiment"})
+
+
+def topic_breakdown(df: pd.DataFrame, by: Optional[str] = None) -> pd.DataFrame:
+    """Counts and shares (of photos) per topic; a photo with several topics counts once for each."""
+    exploded = df[["photo_id", "topics"] + ([by] if by else [])].explode("topics").dropna(subset=["topics"])
+    if exploded.empty:
+        raise NotEnoughData("no photo has topics yet: run an annotator on the Annotate page")
+    keys = ([by] if by else []) + ["topics"]
+    counts = exploded.groupby(keys).size().rename("count").reset_index().rename(columns={"topics": "topic"})
+    photos = df.groupby(by).size() if by else len(df)
+    counts["share"] = counts["count"] / (counts[by].map(photos) if by else photos)
+    return counts
+
+
+def over_time(df: pd.DataFrame, freq: str = "M", column: str = "sentiment") -> pd.DataFrame:
+    """Photos per period and sentiment, from EXIF dates."""
+    dated = df.dropna(subset=["taken_at", column])
+    if dated.empty:
+        raise NotEnoughData("no photo has both a date (EXIF) and a sentiment")
+    period = dated["taken_at"].dt.tz_convert(None).dt.to_period(freq).dt.to_timestamp()
+    return dated.assign(period=period).groupby(["period", column]).size().rename("count").reset_index().rename(columns={column: "sentiment"})
+
+
+# --- comparing methods --------------------------------------------------------------------------------
+def confusion(a: Sequence, b: Sequence, labels: Sequence[str] = SENTIMENTS) -> np.ndarray:
+    """Confusion matrix (rows: a, columns: b) over `labels`; pairs with a label outside are ignored."""
+    k = len(labels)
+    ia = pd.Categorical(np.asarray(a, dtype=object), categories=list(labels)).codes
+    ib = pd.Categorical(np.asarray(b, dtype=object), categories=list(labels)).codes
+    ok = (ia >= 0) & (ib >= 0)
+    return np.bincount(ia[ok].astype(np.int64) * k + ib[ok], minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def cohen_kappa(a: Sequence, b: Sequence, labels: Sequence[str] = SENTIMENTS) -> float:
+    """Cohen's kappa from the confusion matrix; 1.0 when both agree on a single label (no variance)."""
+    m = confusion(a, b, labels).astype(float)
+    n = m.sum()
+    if n == 0:
+        return float("nan")
+    po = np.trace(m) / n
+    pe = float((m.sum(axis=1) / n) @ (m.sum(axis=0) / n))
+    if pe == 1.0:
+        return 1.0 if po == 1.0 else 0.0
+    return float((po - pe) / (1 - pe))
+
+
+def macro_f1(truth: Sequence, pred: Sequence, labels: Sequence[str] = SENTIMENTS) -> float:
+    """Macro-averaged F1 over the labels present in truth or prediction (as scikit-learn does)."""
+    m = confusion(truth, pred, labels).astype(float)
+    present = (m.sum(axis=0) + m.sum(axis=1)) > 0
+    tp = np.diag(m)
+    precision = np.divide(tp, m.sum(axis=0), out=np.zeros_like(tp), where=m.sum(axis=0) > 0)
+    recall = np.divide(tp, m.sum(axis=1), out=np.zeros_like(tp), where=m.sum(axis=1) > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def method_agreement(df: pd.DataFrame) -> pd.DataFrame:
+    """For each pair of methods: photos compared, agreement rate and Cohen's kappa."""
+    rows = []
+    for (name_a, col_a), (name_b, col_b) in combinations(METHODS.items(), 2):
+        both = df.dropna(subset=[col_a, col_b])
+        if both.empty:
+            continue
+        agree = float((both[col_a] == both[col_b]).mean())
+        rows.append({"method_a": name_a, "method_b": name_b, "photos": len(both), "agreement": agree,
+                     "kappa": cohen_kappa(both[col_a], both[col_b])})
+    if not rows:
+        raise NotEnoughData("no photo has sentiment from two methods yet: annotate with caption and image methods")
+    return pd.DataFrame(rows)
+
+
+def confusion_frame(df: pd.DataFrame, col_a: str, col_b: str) -> pd.DataFrame:
+    both = df.dropna(subset=[col_a, col_b])
+    if both.empty:
+        raise NotEnoughData(f"no photo has both {col_a} and {col_b}")
+    m = confusion(both[col_a], both[col_b])
+    return pd.DataFrame([{"a": SENTIMENTS[i], "b": SENTIMENTS[j], "count": int(m[i, j])} for i in range(3) for j in range(3)])
+
+
+def truth_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy and macro-F1 of each method against imported ground-truth labels."""
+    if TRUTH not in df or df[TRUTH].isna().all():
+        raise NotEnoughData("no ground-truth sentiment imported (SentiCap JSON or a labels CSV on the Annotate page)")
+    rows = []
+    for name, col in METHODS.items():
+        both = df.dropna(subset=[TRUTH, col])
+        if both.empty:
+            continue
+        rows.append({"method": name, "photos": len(both), "accuracy": float((both[TRUTH] == both[col]).mean()),
+                     "macro_f1": macro_f1(both[TRUTH], both[col])})
+    if not rows:
+        raise NotEnoughData("ground truth exists but no photo with it has predictions yet")
+    return pd.DataFrame(rows)
+
+
+# --- embedding map ---------------------------------------------------------------------------------------
+def project_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
+    """(N, D) -> (N, 2): UMAP when installed and asked for (or auto with enough points), else PCA."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    if len(x) < 3:
+        raise NotEnoughData("the embedding map needs at least 3 indexed photos")
+    if method in ("auto", "umap") and len(x) >= 15:
+        try:
+            import umap  # optional dependency
+
+            coords = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1)).fit_transform(x)
+            return np.asarray(coords, dtype=np.float32), "UMAP"
+        except ImportError:
+            if method == "umap":
+                raise NotEnoughData("UMAP is not installed (pip install umap-learn); showing PCA instead") from None
+    from threadpoolctl import threadpool_limits
+
+    centred = x - x.mean(axis=0, keepdims=True)
+    # Eigenvectors of the (D, D) covariance: far cheaper than an SVD of the (N, D) matrix for N >> D.
+    # One BLAS thread: these are small products, and threaded BLAS stalls badly on a busy 2-core box.
+    with threadpool_limits(1):
+        _, vecs = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+        coords = centred @ vecs[:, ::-1][:, :2].astype(np.float32)
+    if coords.shape[1] < 2:
+        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    # Fix the sign of each axis so the same data always gives the same picture.
+    signs = np.sign(coords[np.abs(coords).argmax(axis=0), range(2)])
+    return (coords * np.where(signs == 0, 1, signs)).astype(np.float32), "PCA"
+
+
+def embedding_map_frame(ids: Sequence[str], embeddings: np.ndarray, df: pd.DataFrame, method: str = "auto") -> tuple[pd.DataFrame, str]:
+    """x, y per photo joined with its annotation fields (photos without annotations keep NaNs)."""
+    coords, used = project_2d(embeddings, method)
+    frame = pd.DataFrame({"photo_id": list(ids), "x": coords[:, 0], "y": coords[:, 1]})
+    cols = ["photo_id", "filename", "class_name", "caption", "sentiment", "concept_text", *DIMENSIONS]
+    frame = frame.merge(df[[c for c in cols if c in df]], on="photo_id", how="left")
+    frame["topics"] = frame["photo_id"].map(dict(zip(df["photo_id"], df["topics"].map(", ".join)))) if "topics" in df else ""
+    return frame, used
+
+
+def frame_from_catalog(catalog) -> pd.DataFrame:
+    """The effective annotations when the annotation store exists, else catalog facts only."""
+    try:
+        from core.annotations import effective_annotations
+    except ImportError:
+        effective_annotations = None
+    if effective_annotations is not None:
+        return normalise(effective_annotations(catalog))
+    photos = catalog.list_photos(limit=10_000_000)
+    from pathlib import Path
+
+    return normalise(pd.DataFrame({
+        "photo_id": [p.id for p in photos], "filename": [Path(p.path).name for p in photos],
+        "class_name": [p.class_name for p in photos], "caption": [p.caption for p in photos],
+        "taken_at": [p.taken_at for p in photos],
+    }))

@@ -1,0 +1,94 @@
+"""Dashboards: the annotations as charts, with filters that apply to every chart."""
+import pandas as pd
+import streamlit as st
+
+from core import charts
+from core import dashboards as d
+from ui.resources import services_or_stop
+from ui.widgets import md_escape, photo_grid
+
+services = services_or_stop()
+st.title("Dashboards")
+
+df_all = d.frame_from_catalog(services.catalog)
+if df_all.empty:
+    st.info("The library is empty: add photos on the Library or Collect page, then annotate them.")
+    st.stop()
+
+# --- filters (sidebar) apply to every chart and to the table ---------------------------------------
+sb = st.sidebar
+sb.header("Filters")
+classes = sorted(c for c in df_all["class_name"].unique())
+topics = sorted({t for ts in df_all["topics"] for t in ts})
+f = d.Filters(
+    classes=sb.multiselect("Class", classes, key="dash-classes"),
+    topics=sb.multiselect("Topic", topics, key="dash-topics"),
+    sentiments=sb.multiselect("Sentiment", list(d.SENTIMENTS), key="dash-sentiments"),
+)
+dates = df_all["taken_at"].dropna()
+if not dates.empty:
+    lo, hi = dates.min().date(), dates.max().date()
+    picked = sb.date_input("Taken between", (lo, hi), min_value=lo, max_value=hi, key="dash-dates")
+    if isinstance(picked, (tuple, list)) and len(picked) == 2:
+        f.date_from, f.date_to = pd.Timestamp(picked[0]), pd.Timestamp(picked[1]) + pd.Timedelta(days=1)
+with sb.expander("Score ranges"):
+    for dim in d.DIMENSIONS:
+        f.score_ranges[dim] = st.slider(dim, 1, 5, (1, 5), key=f"dash-range-{dim}")
+df = d.apply_filters(df_all, f)
+st.caption(f"{len(df)} of {len(df_all)} photos pass the filters.")
+
+c1, c2, c3, c4 = st.columns(4)
+box_by = c1.selectbox("Split box plots by", [None, "class_name", "topic"], key="dash-box-by",
+                      format_func=lambda v: {None: "nothing", "class_name": "class", "topic": "topic"}[v])
+x_dim = c2.selectbox("Scatter x", d.DIMENSIONS, index=0, key="dash-x")
+y_dim = c3.selectbox("Scatter y", d.DIMENSIONS, index=4, key="dash-y")
+sent_by = c4.selectbox("Sentiment by", ["class_name", None], key="dash-sent-by", format_func=lambda v: "class" if v else "overall")
+
+sections = charts.build_sections(df, box_by=box_by, x_dim=x_dim, y_dim=y_dim, sentiment_by_field=sent_by)
+for section in sections:
+    st.subheader(section.title)
+    if section.chart is None:
+        st.info(md_escape(section.message))
+        continue
+    st.altair_chart(section.chart, width="stretch", key=f"dash-chart-{section.key}")
+    if section.table is not None:
+        with st.expander("Numbers"):
+            st.dataframe(section.table, hide_index=True, width="stretch")
+    # PNG is in the chart's own toolbar; SVG is rendered only when asked for.
+    st.download_button("SVG", data=lambda c=section.chart: charts.to_svg(c),
+                       file_name=f"photolore-{section.key}.svg", mime="image/svg+xml", key=f"dash-svg-{section.key}",
+                       on_click="ignore", icon=":material/download:")
+
+# --- embedding map ----------------------------------------------------------------------------------
+st.subheader("Embedding map")
+ids = df["photo_id"].tolist()
+vectors = services.store.get_embeddings(services.backend.model_id, "image", ids) if ids else {}
+if len(vectors) < 3:
+    st.info("The embedding map needs at least 3 photos indexed by the active backend (see the Library page).")
+else:
+    m1, m2 = st.columns(2)
+    colour_by = m1.selectbox("Colour by", ["class_name", "sentiment", *d.DIMENSIONS], key="dash-map-colour")
+    method = m2.radio("Projection", ["auto", "pca", "umap"], horizontal=True, key="dash-map-method",
+                      help="auto: UMAP when installed and there are enough photos, else PCA")
+    keep = [i for i in ids if i in vectors]
+    try:
+        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], df, method=method)
+    except d.NotEnoughData as exc:
+        st.info(md_escape(exc))
+        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], df, method="pca")
+    if len(frame) <= 1000:  # hover previews as small inline images; skipped for big maps to keep the page light
+        photos = services.catalog.get_many(frame["photo_id"].tolist())
+        frame["image"] = [charts.thumb_data_uri(photos[i].thumb_path if i in photos else None, 64) for i in frame["photo_id"]]
+    st.caption(f"{used} projection of {len(frame)} image embeddings ({services.backend.model_id}). Drag a box to select photos.")
+    event = st.altair_chart(charts.embedding_map(frame, colour_by, used, select=True), width="stretch",
+                            key="dash-map", on_select="rerun", selection_mode="brush")
+    box = (event.selection or {}).get("brush", {}) if event else {}
+    if box.get("x") and box.get("y"):
+        (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
+        chosen = frame[frame["x"].between(x0, x1) & frame["y"].between(y0, y1)]["photo_id"].tolist()
+        st.write(f"{len(chosen)} photos selected")
+        photos = services.catalog.get_many(chosen[:48])
+        photo_grid([(photos[i], None) for i in chosen[:48] if i in photos], key="dash-selected", services=services)
+
+st.download_button("Download the filtered table (CSV)", data=df.assign(topics=df["topics"].map(",".join)).to_csv(index=False),
+                   file_name="photolore-annotations.csv", mime="text/csv", key="dash-csv")
