@@ -549,17 +549,20 @@ def _caption_row(row: dict) -> tuple[dict, list[str]]:
     return {"caption": cap.strip()}, []
 
 
-def import_captions(catalog: Catalog, data: bytes | str | Path, *, valid_only: bool = False, source: str = "user", store=None) -> ImportReport:
-    """Import the user's own captions (`filename,caption` CSV or JSON); they replace alt text and generated captions."""
+def import_captions(catalog: Catalog, data: bytes | str | Path, *, valid_only: bool = False, source: str = "user", store=None,
+                    services=None) -> ImportReport:
+    """Import the user's own captions (`filename,caption` CSV or JSON); they replace alt text and generated captions.
+
+    With `services` the captions are also re-embedded (core.library.set_captions), so caption-space
+    text search sees them at once; with only `store` the index metadata is updated.
+    """
     _, rows = _read_table(data, "captions")
     rows = _check_columns(rows, CAPTION_COLUMNS, "captions")
     report, good = _validate(catalog, rows, "captions", _caption_row)
     if report.errors and not valid_only:
         raise AnnotationImportError(report)
-    _write_captions(catalog, {pid: (v["caption"], None) for pid, v in good.items()}, source)
+    _store_captions(catalog, {pid: (v["caption"], None) for pid, v in good.items()}, source, store=store, services=services)
     report.written = len(good)
-    if store is not None and good:
-        store.update_metadata(list(good), [{"caption": v["caption"]} for v in good.values()])
     return report
 
 
@@ -584,6 +587,16 @@ def offer_caption(catalog: Catalog, photo_id: str, caption: str, source: str) ->
     return True
 
 
+def _store_captions(catalog: Catalog, captions: dict[str, tuple[str, Optional[str]]], source: str, *, store=None, services=None) -> None:
+    _write_captions(catalog, captions, source)  # the catalog and ground truth first, in one transaction
+    if services is not None and getattr(services, "backend", None) is not None:
+        from core.library import set_captions
+
+        set_captions(services, [(pid, cap) for pid, (cap, _) in captions.items()], source)
+    elif store is not None and captions:
+        store.update_metadata(list(captions), [{"caption": cap} for cap, _ in captions.values()])
+
+
 def _write_captions(catalog: Catalog, captions: dict[str, tuple[str, Optional[str]]], source: str) -> None:
     with _conn(catalog) as con:
         for pid, (cap, truth) in captions.items():
@@ -594,7 +607,7 @@ def _write_captions(catalog: Catalog, captions: dict[str, tuple[str, Optional[st
                             (pid, truth, source, now_iso()))
 
 
-def import_senticap(catalog: Catalog, data: bytes | str | Path, *, valid_only: bool = False, store=None) -> ImportReport:
+def import_senticap(catalog: Catalog, data: bytes | str | Path, *, valid_only: bool = False, store=None, services=None) -> ImportReport:
     """SentiCap JSON ({"images": [{"filename", "sentences": [{"raw", "sentiment": 0|1}]}]}): caption + ground-truth sentiment.
 
     The caption is the first sentence; the truth label is the majority of the sentences'
@@ -631,10 +644,8 @@ def import_senticap(catalog: Catalog, data: bytes | str | Path, *, valid_only: b
     report, good = _validate(catalog, rows, "senticap", parse)
     if report.errors and not valid_only:
         raise AnnotationImportError(report)
-    _write_captions(catalog, {pid: (v["caption"], v["truth"]) for pid, v in good.items()}, "senticap")
+    _store_captions(catalog, {pid: (v["caption"], v["truth"]) for pid, v in good.items()}, "senticap", store=store, services=services)
     report.written = len(good)
-    if store is not None and good:
-        store.update_metadata(list(good), [{"caption": v["caption"]} for v in good.values()])
     return report
 
 

@@ -128,8 +128,9 @@ with m1:
     if upload is not None and st.button("Import", key="ann-import"):
         fn = {"scores": ann.import_scores, "captions": ann.import_captions, "senticap": ann.import_senticap}[kind]
         data = upload.getvalue()
+        extra = {} if kind == "scores" else {"services": services}
         try:
-            report = fn(services.catalog, data, valid_only=valid_only, store=services.store)
+            report = fn(services.catalog, data, valid_only=valid_only, store=services.store, **extra)
         except ann.AnnotationImportError as exc:
             st.error(f"Nothing imported from {md_escape(upload.name)}: {len(exc.report.errors)} problems. "
                      "Fix them, or tick 'Import the valid rows'.")

@@ -84,7 +84,10 @@ def test_zeroshot_on_the_demo_library_is_sensible_and_filterable(demo_services):
 
 def test_user_caption_drives_the_caption_side(demo_services):
     s = demo_services
-    ann.import_captions(s.catalog, "filename,caption\ncoffee.jpg,A wonderful delicious happy breakfast\n")
+    ann.import_captions(s.catalog, "filename,caption\ncoffee.jpg,A wonderful delicious happy breakfast\n", services=s)
+    from core.search import search_text
+
+    assert search_text(s, "delicious happy breakfast", k=1)[0].photo.path.endswith("coffee.jpg")  # re-embedded at once
     annotator = ZeroShotAnnotator(s.backend)
     coffee = [p for p in s.catalog.list_photos() if p.path.endswith("coffee.jpg")]
     run_annotations(s, annotator, [coffee[0].id])

@@ -73,10 +73,12 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from core import annotations as ann
 
-    services = _services(need_backend=False)
+    # Captions are re-embedded so text search sees them: that needs the backend.
+    services = _services(need_backend=args.kind != "scores")
     fn = {"scores": ann.import_scores, "captions": ann.import_captions, "senticap": ann.import_senticap}[args.kind]
+    extra = {} if args.kind == "scores" else {"services": services}
     try:
-        report = fn(services.catalog, Path(args.path), valid_only=args.valid_only, store=services.store)
+        report = fn(services.catalog, Path(args.path), valid_only=args.valid_only, store=services.store, **extra)
     except ann.AnnotationImportError as exc:
         print(f"error: {args.path}: nothing imported.\n{exc.report.summary()}\n"
               "Fix the rows above, or pass --valid-only to import the valid rows.", file=sys.stderr)
