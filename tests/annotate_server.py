@@ -5,7 +5,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
+from typing import Callable
 
 GOOD = {"Safety": 4, "Belonging": 3, "Naturalness": 2, "Shared": 5, "Privacy": 1, "Convenience": 3,
         "concept_text": "a modern open space", "sentiment": "positive", "sentiment_score": 0.6, "topics": ["interior", "Food", "spaceships"]}

@@ -1,6 +1,5 @@
 """The OpenAI-compatible API annotator against a real scripted HTTP server on 127.0.0.1."""
 import json
-import time
 
 import pytest
 from PIL import Image

@@ -14,12 +14,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -27,7 +25,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.annotate.base import AnnotationResult
 from core.annotate.prompts import DIMENSIONS, load_prompts
-from core.annotate.sentiment import label_of
 from core.catalog import Photo
 
 PROMPT_VERSION = "1"
