@@ -7,6 +7,7 @@ PAGES = [
     st.Page("pages/library.py", title="Library", icon=":material/photo_library:", default=True),
     st.Page("pages/search.py", title="Search", icon=":material/search:"),
     st.Page("pages/collect.py", title="Collect", icon=":material/travel_explore:"),
+    st.Page("pages/annotate.py", title="Annotate", icon=":material/label:"),
     st.Page("pages/dashboards.py", title="Dashboards", icon=":material/monitoring:"),
     st.Page("pages/caption.py", title="Caption", icon=":material/subtitles:"),
 ]
