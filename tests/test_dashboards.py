@@ -103,3 +103,31 @@ def test_report_command(demo_env, tmp_path):
     text = out.read_text()
     assert "PhotoLore report: 15 photos" in text
     assert "no photo has affective scores yet" in text  # the demo is not annotated: said, not drawn
+
+
+@pytest.mark.slow
+def test_dashboards_on_the_annotated_demo_library(demo_env_copy, bundled_backend):
+    """Annotate the demo with the local zero-shot annotator: every annotation chart is drawn."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core.annotate.runner import run_annotations
+    from core.annotate.zeroshot import ZeroShotAnnotator
+    from core.services import build_services
+    from core.settings import Settings
+    from tests.conftest import REPO
+
+    services = build_services(Settings(), backend=bundled_backend)
+    assert run_annotations(services, ZeroShotAnnotator(bundled_backend)).done == 15
+    df = d.frame_from_catalog(services.catalog)
+    assert len(df) == 15 and df["Safety"].notna().all() and df["sentiment"].isin(d.SENTIMENTS).all()
+    sections = {s.key: s for s in charts.build_sections(df)}
+    for key in ("hist", "box", "scatter", "sentiment", "topics", "methods"):
+        assert sections[key].chart is not None, (key, sections[key].message)
+    assert "ground-truth" in sections["truth"].message  # nothing imported: said, not invented
+
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(REPO / "pages/dashboards.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("affective scores yet" in i.value for i in at.info)
+    st.cache_resource.clear()
