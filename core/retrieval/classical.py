@@ -138,6 +138,37 @@ def extract_raw(image: Image.Image, config: ClassicalConfig) -> RawFeatures:
     return RawFeatures(sift=desc, hog=h, colour=col, shape=shape)
 
 
+def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids (k, D), assignment (N,)): k-means++ seeding then Lloyd steps, deterministic per seed.
+
+    Plain numpy on purpose: small, predictable on 2 cores, and no OpenMP thread pool to fight
+    other processes for the CPU.
+    """
+    x = np.asarray(x, np.float32)
+    rng = np.random.default_rng(seed)
+    k = max(1, min(k, len(x)))
+    centres = [x[rng.integers(len(x))]]
+    d2 = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        probs = d2 / d2.sum() if d2.sum() > 0 else np.full(len(x), 1.0 / len(x))
+        centres.append(x[rng.choice(len(x), p=probs)])
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+    c = np.stack(centres)
+    sq = (x ** 2).sum(1, keepdims=True)
+    assign = np.zeros(len(x), np.int64)
+    for it in range(iters):
+        dist = sq - 2 * x @ c.T + (c ** 2).sum(1)[None, :]
+        new = dist.argmin(1)
+        if it and np.array_equal(new, assign):
+            break
+        assign = new
+        for j in range(k):
+            members = x[assign == j]
+            if len(members):
+                c[j] = members.mean(0)
+    return c.astype(np.float32), assign
+
+
 def _l2(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
@@ -207,9 +238,6 @@ class ClassicalIndex:
         With `work_dir`, extracted features are saved per chunk, so a cancelled or killed build
         resumes where it stopped. Unreadable images are skipped and listed in `.report.skipped`.
         """
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-        from sklearn.decomposition import PCA
-
         config.validate()
         items = list(items)
         if not items:
@@ -263,7 +291,7 @@ class ClassicalIndex:
             all_desc = all_desc[rng.choice(len(all_desc), config.max_vocab_descriptors, replace=False)]
         n_words = max(1, min(config.vocab_size, len(all_desc)))
         if len(all_desc) >= 1:
-            vocab = MiniBatchKMeans(n_clusters=n_words, random_state=config.seed, n_init=3, batch_size=2048).fit(all_desc).cluster_centers_.astype(np.float32)
+            vocab, _ = kmeans(all_desc, n_words, seed=config.seed)
         else:
             vocab = np.zeros((1, 128), np.float32)
         on_progress(total, total, stage="vocabulary")
@@ -279,15 +307,17 @@ class ClassicalIndex:
         features = _l2(encoded - centre)
 
         n_comp = max(1, min(config.pca_dim, features.shape[0], features.shape[1]))
-        pca = PCA(n_components=n_comp, random_state=config.seed).fit(features)
-        reduced = _l2((features - pca.mean_) @ pca.components_.T)
+        pca_mean = features.mean(axis=0)
+        # PCA by SVD of the centred gallery: rows of vt are the principal directions.
+        _, _, vt = np.linalg.svd(features - pca_mean, full_matrices=False)
+        components = vt[:n_comp].astype(np.float32)
+        reduced = _l2((features - pca_mean) @ components.T)
         n_clusters = max(1, min(config.n_clusters, len(features)))
-        km = KMeans(n_clusters=n_clusters, random_state=config.seed, n_init=3).fit(reduced)
+        centroids, assign = kmeans(reduced, n_clusters, seed=config.seed)
         on_progress(total, total, stage="clusters")
         report.n_indexed = len(ids)
-        arrays = dict(vocab=vocab, idf=idf, centre=centre.astype(np.float32), features=features, pca_mean=pca.mean_.astype(np.float32),
-                      pca_components=pca.components_.astype(np.float32), centroids=km.cluster_centers_.astype(np.float32),
-                      assign=km.labels_.astype(np.int32))
+        arrays = dict(vocab=vocab, idf=idf, centre=centre.astype(np.float32), features=features, pca_mean=pca_mean.astype(np.float32),
+                      pca_components=components, centroids=centroids, assign=assign.astype(np.int32))
         return cls(config, ids, labels, arrays, report)
 
     # -- query -----------------------------------------------------------------------------

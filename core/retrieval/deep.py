@@ -213,3 +213,22 @@ class DeepIndex:
         if backend is not None:
             index.attach(backend)
         return index
+
+
+BACKBONES = ("active", "efficientnet")
+
+
+def make_deep_backend(backbone: str = "active", settings=None):
+    """The embedder for deep retrieval: "active" = the app's backend (bundled or CLIP), or
+    "efficientnet" = the packaged CNN's features alone (no text model loaded)."""
+    from core.device import pick_device
+    from core.settings import Settings
+
+    settings = settings or Settings()
+    if backbone == "active":
+        from models.registry import create_backend
+
+        return create_backend(settings)[0]
+    if backbone == "efficientnet":
+        return EfficientNetEmbedder(device=pick_device(settings.device))
+    raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
