@@ -98,13 +98,13 @@ if result:
     table = pd.DataFrame(result["table"])
     st.dataframe(table, hide_index=True, key="rl_table")
     c1, c2 = st.columns(2)
-    c1.altair_chart(alt.Chart(table).mark_bar().encode(x=alt.X("method:N"), y=alt.Y("mAP:Q"), color="method:N").properties(title="mAP"), use_container_width=True)
+    c1.altair_chart(alt.Chart(table).mark_bar().encode(x=alt.X("method:N"), y=alt.Y("mAP:Q"), color="method:N").properties(title="mAP"), width="stretch")
     lat = table.melt(id_vars=["method"], value_vars=["query_p50_ms", "query_p95_ms"], var_name="percentile", value_name="ms")
     c2.altair_chart(alt.Chart(lat).mark_bar().encode(x="method:N", y="ms:Q", color="percentile:N", xOffset="percentile:N").properties(title="Query latency"),
-                    use_container_width=True)
+                    width="stretch")
     curves = pd.DataFrame(result["curves"])
     st.altair_chart(alt.Chart(curves).mark_line().encode(x=alt.X("k:Q"), y=alt.Y("precision:Q", title="precision@k"), color="method:N").properties(title="Precision at k"),
-                    use_container_width=True)
+                    width="stretch")
     c1, c2 = st.columns(2)
     c1.download_button("Download JSON", result["json"], file_name="retrieval_eval.json", mime="application/json", key="rl_dl_json")
     c2.download_button("Download CSV", result["csv"], file_name="retrieval_eval.csv", mime="text/csv", key="rl_dl_csv")

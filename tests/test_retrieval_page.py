@@ -1,12 +1,16 @@
 """AppTest of pages/retrieval_lab.py: run the classical + random methods on generated shapes."""
 import pytest
+from pathlib import Path
+
 from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
-    return AppTest.from_file("pages/retrieval_lab.py", default_timeout=240)
+    return AppTest.from_file(str(ROOT / "pages" / "retrieval_lab.py"), default_timeout=240)
 
 
 def test_page_runs_an_evaluation(app):

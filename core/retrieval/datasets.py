@@ -219,7 +219,7 @@ def load_voc2007(root: Path, *, split: str = "test", limit: Optional[int] = None
 def load_dataset(kind: str, path: Optional[Path] = None, *, limit: Optional[int] = None, n: int = 180, seed: int = 0, split: Optional[str] = None) -> RetrievalDataset:
     """Dispatch on `kind` (shapes, folders, cifar10, voc2007) with a clear error for anything else."""
     if kind == "shapes":
-        return load_shapes(n if limit is None else limit, seed=seed)
+        return load_shapes(n, seed=seed)  # `limit` is for data on disk; shapes are sized by `n`
     if kind not in DATASET_KINDS:
         raise DatasetError(f"unknown dataset kind {kind!r}; choose one of {', '.join(DATASET_KINDS)}")
     if path is None:
