@@ -62,7 +62,7 @@ def test_run_evaluation_in_browser(server, tmp_path):
         wait.until(EC.presence_of_element_located((By.XPATH, "//h1[contains(., 'Retrieval lab')]")))
 
         def set_number(label: str, value: int) -> None:
-            box = driver.find_element(By.XPATH, f"//input[@aria-label='{label}']")
+            box = wait.until(EC.presence_of_element_located((By.XPATH, f"//div[@data-testid='stNumberInput'][.//p[text()='{label}']]//input")))
             box.send_keys(Keys.CONTROL, "a")
             box.send_keys(str(value))
 
@@ -71,12 +71,18 @@ def test_run_evaluation_in_browser(server, tmp_path):
         set_number("Bag-of-features size", 16)
         set_number("Clusters", 3)
         set_number("Ranking depth", 20)
-        # Drop "deep" from the methods so no model loads: remove its chip in the multiselect.
-        chip = driver.find_element(By.XPATH, "//span[@data-baseweb='tag'][.//span[text()='deep']]//*[@role='presentation']")
-        chip.click()
+        # Drop "deep" so no model loads: Backspace removes the last two chips (random, deep),
+        # then "random" is typed back in.
+        methods = driver.find_element(By.XPATH, "//div[@data-testid='stMultiSelect']//input")
+        methods.click()
+        methods.send_keys(Keys.BACKSPACE, Keys.BACKSPACE)
+        methods.send_keys("random")
+        methods.send_keys(Keys.ENTER, Keys.ESCAPE)
+        driver.find_element(By.TAG_NAME, "h1").click()  # close the multiselect's dropdown
         driver.find_element(By.XPATH, "//button[.//p[text()='Run evaluation']]").click()
-        wait.until(EC.presence_of_element_located((By.XPATH, "//*[contains(text(), 'Results on shapes-36')]")))
+        wait.until(EC.presence_of_element_located((By.XPATH, "//button[.//p[text()='Download CSV']]")))
         body = driver.find_element(By.TAG_NAME, "body").text
+        assert "Results on shapes-36" in body
         assert "Download CSV" in body
         assert driver.find_elements(By.XPATH, "//*[@data-testid='stDataFrame' or @data-testid='stTable']")
         assert not driver.find_elements(By.XPATH, "//*[@data-testid='stException']")
