@@ -10,6 +10,7 @@ PAGES = [
     st.Page("pages/annotate.py", title="Annotate", icon=":material/label:"),
     st.Page("pages/dashboards.py", title="Dashboards", icon=":material/monitoring:"),
     st.Page("pages/caption.py", title="Caption", icon=":material/subtitles:"),
+    st.Page("pages/retrieval_lab.py", title="Retrieval lab", icon=":material/science:"),
 ]
 
 st.navigation(PAGES).run()

@@ -1,8 +1,6 @@
 """Retrieval lab: compare classical and deep retrieval on a dataset, and see why a photo matches a text."""
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import altair as alt

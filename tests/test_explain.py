@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.explain import explain, gradcam_efficientnet, save_overlay, slug
+from core.explain import explain, gradcam_efficientnet, slug
 from core.shapes import iter_samples
 
 

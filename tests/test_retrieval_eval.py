@@ -4,7 +4,6 @@ import csv
 import json
 
 import pytest
-from PIL import Image
 
 from core.retrieval.classical import ClassicalConfig
 from core.retrieval.datasets import load_shapes
