@@ -233,10 +233,19 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     return answer
 
 
+def stream_reply(question: str, history: Sequence, services, llm, *, cfg: Optional[ChatConfig] = None) -> Generator[str, None, ChatAnswer]:
+    """The tool-calling agent for capable models, the rule chain otherwise."""
+    if llm is not None and llm.use_tools:
+        from core.chat.agent import stream_agent_answer
+
+        return (yield from stream_agent_answer(question, history, services, llm, cfg=cfg))
+    return (yield from stream_answer(question, history, services, llm, cfg=cfg))
+
+
 def answer(question: str, history: Sequence, services, llm, on_token: Optional[Callable[[str], None]] = None, *,
            cfg: Optional[ChatConfig] = None) -> ChatAnswer:
     """Answer a question about the library; `on_token(chunk)` sees the text as it streams."""
-    gen = stream_answer(question, history, services, llm, cfg=cfg)
+    gen = stream_reply(question, history, services, llm, cfg=cfg)
     while True:
         try:
             chunk = next(gen)
