@@ -7,6 +7,7 @@ When the model's tool calls fail, the rule chain answers instead.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Generator, Literal, Optional, Sequence
@@ -155,7 +156,8 @@ def stream_agent_answer(question: str, history: Sequence, services, llm, *, cfg:
     try:
         model = llm.model.bind_tools(list(tools.values()))
         for _ in range(MAX_STEPS):
-            ai = model.invoke(msgs)
+            with llm.lock or contextlib.nullcontext():
+                ai = model.invoke(msgs)
             msgs.append(ai)
             if not getattr(ai, "tool_calls", None):
                 final = ai.content if isinstance(ai.content, str) else str(ai.content)

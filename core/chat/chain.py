@@ -11,6 +11,7 @@ Photo captions are data: quoted, stripped of delimiters, and never obeyed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -211,19 +212,22 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     shown: list[str] = []
     started = time.monotonic()
     try:
-        for sentence in _sentences(_chunk_text(c) for c in llm.model.stream(messages)):
-            problem = grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers, found_something=found)
-            if problem:
-                answer.dropped.append(f"{sentence} — {problem}")
-                continue
-            piece = ("\n\n" if not shown else " ") + sentence
-            if len(answer.text) + len(piece) > cfg.answer_chars:
-                break
-            shown.append(sentence)
-            answer.text += piece
-            yield piece
-            if time.monotonic() - started > cfg.timeout_s:
-                break
+        with llm.lock or contextlib.nullcontext():
+            stream = llm.model.stream(messages)
+            for sentence in _sentences(_chunk_text(c) for c in stream):
+                problem = grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers, found_something=found)
+                if problem:
+                    answer.dropped.append(f"{sentence} — {problem}")
+                    continue
+                piece = ("\n\n" if not shown else " ") + sentence
+                if len(answer.text) + len(piece) > cfg.answer_chars:
+                    break
+                shown.append(sentence)
+                answer.text += piece
+                yield piece
+                if time.monotonic() - started > cfg.timeout_s:
+                    break
+            stream.close()  # stops llama.cpp generating once the answer is long enough
         answer.llm_used = True
     except Exception as exc:  # an unreachable endpoint must not lose the facts already shown
         answer.llm_error = f"The language model is unavailable ({type(exc).__name__}: {str(exc)[:200]}); the answer comes from the library alone."

@@ -6,7 +6,8 @@ Settings come from `PHOTOLORE_LLM_*` environment variables or `llm_*` keys in `.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -63,6 +64,8 @@ class ChatLLM:
     label: str  # human readable, e.g. "SmolLM2-135M-Instruct (packaged, llama.cpp)"
     use_tools: bool = False
     max_tokens: int = 160
+    # llama.cpp contexts are not thread-safe: one answer at a time per loaded model (endpoints need no lock).
+    lock: Optional[threading.Lock] = field(default=None, repr=False)
 
 
 def packaged_gguf_path() -> Path:
@@ -98,7 +101,7 @@ def _build_local(cfg: LLMSettings) -> ChatLLM:
     except Exception as exc:  # llama.cpp reports a bad file as a generic error
         raise LLMUnavailable(f"could not load {path.name} with llama.cpp: {exc}") from exc
     label = "SmolLM2-135M-Instruct (packaged, llama.cpp)" if not cfg.llm_model else f"{path.name} (llama.cpp)"
-    return ChatLLM(model, "local", label, use_tools=cfg.use_tools, max_tokens=cfg.llm_max_tokens)
+    return ChatLLM(model, "local", label, use_tools=cfg.use_tools, max_tokens=cfg.llm_max_tokens, lock=threading.Lock())
 
 
 def _build_openai(cfg: LLMSettings) -> ChatLLM:
