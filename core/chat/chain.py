@@ -43,6 +43,7 @@ class ChatConfig:
     history_turns: int = 2  # previous exchanges sent to the LLM (small models lose track beyond that)
     caption_chars: int = 200  # per-photo text cap in the prompt
     answer_chars: int = 900  # answer length cap, on top of the model's max_tokens
+    max_sentences: int = 2  # small models ramble: the first sentences are the useful ones
     timeout_s: float = 60.0  # wall clock for one LLM answer
 
 
@@ -129,8 +130,8 @@ def build_messages(question: str, history: Sequence, retrieval, lead: str, cfg: 
     turns = [_as_turn(h) for h in history][-2 * cfg.history_turns:] if cfg.history_turns else []
     for role, content in turns:
         msgs.append(HumanMessage(content[:400]) if role == "user" else AIMessage(content[:400]))
-    msgs.append(HumanMessage(f"{data_block(retrieval, cfg)}\nFacts already told to the user: {lead}\n"
-                             f"Question: {clean_data_text(question, 400)}\nAnswer briefly from the DATA only:"))
+    msgs.append(HumanMessage(f"{data_block(retrieval, cfg)}\nQuestion: {clean_data_text(question, 400)}\n"
+                             "Answer in one or two sentences about the photos in the DATA block:"))
     return msgs
 
 
@@ -141,7 +142,19 @@ def _as_turn(h) -> tuple[str, str]:
     return str(role), str(content)
 
 
-def grounding_problem(sentence: str, *, n_photos: int, files: set[str], numbers: set[str], found_something: bool) -> Optional[str]:
+def content_words(text: str) -> set[str]:
+    """Lower-case words of four letters or more (what a sentence must share with the data to be about it)."""
+    return {w for w in re.findall(r"[a-z][a-z'-]{3,}", text.lower()) if w not in _GENERIC}
+
+
+_GENERIC = set("""photo photos image images picture pictures file caption captions tags data library user question answer
+this that these those there their with from about have which what shows show into your they them been were will would""".split())
+_SCAFFOLD = re.compile(r"question:|answer:|answer in one|data block|</?data>|instructions?\b|\bfile \"|caption \"|tags \"|count of matching", re.I)
+_MARKUP = re.compile(r"[<>`]|\]\(|^#+\s|https?://", re.M)
+
+
+def grounding_problem(sentence: str, *, n_photos: int, files: set[str], numbers: set[str], found_something: bool,
+                      vocabulary: Optional[set[str]] = None, lead: str = "") -> Optional[str]:
     """Why an LLM sentence may not be shown, or None when it only uses what was retrieved."""
     for m in _CITE.finditer(sentence):
         if not 1 <= int(m[1]) <= n_photos:
@@ -155,6 +168,12 @@ def grounding_problem(sentence: str, *, n_photos: int, files: set[str], numbers:
             return f"states the number {m[0]}, which is not in the data"
     if found_something and _EMPTY_CLAIM.search(sentence):
         return "claims nothing was found, but photos were retrieved"
+    if _MARKUP.search(sentence):
+        return "contains markup or links"
+    if _SCAFFOLD.search(sentence) or (lead and (sentence.strip() in lead or lead.strip() in sentence)):
+        return "repeats the prompt"
+    if vocabulary is not None and not _CITE.search(sentence) and not (content_words(sentence) & vocabulary):
+        return "says nothing about the retrieved photos"
     return None
 
 
@@ -209,13 +228,17 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     files = {Path(p.path).name.lower() for p in retrieval.photos}
     numbers = set(_NUMBER.findall(messages[-1].content)) | set(_NUMBER.findall(question))
     found = bool(retrieval.photos) or bool(retrieval.count)
+    vocabulary = content_words(" ".join(" ".join([Path(p.path).stem.replace("_", " "), p.caption or "", *(t for t, _ in p.tags),
+                                                  str(retrieval.metadata.get(p.id, {}).get("topics", ""))]) for p in retrieval.photos))
+    vocabulary |= content_words(question)
     shown: list[str] = []
     started = time.monotonic()
     try:
         with llm.lock or contextlib.nullcontext():
             stream = llm.model.stream(messages)
             for sentence in _sentences(_chunk_text(c) for c in stream):
-                problem = grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers, found_something=found)
+                problem = grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers,
+                                            found_something=found, vocabulary=vocabulary, lead=lead)
                 if problem:
                     answer.dropped.append(f"{sentence} — {problem}")
                     continue
@@ -225,7 +248,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
                 shown.append(sentence)
                 answer.text += piece
                 yield piece
-                if time.monotonic() - started > cfg.timeout_s:
+                if len(shown) >= cfg.max_sentences or time.monotonic() - started > cfg.timeout_s:
                     break
             stream.close()  # stops llama.cpp generating once the answer is long enough
         answer.llm_used = True

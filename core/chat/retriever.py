@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Optional
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -95,7 +96,9 @@ def _in_dates(photo: Photo, d_from: Optional[date], d_to: Optional[date]) -> boo
 
 
 def _mentions(photo: Photo, words: list[str]) -> bool:
-    text = " ".join([photo.caption or "", *(t for t, _ in photo.tags), photo.class_name or ""]).lower()
+    # The file name counts: people name files after what they show (flower.jpg).
+    text = " ".join([photo.caption or "", *(t for t, _ in photo.tags), photo.class_name or "",
+                     Path(photo.path).stem.replace("_", " ")]).lower()
     return any(re.search(rf"(?<![a-z0-9]){re.escape(w)}", text) for w in words)
 
 
@@ -118,7 +121,7 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
             # Counting "photos of cats" by meaning has no exact answer; counting mentions does.
             words = [_singular(w) for w in plan.semantic.split()]
             pool = [p for p in pool if _mentions(p, words)]
-            out.how = f"photos whose caption or tags mention {' or '.join(repr(w) for w in words)}"
+            out.how = f"photos whose caption, tags or file name mention {' or '.join(repr(w) for w in words)}"
         if plan.sort:
             key = plan.sort.dimension
             pool.sort(key=lambda p: (float(metas[p.id].get(key, 0)), p.path), reverse=plan.sort.descending)
