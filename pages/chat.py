@@ -33,7 +33,7 @@ def show_photos(msg: dict, key: str) -> None:
     if not ids:
         return
     found = services.catalog.get_many(ids)
-    photo_grid([(found[i], None) for i in ids if i in found], columns=6, key=key, services=services)
+    photo_grid([(found[i], None) for i in ids if i in found], columns=4, key=key, services=services)
 
 
 services = services_or_stop()
@@ -59,7 +59,7 @@ for i, msg in enumerate(history):
         if msg.get("filters"):
             st.caption("Filters: " + md_escape(msg["filters"]))
         if msg.get("dropped"):
-            st.caption(f"{len(msg['dropped'])} sentence(s) of the model's answer were left out: they cited photos or numbers that were not retrieved.")
+            st.caption(f"{len(msg['dropped'])} sentence(s) of the model's answer were left out by the grounding check (unretrieved photos or numbers, prompt echoes, or nothing about the photos).")
         show_photos(msg, key=f"chat-{i}")
 
 question = st.chat_input("Ask about your photos, e.g. what is in the photo of the cat?", key="chat-input", max_chars=1000)

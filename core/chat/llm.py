@@ -34,7 +34,7 @@ class LLMSettings(BaseSettings):
     llm_base_url: Optional[str] = Field(default=None, description="e.g. http://127.0.0.1:8080/v1 (llama.cpp server, Ollama, vLLM); empty = api.openai.com")
     llm_model: Optional[str] = Field(default=None, description="model name at the endpoint (openai) or a GGUF path (local; default: the packaged SmolLM2)")
     llm_api_key: SecretStr = Field(default=SecretStr(""), description="API key for the endpoint; local servers accept any value")
-    llm_max_tokens: int = Field(default=96, ge=16, le=4096, description="answer length cap, in tokens")
+    llm_max_tokens: int = Field(default=64, ge=16, le=4096, description="answer length cap, in tokens")
     llm_timeout: float = Field(default=60.0, gt=0, description="seconds per request to an endpoint")
     llm_temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     llm_n_ctx: int = Field(default=2048, ge=256)
@@ -63,7 +63,7 @@ class ChatLLM:
     name: str  # "local" | "openai" | "fake"
     label: str  # human readable, e.g. "SmolLM2-135M-Instruct (packaged, llama.cpp)"
     use_tools: bool = False
-    max_tokens: int = 96
+    max_tokens: int = 64
     # llama.cpp contexts are not thread-safe: one answer at a time per loaded model (endpoints need no lock).
     lock: Optional[threading.Lock] = field(default=None, repr=False)
 
