@@ -57,7 +57,7 @@ def test_end_to_end_with_the_packaged_llm(demo_services, packaged_llm):
 @pytest.mark.slow
 def test_openai_compatible_server(demo_services, tmp_path):
     """llama-cpp-python's server with the packaged model on 127.0.0.1, reached through langchain-openai."""
-    from core.chat.chain import answer
+    from core.chat.chain import ChatConfig, answer
     from core.chat.llm import LLMSettings, build_llm, packaged_gguf_path
 
     port = free_port()
@@ -68,10 +68,10 @@ def test_openai_compatible_server(demo_services, tmp_path):
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models", timeout=120, proc=proc)
         llm = build_llm(LLMSettings(llm_backend="openai", llm_base_url=f"http://127.0.0.1:{port}/v1", llm_model="smollm2",
-                                    llm_tools="off", llm_timeout=60))
+                                    llm_tools="off", llm_timeout=60, llm_max_tokens=24))
         assert llm.name == "openai" and f"127.0.0.1:{port}" in llm.label
         chunks = []
-        res = answer("show me photos of coffee", [], demo_services, llm, on_token=chunks.append)
+        res = answer("show me photos of coffee", [], demo_services, llm, on_token=chunks.append, cfg=ChatConfig(k=3))
         assert res.llm_error is None and res.llm_used, res.llm_error
         assert names(res.photos)[0] == "coffee.jpg" and "".join(chunks) == res.text
     finally:
@@ -82,6 +82,6 @@ def test_openai_compatible_server(demo_services, tmp_path):
             proc.kill()
         log.close()
     # Server gone: the same question still gets the facts, plus an honest note.
-    res = answer("show me photos of coffee", [], demo_services, llm)
+    res = answer("show me photos of coffee", [], demo_services, llm, cfg=ChatConfig(k=3))
     assert names(res.photos)[0] == "coffee.jpg" and res.llm_error and "unavailable" in res.text
     assert Path(tmp_path / "server.log").exists()

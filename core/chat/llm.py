@@ -115,7 +115,10 @@ def _build_openai(cfg: LLMSettings) -> ChatLLM:
     key = cfg.llm_api_key.get_secret_value() or ("not-needed" if cfg.llm_base_url else "")
     if not key:
         raise LLMUnavailable("PHOTOLORE_LLM_API_KEY is empty: set it for api.openai.com, or set PHOTOLORE_LLM_BASE_URL to a local server")
+    # langchain-openai sends the cap as `max_completion_tokens`, which llama.cpp's and other local servers
+    # ignore; they read the older `max_tokens`, so a local endpoint gets both.
+    extra = {"extra_body": {"max_tokens": cfg.llm_max_tokens}} if cfg.llm_base_url else {}
     model = ChatOpenAI(model=cfg.llm_model, base_url=cfg.llm_base_url, api_key=key, timeout=cfg.llm_timeout,
-                       max_retries=1, max_tokens=cfg.llm_max_tokens, temperature=cfg.llm_temperature)
+                       max_retries=1, max_tokens=cfg.llm_max_tokens, temperature=cfg.llm_temperature, **extra)
     where = cfg.llm_base_url or "api.openai.com"
     return ChatLLM(model, "openai", f"{cfg.llm_model} at {where} (OpenAI-compatible)", use_tools=cfg.use_tools, max_tokens=cfg.llm_max_tokens)
