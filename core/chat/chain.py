@@ -122,7 +122,7 @@ def data_block(retrieval, cfg: ChatConfig) -> str:
     return "\n".join(lines)
 
 
-def build_messages(question: str, history: Sequence, retrieval, lead: str, cfg: ChatConfig) -> list:
+def build_messages(question: str, history: Sequence, retrieval, cfg: ChatConfig) -> list:
     """System prompt, the last few turns, then the data block and the question."""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
@@ -224,7 +224,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     if llm is None or (not retrieval.photos and retrieval.count is None):
         return answer  # nothing for a model to phrase
 
-    messages = build_messages(question, history, retrieval, lead, cfg)
+    messages = build_messages(question, history, retrieval, cfg)
     files = {Path(p.path).name.lower() for p in retrieval.photos}
     numbers = set(_NUMBER.findall(messages[-1].content)) | set(_NUMBER.findall(question))
     found = bool(retrieval.photos) or bool(retrieval.count)

@@ -88,9 +88,6 @@ class QueryPlan(BaseModel):
             raise ValueError(f"date range is empty: {self.date_from} is after {self.date_to}")
         return self
 
-    def needs_annotations(self) -> bool:
-        return bool(self.sentiment or self.topics or self.scores or (self.sort and self.sort.dimension != ""))
-
     def describe_filters(self) -> str:
         """The filters in words, for the answer and the UI."""
         parts = []
