@@ -1,0 +1,277 @@
+"""Query understanding by rules: a question becomes a validated `QueryPlan` (semantic text + structured filters).
+
+No model is involved, so a 135M local LLM never has to produce tool calls or JSON. The words
+it recognises come from the library itself (classes in the catalog, topics in the index
+metadata), and the plan is validated against them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+Sentiment = Literal["negative", "neutral", "positive"]
+Intent = Literal["search", "count", "describe", "rank"]
+DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
+
+# Words that name a score dimension (adjective or noun form), lower case.
+DIMENSION_WORDS: dict[str, str] = {
+    "safe": "Safety", "safety": "Safety", "secure": "Safety", "dangerous": "-Safety", "unsafe": "-Safety",
+    "belonging": "Belonging", "welcoming": "Belonging", "belong": "Belonging",
+    "natural": "Naturalness", "naturalness": "Naturalness", "nature": "Naturalness", "artificial": "-Naturalness",
+    "shared": "Shared", "social": "Shared", "communal": "Shared", "public": "Shared",
+    "private": "Privacy", "privacy": "Privacy", "intimate": "Privacy",
+    "convenient": "Convenience", "convenience": "Convenience", "practical": "Convenience", "inconvenient": "-Convenience",
+}
+SENTIMENT_WORDS: dict[str, Sentiment] = {
+    "negative": "negative", "sad": "negative", "unhappy": "negative", "gloomy": "negative", "depressing": "negative",
+    "upsetting": "negative", "sombre": "negative", "somber": "negative", "bleak": "negative",
+    "neutral": "neutral",
+    "positive": "positive", "happy": "positive", "cheerful": "positive", "joyful": "positive", "uplifting": "positive",
+    "upbeat": "positive", "pleasant": "positive",
+}
+_STOP = set("""a an the of me my i we you show find give list get display any some all photo photos picture pictures image images
+pic pics that which who what is are was were be it its in on at to for with about do does did have has there their this these those
+please can could would will feel feels feeling look looks looking like most least more less very how many much number count
+and or by from than as one ones shot shots taken kind sort tell describe whats what's photograph photographs""".split())
+_MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
+                                        "september", "october", "november", "december"], start=1)}
+_MONTH_RE = "|".join(_MONTHS)
+_WORD = re.compile(r"[a-z0-9][a-z0-9'_-]*")
+
+
+class ScoreFilter(BaseModel):
+    dimension: str
+    op: Literal[">=", "<="]
+    value: int = Field(ge=1, le=5)
+
+    @field_validator("dimension")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in DIMENSIONS:
+            raise ValueError(f"unknown dimension {v!r}; one of {', '.join(DIMENSIONS)}")
+        return v
+
+
+class SortSpec(BaseModel):
+    dimension: str
+    descending: bool = True
+
+    @field_validator("dimension")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in DIMENSIONS and v != "sentiment_score":
+            raise ValueError(f"unknown sort key {v!r}")
+        return v
+
+
+class QueryPlan(BaseModel):
+    """What to fetch for a question: every field is checked, nothing is free text except `semantic`."""
+
+    intent: Intent = "search"
+    semantic: str = ""  # the part of the question matched against photos by meaning
+    sentiment: Optional[Sentiment] = None
+    topics: list[str] = Field(default_factory=list)
+    class_name: Optional[str] = None
+    date_from: Optional[date] = None
+    date_to: Optional[date] = None  # inclusive
+    scores: list[ScoreFilter] = Field(default_factory=list)
+    sort: Optional[SortSpec] = None
+    k: int = Field(default=6, ge=1, le=48)
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> "QueryPlan":
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"date range is empty: {self.date_from} is after {self.date_to}")
+        return self
+
+    def describe_filters(self) -> str:
+        """The filters in words, for the answer and the UI."""
+        parts = []
+        if self.sentiment:
+            parts.append(f"sentiment = {self.sentiment}")
+        parts += [f"topic = {t}" for t in self.topics]
+        if self.class_name:
+            parts.append(f"class = {self.class_name}")
+        if self.date_from:
+            parts.append(f"taken on or after {self.date_from.isoformat()}")
+        if self.date_to:
+            parts.append(f"taken on or before {self.date_to.isoformat()}")
+        parts += [f"{s.dimension} {s.op} {s.value}" for s in self.scores]
+        if self.sort:
+            parts.append(f"sorted by {self.sort.dimension}, {'highest' if self.sort.descending else 'lowest'} first")
+        if self.semantic:
+            parts.append(f"matching “{self.semantic}”")
+        return ", ".join(parts)
+
+
+@dataclass
+class Vocabulary:
+    """The names a question may use, read from the library (see `library_vocabulary`)."""
+
+    classes: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+
+
+def topic_key(name: str) -> str:
+    """The Chroma metadata key of a topic: `topic_<name>` lower case, spaces -> `_`."""
+    return "topic_" + re.sub(r"\s+", "_", name.strip().lower())
+
+
+def _singular(word: str) -> str:
+    if len(word) > 3 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _find_phrase(text: str, phrase: str) -> Optional[re.Match]:
+    """A whole-word, case-insensitive match of `phrase` (or its plural) in `text`."""
+    p = re.escape(phrase.lower()).replace(r"\ ", r"[\s_-]+")
+    return re.search(rf"(?<![a-z0-9]){p}(?:s|es)?(?![a-z0-9])", text)
+
+
+def _parse_day(text: str, *, end: bool) -> Optional[date]:
+    """'2023', 'March 2023', '2023-03', '2023-03-14' -> the first (or last, with end=True) day."""
+    import calendar
+
+    text = text.strip().lower()
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+    if m:
+        try:
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:  # 2023-02-30: not a day, so not a filter
+            return None
+    m = re.fullmatch(rf"({_MONTH_RE})\s+(\d{{4}})", text)
+    if m:
+        text = f"{m[2]}-{_MONTHS[m[1]]}"
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})", text)
+    if m and 1 <= int(m[2]) <= 12:
+        y, mo = int(m[1]), int(m[2])
+        return date(y, mo, calendar.monthrange(y, mo)[1] if end else 1)
+    m = re.fullmatch(r"(\d{4})", text)
+    if m:
+        return date(int(m[1]), 12, 31) if end else date(int(m[1]), 1, 1)
+    return None
+
+
+_DAY = rf"(?:\d{{4}}-\d{{1,2}}-\d{{1,2}}|\d{{4}}-\d{{1,2}}|(?:{_MONTH_RE})\s+\d{{4}}|\d{{4}})"
+
+
+def _dates(q: str) -> tuple[Optional[date], Optional[date], str]:
+    """Date range words -> (from, to, question without them)."""
+    d_from = d_to = None
+    m = re.search(rf"\b(?:between|from)\s+({_DAY})\s+(?:and|to|until)\s+({_DAY})\b", q)
+    if m:
+        d_from, d_to = _parse_day(m[1], end=False), _parse_day(m[2], end=True)
+        return d_from, d_to, q[:m.start()] + " " + q[m.end():]
+    for word, is_from in (("after", True), ("since", True), ("before", False)):
+        m = re.search(rf"\b{word}\s+({_DAY})\b", q)
+        if m:
+            if is_from:
+                d = _parse_day(m[1], end=True)
+                d_from = date.fromordinal(d.toordinal() + 1) if word == "after" else _parse_day(m[1], end=False)
+            else:
+                d = _parse_day(m[1], end=False)
+                d_to = date.fromordinal(d.toordinal() - 1)
+            q = q[:m.start()] + " " + q[m.end():]
+    m = re.search(rf"\b(?:in|during|from|of)\s+({_DAY})\b", q)
+    if m and d_from is None and d_to is None:
+        d_from, d_to = _parse_day(m[1], end=False), _parse_day(m[1], end=True)
+        q = q[:m.start()] + " " + q[m.end():]
+    return d_from, d_to, q
+
+
+_CMP = [
+    (r"(?:at least|>=|no less than)", ">=", 0), (r"(?:above|over|more than|greater than|higher than|>)", ">=", 1),
+    (r"(?:at most|<=|no more than)", "<=", 0), (r"(?:below|under|less than|lower than|<)", "<=", -1),
+]
+
+
+def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int = 6) -> QueryPlan:
+    """Rules: 'how many' -> count; 'least/most <dimension>' -> rank; sentiment, topic, class and date words -> filters."""
+    vocab = vocab or Vocabulary()
+    q = " " + re.sub(r"\s+", " ", (question or "").lower()).strip() + " "
+    q = q.replace("’", "'").replace("?", " ").replace("!", " ")
+    consumed: list[str] = []
+
+    intent: Intent = "search"
+    if re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q):
+        intent = "count"
+    elif re.search(r"\bwhat(?:'s| is| do you see)? in\b|\bdescribe\b|\btell me about\b|\bwhat does\b.*\bshow\b|\bwhat is shown\b", q):
+        intent = "describe"
+
+    d_from, d_to, q = _dates(q)
+
+    scores: list[ScoreFilter] = []
+    sort: Optional[SortSpec] = None
+    dim_alt = "|".join(sorted(DIMENSION_WORDS, key=len, reverse=True))
+    for pattern, op, shift in _CMP:
+        for m in list(re.finditer(rf"\b({dim_alt})\b(?: score)?\s+(?:is\s+)?{pattern}\s+([1-5])\b", q)):
+            dim = DIMENSION_WORDS[m[1]].lstrip("-")
+            scores.append(ScoreFilter(dimension=dim, op=op, value=min(5, max(1, int(m[2]) + shift))))
+            q = q.replace(m[0], " ")
+    m = re.search(rf"\b(least|most|lowest|highest|less|more)\s+(?:\w+\s+)?({dim_alt})\b", q)
+    if m:
+        dim = DIMENSION_WORDS[m[2]]
+        descending = m[1] in ("most", "highest", "more")
+        if dim.startswith("-"):  # "most dangerous" = lowest Safety
+            dim, descending = dim[1:], not descending
+        sort = SortSpec(dimension=dim, descending=descending)
+        consumed.append(m[2])
+        if intent == "search":
+            intent = "rank"
+
+    sentiment: Optional[Sentiment] = None
+    for word, label in SENTIMENT_WORDS.items():
+        if re.search(rf"\b{word}\b", q):
+            sentiment = label
+            consumed.append(word)
+            break
+    if sort is None and re.search(r"\b(saddest|most negative|least positive|happiest|most positive|least negative)\b", q):
+        saddest = re.search(r"\b(saddest|most negative|least positive)\b", q)
+        sort = SortSpec(dimension="sentiment_score", descending=not saddest)
+        sentiment = None
+        intent = "rank" if intent == "search" else intent
+
+    topics = []
+    for name in sorted(vocab.topics, key=len, reverse=True):
+        m = _find_phrase(q, name)
+        if m:
+            topics.append(name)
+            q = q[:m.start()] + " " + q[m.end():]
+    class_name = None
+    for name in sorted((c for c in vocab.classes if c), key=len, reverse=True):
+        m = _find_phrase(q, name)
+        if m:
+            class_name = name
+            q = q[:m.start()] + " " + q[m.end():]
+            break
+
+    words = [w for w in _WORD.findall(q) if w not in _STOP and w not in consumed and w not in DIMENSION_WORDS
+             and w not in ("least", "most", "lowest", "highest", "score", "scores")]
+    semantic = " ".join(words)
+    return QueryPlan(intent=intent, semantic=semantic, sentiment=sentiment, topics=topics, class_name=class_name,
+                     date_from=d_from, date_to=d_to, scores=scores, sort=sort, k=1 if intent == "describe" else k)
+
+
+def where_clause(plan: QueryPlan) -> Optional[dict]:
+    """The plan's metadata filters as a Chroma `where` (dates are filtered in Python: Chroma compares numbers only)."""
+    conds: list[dict] = []
+    if plan.sentiment:
+        conds.append({"sentiment": plan.sentiment})
+    conds += [{topic_key(t): True} for t in plan.topics]
+    if plan.class_name:
+        conds.append({"class_name": plan.class_name})
+    conds += [{s.dimension: {"$gte" if s.op == ">=" else "$lte": s.value}} for s in plan.scores]
+    if plan.sort and plan.sort.dimension in DIMENSIONS:
+        conds.append({plan.sort.dimension: {"$gte": 1}})  # only photos that carry the score
+    elif plan.sort:
+        conds.append({"sentiment_score": {"$gte": -1.0}})
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else {"$and": conds}

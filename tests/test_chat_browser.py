@@ -1,0 +1,49 @@
+"""The Chat page in a real browser: `streamlit run pages/chat.py` on 127.0.0.1, Debian's headless Chromium."""
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import PYTHON, REPO, free_port, wait_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def chat_server(demo_env, tmp_path):
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO), PHOTOLORE_LLM_BACKEND="local")
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "streamlit", "run", "pages/chat.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_ask_about_the_cat_and_see_its_thumbnail(chat_server, browser_page, tmp_path):
+    page = browser_page
+    page.goto(chat_server, wait_until="domcontentloaded")
+    box = page.get_by_placeholder("Ask about your photos", exact=False)
+    box.wait_for(timeout=120_000)
+    page.get_by_text("SmolLM2", exact=False).first.wait_for(timeout=120_000)  # the active LLM is shown
+    box.fill("what is in the photo of the cat?")
+    box.press("Enter")
+    answer = page.locator("[data-testid='stChatMessage']").nth(1)
+    answer.get_by_text("chelsea.jpg", exact=False).first.wait_for(timeout=180_000)
+    thumb = answer.locator("img")
+    thumb.first.wait_for(timeout=180_000)  # drawn after the answer has streamed and the page reran
+    assert thumb.count() == 1
+    page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+    answer.get_by_role("button", name="Details").click()
+    page.get_by_text("Photo details", exact=False).first.wait_for(timeout=60_000)
