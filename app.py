@@ -9,6 +9,7 @@ PAGES = [
     st.Page("pages/collect.py", title="Collect", icon=":material/travel_explore:"),
     st.Page("pages/annotate.py", title="Annotate", icon=":material/label:"),
     st.Page("pages/dashboards.py", title="Dashboards", icon=":material/monitoring:"),
+    st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
     st.Page("pages/caption.py", title="Caption", icon=":material/subtitles:"),
     st.Page("pages/retrieval_lab.py", title="Retrieval lab", icon=":material/science:"),
 ]
