@@ -54,4 +54,6 @@ if results is not None:
     if not results:
         st.warning("No photo passes the threshold." if services.catalog.count() else "The library is empty: add photos on the Library page.")
     else:
-        photo_grid([(r.photo, r.score) for r in results], key="search-grid", on_more_like=more_like, services=services)
+        query = st.session_state.get("search-text", "").strip() if mode == "Text" and not like else None
+        photo_grid([(r.photo, r.score) for r in results], key="search-grid", on_more_like=more_like, services=services,
+                   query_text=query or None)

@@ -77,3 +77,13 @@ def test_dashboards_page_without_annotations_explains_and_maps(demo_env):
     at.multiselect(key="dash-classes").select("demo").run()
     _no_exception(at)
     assert any("15 of 15 photos" in c.value for c in at.caption)
+
+
+def test_search_page_why_this_match_heat_map(demo_env):
+    at = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
+    at.text_input(key="search-text").input("a cup of coffee").run()
+    why = [b for b in at.button if b.key and b.key.startswith("search-grid-why-")][0]
+    why.click().run()
+    _no_exception(at)
+    assert any(c.value.startswith("Method: gradcam") for c in at.caption)
+    assert any(t.value.startswith("Explained by:") for t in at.text)

@@ -45,9 +45,31 @@ def photo_dialog(photo, paths: Sequence[str]) -> None:
     st.text("Files:\n" + "\n".join(paths))
 
 
+@st.dialog("Why this match", width="large")
+def why_dialog(services, photo, text: str) -> None:
+    """A heat map over the photo of what made it match `text` (Grad-CAM / attention, see core.explain)."""
+    from core.explain import explain
+    from core.images import ImageError, load_rgb
+
+    try:
+        image = load_rgb(Path(photo.path), max_pixels=services.settings.max_image_pixels)
+    except ImageError as exc:
+        st.error(f"{md_escape(Path(photo.path).name)}: {md_escape(exc.reason)}")
+        return
+    with st.spinner("Computing the heat map…"):
+        try:
+            result = explain(services.backend, image, text)
+        except ValueError as exc:
+            st.error(md_escape(exc))
+            return
+    st.image(result.overlay, width="stretch")
+    st.caption(f"Method: {md_escape(result.method)}")
+    st.text("Explained by: " + ", ".join(f"{t} ({w:.2f})" for t, w in result.targets))
+
+
 def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_like: Optional[Callable[[str], None]] = None,
-               services=None) -> None:
-    """items: (photo, score or None). Thumbnails with score, a details dialog and 'more like this'."""
+               services=None, query_text: Optional[str] = None) -> None:
+    """items: (photo, score or None). Thumbnails with score, details, 'similar', and 'why' for a text query."""
     cols = st.columns(columns)
     for i, (photo, score) in enumerate(items):
         with cols[i % columns]:
@@ -57,11 +79,14 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
             label = Path(photo.path).name
             st.caption((f"**{score:.3f}** · " if score is not None else "") + md_escape(label))
             st.caption(md_escape(photo.caption or ""))
-            b1, b2 = st.columns(2)
-            if b1.button("Details", key=f"{key}-details-{photo.id}"):
+            b1, b2, b3 = st.columns(3, gap="small")
+            if b1.button("Details", help="Details", key=f"{key}-details-{photo.id}"):
                 photo_dialog(photo, services.catalog.paths_of(photo.id) if services else [photo.path])
             if on_more_like and b2.button("Similar", help="More like this", key=f"{key}-like-{photo.id}"):
                 on_more_like(photo.id)
+            if query_text and services is not None and b3.button("Why", help="Why this match: a heat map over the photo",
+                                                                 key=f"{key}-why-{photo.id}"):
+                why_dialog(services, photo, query_text)
 
 
 def show_last_report(key: str) -> None:
