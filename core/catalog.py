@@ -1,0 +1,284 @@
+"""The photo catalog in SQLite: one row per distinct photo (id = sha256 of its bytes).
+
+Several paths may point at one photo (exact duplicates are merged, renames recognised);
+`files` maps each path to its photo with the size and mtime that make rescans incremental.
+`indexed` says which photos are in which model's index, so a backend switch re-indexes
+exactly what is missing. Connections are opened per call, so any thread may use a Catalog.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS photos (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    source TEXT NOT NULL,
+    class_name TEXT NOT NULL DEFAULT '',
+    width INTEGER, height INTEGER, format TEXT,
+    taken_at TEXT, orientation INTEGER,
+    added_at TEXT NOT NULL,
+    thumb_path TEXT,
+    caption TEXT, caption_source TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    missing INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    photo_id TEXT NOT NULL REFERENCES photos(id),
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_photo ON files(photo_id);
+CREATE TABLE IF NOT EXISTS indexed (
+    photo_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    PRIMARY KEY (photo_id, model_id)
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    path TEXT PRIMARY KEY,
+    size INTEGER, mtime_ns INTEGER,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Photo:
+    id: str
+    path: str
+    source: str
+    class_name: str = ""
+    width: Optional[int] = None
+    height: Optional[int] = None
+    format: Optional[str] = None
+    taken_at: Optional[str] = None
+    orientation: Optional[int] = None
+    added_at: str = ""
+    thumb_path: Optional[str] = None
+    caption: Optional[str] = None
+    caption_source: Optional[str] = None
+    tags: list[tuple[str, float]] = field(default_factory=list)
+    missing: bool = False
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Photo":
+        data = dict(row)
+        data["tags"] = [tuple(t) for t in json.loads(data.get("tags") or "[]")]
+        data["missing"] = bool(data.get("missing"))
+        return cls(**data)
+
+    def index_metadata(self) -> dict:
+        """What the vector index stores beside the embedding, for filters and display."""
+        return {
+            "path": self.path, "source": self.source, "class_name": self.class_name,
+            "caption": self.caption or "", "tags": [t for t, _ in self.tags[:5]],
+            "width": self.width, "height": self.height, "taken_at": self.taken_at,
+        }
+
+
+@dataclass
+class FileRecord:
+    path: str
+    photo_id: str
+    size: int
+    mtime_ns: int
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._conn() as con:
+            con.executescript(_SCHEMA)
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} was written by a newer PhotoLore (schema {row[0]}); upgrade PhotoLore")
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.row_factory = sqlite3.Row
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            with con:  # one transaction: commit on success, roll back on error
+                yield con
+        finally:
+            con.close()
+
+    # --- lookups -------------------------------------------------------------------------
+    def file_state(self, paths: Sequence[str]) -> dict[str, FileRecord]:
+        out: dict[str, FileRecord] = {}
+        with self._conn() as con:
+            for chunk in _chunks(list(paths), 500):
+                q = f"SELECT path, photo_id, size, mtime_ns FROM files WHERE path IN ({','.join('?' * len(chunk))})"
+                for r in con.execute(q, chunk):
+                    out[r["path"]] = FileRecord(r["path"], r["photo_id"], r["size"], r["mtime_ns"])
+        return out
+
+    def skipped_state(self, paths: Sequence[str]) -> dict[str, tuple[int, int, str]]:
+        out = {}
+        with self._conn() as con:
+            for chunk in _chunks(list(paths), 500):
+                q = f"SELECT path, size, mtime_ns, reason FROM skipped WHERE path IN ({','.join('?' * len(chunk))})"
+                for r in con.execute(q, chunk):
+                    out[r["path"]] = (r["size"], r["mtime_ns"], r["reason"])
+        return out
+
+    def indexed_ids(self, model_id: str, ids: Optional[Iterable[str]] = None) -> set[str]:
+        with self._conn() as con:
+            if ids is None:
+                return {r[0] for r in con.execute("SELECT photo_id FROM indexed WHERE model_id=?", (model_id,))}
+            out: set[str] = set()
+            for chunk in _chunks(list(ids), 500):
+                q = f"SELECT photo_id FROM indexed WHERE model_id=? AND photo_id IN ({','.join('?' * len(chunk))})"
+                out.update(r[0] for r in con.execute(q, [model_id, *chunk]))
+            return out
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        with self._conn() as con:
+            for chunk in _chunks(list(ids), 500):
+                q = f"SELECT id FROM photos WHERE id IN ({','.join('?' * len(chunk))})"
+                out.update(r[0] for r in con.execute(q, chunk))
+        return out
+
+    def get(self, photo_id: str) -> Optional[Photo]:
+        with self._conn() as con:
+            row = con.execute("SELECT * FROM photos WHERE id=?", (photo_id,)).fetchone()
+        return Photo.from_row(row) if row else None
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Photo]:
+        out = {}
+        with self._conn() as con:
+            for chunk in _chunks(list(ids), 500):
+                for row in con.execute(f"SELECT * FROM photos WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                    out[row["id"]] = Photo.from_row(row)
+        return out
+
+    def list_photos(self, *, class_name: Optional[str] = None, limit: int = 1000, offset: int = 0, include_missing: bool = False) -> list[Photo]:
+        q, args = "SELECT * FROM photos WHERE 1=1", []
+        if not include_missing:
+            q += " AND missing=0"
+        if class_name is not None:
+            q += " AND class_name=?"
+            args.append(class_name)
+        q += " ORDER BY added_at, path LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        with self._conn() as con:
+            return [Photo.from_row(r) for r in con.execute(q, args)]
+
+    def paths_of(self, photo_id: str) -> list[str]:
+        with self._conn() as con:
+            return [r[0] for r in con.execute("SELECT path FROM files WHERE photo_id=? ORDER BY path", (photo_id,))]
+
+    def count(self, *, include_missing: bool = False) -> int:
+        with self._conn() as con:
+            q = "SELECT COUNT(*) FROM photos" + ("" if include_missing else " WHERE missing=0")
+            return int(con.execute(q).fetchone()[0])
+
+    def count_files(self) -> int:
+        with self._conn() as con:
+            return int(con.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+    def classes(self) -> dict[str, int]:
+        with self._conn() as con:
+            rows = con.execute("SELECT class_name, COUNT(*) FROM photos WHERE missing=0 GROUP BY class_name ORDER BY class_name")
+            return {r[0]: r[1] for r in rows}
+
+    def skipped(self, limit: int = 1000) -> list[tuple[str, str]]:
+        with self._conn() as con:
+            return [(r[0], r[1]) for r in con.execute("SELECT path, reason FROM skipped ORDER BY at DESC LIMIT ?", (limit,))]
+
+    # --- writes (each one transaction) ----------------------------------------------------
+    def commit_batch(self, photos: Sequence[Photo], files: Sequence[FileRecord], model_id: Optional[str], indexed: Sequence[str] = ()) -> None:
+        """Write new photos, their file rows, and index membership atomically."""
+        with self._conn() as con:
+            for p in photos:
+                con.execute(
+                    """INSERT INTO photos (id, path, source, class_name, width, height, format, taken_at, orientation,
+                                           added_at, thumb_path, caption, caption_source, tags, missing)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)
+                       ON CONFLICT(id) DO UPDATE SET missing=0, path=excluded.path,
+                           thumb_path=COALESCE(photos.thumb_path, excluded.thumb_path),
+                           caption=COALESCE(photos.caption, excluded.caption),
+                           caption_source=COALESCE(photos.caption_source, excluded.caption_source),
+                           tags=CASE WHEN photos.tags='[]' THEN excluded.tags ELSE photos.tags END""",
+                    (p.id, p.path, p.source, p.class_name, p.width, p.height, p.format, p.taken_at, p.orientation,
+                     p.added_at or now_iso(), p.thumb_path, p.caption, p.caption_source, json.dumps(p.tags)),
+                )
+            for f in files:
+                con.execute(
+                    "INSERT INTO files (path, photo_id, size, mtime_ns) VALUES (?,?,?,?) "
+                    "ON CONFLICT(path) DO UPDATE SET photo_id=excluded.photo_id, size=excluded.size, mtime_ns=excluded.mtime_ns",
+                    (f.path, f.photo_id, f.size, f.mtime_ns),
+                )
+                con.execute("UPDATE photos SET missing=0 WHERE id=?", (f.photo_id,))
+                con.execute("DELETE FROM skipped WHERE path=?", (f.path,))
+            if model_id:
+                con.executemany("INSERT OR IGNORE INTO indexed (photo_id, model_id) VALUES (?,?)", [(i, model_id) for i in indexed])
+
+    def record_skipped(self, items: Sequence[tuple[str, int, int, str]]) -> None:
+        """(path, size, mtime_ns, reason): remembered so an unchanged bad file is not re-read every run."""
+        with self._conn() as con:
+            con.executemany(
+                "INSERT INTO skipped (path, size, mtime_ns, reason, at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, reason=excluded.reason, at=excluded.at",
+                [(p, s, m, r, now_iso()) for p, s, m, r in items],
+            )
+            con.executemany("DELETE FROM files WHERE path=?", [(p,) for p, *_ in items])
+
+    def prune_missing(self, root: Path, seen: set[str]) -> int:
+        """Forget file rows under `root` that a scan no longer saw; photos with no file left are marked missing."""
+        prefix = str(Path(root).resolve()).rstrip("/") + "/"
+        with self._conn() as con:
+            rows = con.execute("SELECT path, photo_id FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)).fetchall()
+            gone = [(r[0], r[1]) for r in rows if r[0] not in seen]
+            for path, pid in gone:
+                con.execute("DELETE FROM files WHERE path=?", (path,))
+                other = con.execute("SELECT path FROM files WHERE photo_id=? ORDER BY path LIMIT 1", (pid,)).fetchone()
+                if other:
+                    con.execute("UPDATE photos SET path=? WHERE id=? AND path=?", (other[0], pid, path))
+                else:
+                    con.execute("UPDATE photos SET missing=1 WHERE id=?", (pid,))
+            con.execute("DELETE FROM skipped WHERE substr(path, 1, ?) = ? AND path NOT IN (SELECT value FROM json_each(?))",
+                        (len(prefix), prefix, json.dumps(sorted(seen))))
+        return len(gone)
+
+    def set_caption(self, photo_id: str, caption: str, source: str) -> None:
+        with self._conn() as con:
+            con.execute("UPDATE photos SET caption=?, caption_source=? WHERE id=?", (caption, source, photo_id))
+
+    def photos_not_indexed(self, model_id: str) -> list[Photo]:
+        with self._conn() as con:
+            rows = con.execute(
+                "SELECT * FROM photos WHERE missing=0 AND id NOT IN (SELECT photo_id FROM indexed WHERE model_id=?) ORDER BY path",
+                (model_id,),
+            ).fetchall()
+        return [Photo.from_row(r) for r in rows]
+
+    def forget_index(self, model_id: str, ids: Iterable[str]) -> None:
+        with self._conn() as con:
+            con.executemany("DELETE FROM indexed WHERE model_id=? AND photo_id=?", [(model_id, i) for i in ids])
+
+
+def _chunks(items: list, n: int) -> Iterator[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

