@@ -151,3 +151,30 @@ def shapes_image_set(n: int, resolution: int, *, seed: int = 0) -> tuple[ImageSe
         captions.append(s.caption)
         labels.append(s.label)
     return ImageSet(np.stack(images), [f"shape_{i:06d}" for i in range(n)], captions), labels
+
+
+def load_library_class(catalog, class_name: str, resolution: int, *, library_dir: Optional[Path] = None, min_images: int = MIN_IMAGES, max_pixels: int = 64_000_000) -> ImageSet:
+    """The catalog's photos of one class (with their captions when every photo has one)."""
+    from core.images import ImageError, read_image_file
+
+    photos = catalog.list_photos(class_name=class_name, limit=1_000_000)
+    if not photos:
+        known = ", ".join(sorted(k or "(none)" for k in catalog.classes())) or "none yet"
+        raise GanError(f"the library has no photos of class '{class_name}'; classes: {known}")
+    arrays, names, captions, skipped = [], [], [], []
+    for photo in photos:
+        path = Path(photo.path)
+        if not path.is_absolute() and library_dir is not None:
+            path = Path(library_dir) / path
+        try:
+            _, decoded = read_image_file(path, max_pixels=max_pixels)
+        except ImageError as exc:
+            skipped.append((photo.path, exc.reason))
+            continue
+        arrays.append(square_resize(decoded.image, resolution))
+        names.append(photo.path)
+        captions.append(photo.caption)
+    if len(arrays) < min_images:
+        raise GanError(f"library class '{class_name}' has {len(arrays)} usable photos; a GAN needs at least {min_images}. Add photos to it or pick a folder")
+    have_all = all(captions)
+    return ImageSet(np.stack(arrays), names, captions if have_all else None, skipped)

@@ -45,6 +45,8 @@ class GanConfig:
     cond_noise: float = 0.01  # std of the Gaussian added to each condition coordinate
     augment: str = "translation,cutout"  # DiffAugment policy; "color" is off since colour is often the text
     mismatch: bool = True  # score real images with a wrong condition as fake
+    contrastive: float = 1.0  # weight of the image-condition contrastive loss (LAFITE); 0 turns it off
+    temperature: float = 0.1
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast when on CUDA; ignored on CPU
@@ -72,6 +74,7 @@ class TrainResult:
     seconds: float
     steps_per_s: float
     log: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, reason) not used
 
 
 def run_dir_for(data_dir: Path, run_name: str) -> Path:
@@ -185,7 +188,7 @@ def train(
     import torch
 
     from core.device import pick_device
-    from models.gan import Discriminator, Generator, diff_augment, ema_update, hinge_d_loss, hinge_g_loss, make_arch
+    from models.gan import Discriminator, Generator, contrastive_loss, diff_augment, ema_update, hinge_d_loss, hinge_g_loss, make_arch
 
     out_dir = Path(out_dir)
     x_all = _to_uint8_nchw(images)
@@ -231,6 +234,9 @@ def train(
     use_amp = config.amp and device.startswith("cuda")
     torch.manual_seed(config.seed)  # initial weights depend on the seed only
     G, D = Generator(arch).to(device), Discriminator(arch).to(device)
+    center = torch.from_numpy(cond.mean(axis=0)).to(device)
+    G.cond_center.copy_(center)
+    D.cond_center.copy_(center)
     G_ema = Generator(arch).to(device)
     G_ema.load_state_dict(G.state_dict())
     G_ema.eval().requires_grad_(False)
@@ -294,17 +300,24 @@ def train(
         c = cond_t[idx].to(device)
         c = torch.nn.functional.normalize(c + config.cond_noise * torch.randn_like(c), dim=1)
         z = torch.randn(x.shape[0], arch.z_dim, device=device)
+        aug = lambda t: diff_augment(t, config.augment)  # noqa: E731
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             fake = G(z, c)
-            d_real = D(diff_augment(x, config.augment), c)
-            d_fake = D(diff_augment(fake.detach(), config.augment), c)
-            d_mis = D(diff_augment(x, config.augment), c.roll(1, dims=0)) if config.mismatch else None
-            loss_d = hinge_d_loss(d_real.float(), d_fake.float(), None if d_mis is None else d_mis.float())
+            phi_real, phi_fake = D.features(aug(x)), D.features(aug(fake.detach()))
+            d_real, d_fake = D.score(phi_real, c).float(), D.score(phi_fake, c).float()
+            # The mismatch score reuses the real images' features: one D pass fewer per step.
+            d_mis = D.score(phi_real, c.roll(1, dims=0)).float() if config.mismatch else None
+            loss_d = hinge_d_loss(d_real, d_fake, d_mis)
+            if config.contrastive:
+                loss_d = loss_d + config.contrastive * contrastive_loss(D, phi_real.float(), c, config.temperature)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            loss_g = hinge_g_loss(D(diff_augment(fake, config.augment), c).float())
+            phi = D.features(aug(fake))
+            loss_g = hinge_g_loss(D.score(phi, c).float())
+            if config.contrastive:
+                loss_g = loss_g + config.contrastive * contrastive_loss(D, phi.float(), c, config.temperature)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -345,3 +358,128 @@ def train(
         _write_log(out_dir / "train_log.csv", log_rows)
     seconds = time.monotonic() - started
     return TrainResult(out_dir, step, step // steps_per_epoch, step >= total_steps, last_gen, seconds, (step - step_at_start) / max(seconds, 1e-9), log_rows)
+
+
+@dataclass
+class TrainSource:
+    """What to train on: a folder of photos, a library class, or the generated shapes set."""
+
+    kind: str  # "folder" | "library" | "shapes"
+    value: str  # folder path, class name, or number of shapes images
+
+    def describe(self) -> str:
+        return {"folder": f"folder {self.value}", "library": f"library class '{self.value}'", "shapes": f"{self.value} generated shapes"}.get(self.kind, self.kind)
+
+
+def prepare_data(source: TrainSource, resolution: int, backend, *, catalog=None, library_dir: Optional[Path] = None,
+                 max_pixels: int = 64_000_000, on_progress: Optional[Callable[..., None]] = None):
+    """(ImageSet, conditions) for a source, conditions from the backend (see core.gan.data)."""
+    from core.gan import data
+
+    def stage(name):
+        return (lambda done, total, **kw: on_progress(done, total, stage=name, **kw)) if on_progress else None
+
+    if source.kind == "folder":
+        images = data.load_image_folder(Path(source.value), resolution, max_pixels=max_pixels, on_progress=stage("load"))
+    elif source.kind == "library":
+        if catalog is None:
+            raise GanError("training on a library class needs the catalog")
+        images = data.load_library_class(catalog, source.value, resolution, library_dir=library_dir, max_pixels=max_pixels)
+    elif source.kind == "shapes":
+        try:
+            n = int(source.value)
+        except ValueError:
+            raise GanError(f"shapes source needs a number of images, got {source.value!r}") from None
+        images, _ = data.shapes_image_set(n, resolution)
+    else:
+        raise GanError(f"unknown training source {source.kind!r}; choose folder, library or shapes")
+    conditions = data.conditions_from_backend(backend, images, on_progress=stage("embed"))
+    return images, conditions
+
+
+def train_from_source(source: TrainSource, backend, config: GanConfig, run_dir: Path, *, resume: bool = False,
+                      prompts: Optional[list[str]] = None, catalog=None, library_dir: Optional[Path] = None,
+                      on_progress: Optional[Callable[..., None]] = None, cancel: Optional[threading.Event] = None) -> TrainResult:
+    """Load a source, embed it with the backend and train; the one call the CLI and page make."""
+    run_dir = Path(run_dir)
+    if not resume and (run_dir / "run.json").exists():
+        raise GanError(f"run folder '{run_dir}' already holds a training run; resume it or choose another run name. Nothing was overwritten")
+    images, conditions = prepare_data(source, config.resolution, backend, catalog=catalog, library_dir=library_dir, on_progress=on_progress)
+    sample = None
+    if prompts:
+        sample = np.asarray(backend.embed_texts([p for p in prompts if p.strip()][:8]), dtype=np.float32)
+
+    def progress(done, total, **info):
+        if on_progress:
+            on_progress(done, total, stage="train", **info)
+
+    result = train(images, conditions, config, run_dir, model_id=backend.model_id, sample_conditions=sample,
+                   resume=resume, on_progress=progress, cancel=cancel)
+    if images.skipped:
+        from core.images import atomic_write_bytes
+
+        lines = "".join(f"{name}\t{reason}\n" for name, reason in images.skipped)
+        atomic_write_bytes(run_dir / "skipped.tsv", lines.encode("utf-8"))
+    result.skipped = images.skipped
+    return result
+
+
+class TrainingJob:
+    """`train_from_source` on a background thread, with progress a UI can poll and a stop button.
+
+    Holds only plain data for readers: `progress` (dict), `result`, `error` (a user-facing string).
+    """
+
+    def __init__(self, run_dir: Path, target: Callable[..., TrainResult], **kwargs):
+        self.run_dir = Path(run_dir)
+        self.cancel = threading.Event()
+        self.progress: dict = {"stage": "starting", "done": 0, "total": 0}
+        self.result: Optional[TrainResult] = None
+        self.error: Optional[str] = None
+        self._kwargs = kwargs
+        self._target = target
+        self.thread = threading.Thread(target=self._run, name=f"gan-train-{self.run_dir.name}", daemon=True)
+
+    def _on_progress(self, done: int, total: int, **info) -> None:
+        self.progress = {"done": done, "total": total, **info}
+
+    def _run(self) -> None:
+        try:
+            self.result = self._target(on_progress=self._on_progress, cancel=self.cancel, **self._kwargs)
+        except GanError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a crash must reach the page, not vanish with the thread
+            self.error = f"training failed: {type(exc).__name__}: {exc}"
+
+    def start(self) -> "TrainingJob":
+        self.thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        self.cancel.set()
+
+
+def start_training_job(source: TrainSource, backend, config: GanConfig, run_dir: Path, **kwargs) -> TrainingJob:
+    """Start `train_from_source` in the background; returns at once."""
+    return TrainingJob(run_dir, train_from_source, source=source, backend=backend, config=config, run_dir=run_dir, **kwargs).start()
+
+
+def list_runs(data_dir: Path) -> list[Path]:
+    """Run folders under `<data_dir>/gan` that have written a run.json, newest first."""
+    root = Path(data_dir) / "gan"
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / "run.json").is_file()]
+    return sorted(runs, key=lambda p: (p / "run.json").stat().st_mtime_ns, reverse=True)
+
+
+def latest_sample(run_dir: Path) -> Optional[Path]:
+    """The newest `output/sample_epoch_N.png` of a run."""
+    samples = list((Path(run_dir) / "output").glob("sample_epoch_*.png"))
+    if not samples:
+        return None
+    return max(samples, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
