@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--preset", default="small")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D")
+    p.add_argument("--contrastive", type=float, default=1.0, help="weight of the contrastive loss")
     p.add_argument("--n-fid", type=int, default=300)
     p.add_argument("--out", type=Path, default=None, help="keep the run folder here (default: a temp dir)")
     args = p.parse_args(argv)
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_labels = [label_of[c] for c in uniq]
 
     t0 = time.monotonic()
-    judge = train_judge(train_set.images, train_labels, epochs=4)
+    judge = train_judge(train_set.images, train_labels, steps=300)
     judge_s = time.monotonic() - t0
     real_acc = judge.accuracy(test_set.images, test_labels)
 
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     untrained = Generator(make_arch(args.preset, resolution=res, cond_dim=cond.shape[1])).eval()
     floor_acc = conditional_accuracy(untrained, judge, eval_cond, eval_labels, n_per=5)
 
-    config = GanConfig(resolution=res, preset=args.preset, epochs=10_000, batch_size=args.batch_size, max_seconds=args.seconds, log_every=50, num_threads=args.threads)
+    config = GanConfig(resolution=res, preset=args.preset, epochs=10_000, batch_size=args.batch_size, max_seconds=args.seconds, log_every=50,
+                       num_threads=args.threads, lr_g=args.lr, lr_d=args.lr, contrastive=args.contrastive)
     sample_idx = [uniq.index(c) for c in uniq[:: max(1, len(uniq) // 8)]][:8]
 
     def metrics(G, epoch):
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.out or Path(tmp) / "run"
-        result = train(train_set, cond, config, run_dir, model_id="bundled:minilm-l6-v2", sample_conditions=eval_cond[sample_idx], metrics_fn=metrics)
+        result = train(train_set, cond, config, run_dir, model_id="bundled-effnetlite0-minilm", sample_conditions=eval_cond[sample_idx], metrics_fn=metrics)
         from core.gan.generate import load_generator
 
         loaded = load_generator(result.generator_path)
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "preset": args.preset,
         "batch_size": args.batch_size,
+        "lr": args.lr,
+        "contrastive": args.contrastive,
         "train_seconds_budget": args.seconds,
         "train_seconds": round(result.seconds, 1),
         "steps": result.step,

@@ -7,6 +7,17 @@ from core.gan import GanError
 from core.gan.data import conditions_from_backend, images_to_set, load_image_folder, shapes_image_set, square_resize
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: on a shared 2-core machine two spinning OpenMP threads run many times slower.
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _messy_folder(root, n_good=18):
     root.mkdir()
     rng = np.random.default_rng(0)

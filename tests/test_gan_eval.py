@@ -6,6 +6,17 @@ from core.gan.data import shapes_image_set
 from core.gan.evaluate import conditional_accuracy, frechet_distance, kernel_distance, train_judge
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: on a shared 2-core machine two spinning OpenMP threads run many times slower.
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_frechet_distance_matches_closed_form_for_gaussians():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, size=(4000, 4))
@@ -28,7 +39,7 @@ def test_kid_is_near_zero_for_one_distribution_and_large_for_two():
 @pytest.fixture(scope="module")
 def judge():
     s, labels = shapes_image_set(540, 32, seed=0)
-    return train_judge(s.images, labels, epochs=4)
+    return train_judge(s.images, labels, steps=250)
 
 
 def test_judge_recognises_held_out_real_shapes(judge):

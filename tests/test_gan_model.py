@@ -7,6 +7,15 @@ from models.gan import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: on a shared 2-core machine two spinning OpenMP threads run many times slower.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.parametrize("res", [32, 64, 128])
 def test_generator_and_discriminator_shapes(res):
     torch.manual_seed(0)

@@ -4,6 +4,17 @@ import time
 import numpy as np
 import pytest
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: on a shared 2-core machine two spinning OpenMP threads run many times slower.
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 pytestmark = pytest.mark.slow
 
 MODEL_ID = "bundled-effnetlite0-minilm"

@@ -12,6 +12,17 @@ from core.gan.generate import generate, load_generator
 from core.gan.train import GanConfig, latest_checkpoint, read_log, train
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: on a shared 2-core machine two spinning OpenMP threads run many times slower.
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def shapes32():
     images, labels = shapes_image_set(64, 32)

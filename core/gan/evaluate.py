@@ -170,8 +170,8 @@ class ShapeJudge:
         return float(np.mean([p == t for p, t in zip(pred, labels)]))
 
 
-def train_judge(images: np.ndarray, labels: Sequence[str], *, epochs: int = 4, batch_size: int = 64, seed: int = 0, cancel=None) -> ShapeJudge:
-    """Fit the judge on real (N, R, R, 3) uint8 images; a few epochs reach near-perfect accuracy."""
+def train_judge(images: np.ndarray, labels: Sequence[str], *, steps: int = 300, batch_size: int = 64, seed: int = 0, cancel=None) -> ShapeJudge:
+    """Fit the judge on real (N, R, R, 3) uint8 images for `steps` minibatches (near-perfect on shapes)."""
     import torch
 
     classes = sorted(set(labels))
@@ -181,9 +181,11 @@ def train_judge(images: np.ndarray, labels: Sequence[str], *, epochs: int = 4, b
     model = _judge_net(len(classes))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(epochs):
+    done = 0
+    while done < steps:
         for idx in torch.randperm(len(x)).split(batch_size):
-            if cancel is not None and cancel.is_set():
+            if done >= steps or (cancel is not None and cancel.is_set()):
+                done = steps
                 break
             # A little translation so the judge does not key on exact pixel positions.
             xb = torch.roll(x[idx], shifts=(int(torch.randint(-2, 3, ())), int(torch.randint(-2, 3, ()))), dims=(2, 3))
@@ -191,6 +193,7 @@ def train_judge(images: np.ndarray, labels: Sequence[str], *, epochs: int = 4, b
             opt.zero_grad()
             loss.backward()
             opt.step()
+            done += 1
     return ShapeJudge(model.eval(), classes, images.shape[1])
 
 
