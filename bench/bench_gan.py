@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from core.gan.data import shapes_image_set
-    from core.gan.evaluate import EFFNET_NOTE, conditional_accuracy, distribution_metrics, effnet_features, frechet_distance, train_judge
+    from core.gan.evaluate import EFFNET_NOTE, attribute_accuracy, conditional_accuracy, distribution_metrics, effnet_features, frechet_distance, train_judge
     from core.gan.generate import generate
     from core.gan.train import GanConfig, train
     from models.efficientnet import load_efficientnet_lite0
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         loaded = load_generator(result.generator_path)
         G = loaded.generator
-        gen_acc = conditional_accuracy(G, judge, eval_cond, eval_labels, n_per=5)
+        acc = attribute_accuracy(G, judge, eval_cond, eval_labels, n_per=5)
+        gen_acc = acc["class"]
 
         effnet = load_efficientnet_lite0("cpu")
         rng = np.random.default_rng(0)
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
         "judge_acc_real_heldout": round(real_acc, 4),
         "cond_acc_untrained_generator": round(floor_acc, 4),
         "cond_acc_generated": round(gen_acc, 4),
+        "cond_acc_generated_colour": round(acc["colour"], 4),
+        "cond_acc_generated_shape": round(acc["shape"], 4),
         "cond_acc_ratio_to_real": round(gen_acc / max(real_acc, 1e-9), 4),
         "target_cond_acc": 0.7,
         "target_met": gen_acc >= 0.7,

@@ -56,7 +56,7 @@ def test_train_generate_eval_and_refusals(tmp_path, monkeypatch, capsys):
     assert main(["gan", "generate", "--run", "nope", "--text", "x"]) == 2
     assert "no checkpoint yet" in capsys.readouterr().err
 
-    assert main(["gan", "eval", "--run", "s32", "--n", "24"]) == 0
+    assert main(["gan", "eval", "--run", "s32", "--n", "24", "--judge-steps", "40"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("FID-EffNet", "KID-EffNet", "alignment", "judge_acc_real", "cond_acc_generated"):
         assert key in report

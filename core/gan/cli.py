@@ -163,7 +163,7 @@ def cmd_eval(args) -> int:
         report["alignment_real"] = alignment_score(backend, real.images, texts)
         if labels is not None:
             train_set, train_labels = shapes_image_set(max(900, args.n), res, seed=2)
-            judge = train_judge(train_set.images, train_labels)
+            judge = train_judge(train_set.images, train_labels, steps=args.judge_steps)
             report["judge_acc_real"] = judge.accuracy(real.images, labels)
             report["cond_acc_generated"] = conditional_accuracy(loaded.generator, judge, cond, labels, n_per=1, seed=args.seed)
     except GanError as exc:
@@ -217,6 +217,7 @@ def register(subparsers) -> None:
     p.add_argument("--run")
     p.add_argument("--folder", type=Path, help="real images to compare with (default: generated shapes)")
     p.add_argument("--n", type=int, default=300, help="images per side")
+    p.add_argument("--judge-steps", type=int, default=300, help="training steps of the shapes judge")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_eval)
 

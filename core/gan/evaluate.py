@@ -72,11 +72,19 @@ def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
         raise GanError("Frechet distance needs at least 2 images on each side")
     mu1, mu2 = f1.mean(0), f2.mean(0)
     s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        # With fewer images than feature dimensions the covariances are singular; the real
+        # part of the square root is still the standard estimate, so the warning is noise.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
     if not np.isfinite(covmean).all():
         # Near-singular covariances (few images): regularise, as the reference implementation does.
         eps = np.eye(s1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
     covmean = np.real(covmean)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
@@ -199,7 +207,19 @@ def train_judge(images: np.ndarray, labels: Sequence[str], *, steps: int = 300, 
 
 def conditional_accuracy(G, judge: ShapeJudge, conditions: np.ndarray, labels: Sequence[str], *, n_per: int = 4, seed: int = 123) -> float:
     """Share of generated images whose colour+shape, as judged, match the condition's class."""
+    return attribute_accuracy(G, judge, conditions, labels, n_per=n_per, seed=seed)["class"]
+
+
+def attribute_accuracy(G, judge: ShapeJudge, conditions: np.ndarray, labels: Sequence[str], *, n_per: int = 4, seed: int = 123) -> dict:
+    """Judged accuracy of generated images: whole class, colour alone and shape alone."""
     from core.gan.generate import generate
 
     imgs = generate(G, conditions, n_per=n_per, seed=seed)
-    return judge.accuracy(imgs, [l for l in labels for _ in range(n_per)])
+    truth = [l for l in labels for _ in range(n_per)]
+    pred = judge.predict(imgs)
+    split = [(p.split("_"), t.split("_")) for p, t in zip(pred, truth)]
+    return {
+        "class": float(np.mean([p == t for p, t in zip(pred, truth)])),
+        "colour": float(np.mean([p[0] == t[0] for p, t in split])),
+        "shape": float(np.mean([p[1] == t[1] for p, t in split])),
+    }

@@ -430,8 +430,8 @@ class TrainingJob:
     Holds only plain data for readers: `progress` (dict), `result`, `error` (a user-facing string).
     """
 
-    def __init__(self, run_dir: Path, target: Callable[..., TrainResult], **kwargs):
-        self.run_dir = Path(run_dir)
+    def __init__(self, target: Callable[..., TrainResult], kwargs: dict):
+        self.run_dir = Path(kwargs["run_dir"])
         self.cancel = threading.Event()
         self.progress: dict = {"stage": "starting", "done": 0, "total": 0}
         self.result: Optional[TrainResult] = None
@@ -465,7 +465,7 @@ class TrainingJob:
 
 def start_training_job(source: TrainSource, backend, config: GanConfig, run_dir: Path, **kwargs) -> TrainingJob:
     """Start `train_from_source` in the background; returns at once."""
-    return TrainingJob(run_dir, train_from_source, source=source, backend=backend, config=config, run_dir=run_dir, **kwargs).start()
+    return TrainingJob(train_from_source, dict(source=source, backend=backend, config=config, run_dir=run_dir, **kwargs)).start()
 
 
 def list_runs(data_dir: Path) -> list[Path]:
