@@ -158,7 +158,7 @@ def cmd_eval(args) -> int:
         cond = np.asarray(backend.embed_texts(texts), dtype=np.float32)
         fake = generate(loaded.generator, cond, n_per=1, seed=args.seed)
         report = {"checkpoint": str(ckpt), "backend": backend.model_id}
-        report.update(distribution_metrics(real.images, fake))
+        report.update(distribution_metrics(real.images, fake, inception_weights=args.inception_weights))
         report["alignment"] = alignment_score(backend, fake, texts)
         report["alignment_real"] = alignment_score(backend, real.images, texts)
         if labels is not None:
@@ -218,6 +218,8 @@ def register(subparsers) -> None:
     p.add_argument("--folder", type=Path, help="real images to compare with (default: generated shapes)")
     p.add_argument("--n", type=int, default=300, help="images per side")
     p.add_argument("--judge-steps", type=int, default=300, help="training steps of the shapes judge")
+    p.add_argument("--inception-weights", type=Path, default=None,
+                   help="a local torchvision inception_v3 state dict: also report FID-Inception (never downloaded)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_eval)
 

@@ -191,6 +191,10 @@ def train(
     from models.gan import Discriminator, Generator, contrastive_loss, diff_augment, ema_update, hinge_d_loss, hinge_g_loss, make_arch
 
     out_dir = Path(out_dir)
+    if isinstance(images, (list, tuple)) and images and hasattr(images[0], "convert"):
+        from core.gan.data import images_to_set
+
+        images = images_to_set(images, config.resolution)  # PIL images of any size and mode
     x_all = _to_uint8_nchw(images)
     cond = np.asarray(conditions, dtype=np.float32)
     n = x_all.shape[0]
