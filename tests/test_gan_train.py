@@ -152,3 +152,50 @@ def test_checkpoint_from_other_backend_or_resolution_is_refused(tmp_path, shapes
         load_generator(tmp_path / "other.pth")
     with pytest.raises(GanError, match="does not exist"):
         load_generator(tmp_path / "missing.pth")
+
+
+class _Words:
+    """A real, trivial caption-space backend: bag-of-words embeddings."""
+
+    name, model_id, text_space = "words", "words-v1", "caption"
+    vocab = ["red", "green", "blue", "yellow", "purple", "orange", "circle", "square", "triangle", "photo"]
+
+    def embed_texts(self, texts):
+        out = np.array([[t.split().count(w) for w in self.vocab] for t in texts], np.float32) + 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def describe(self, images):
+        from models.base import Description
+
+        return [Description(caption="a photo") for _ in images]
+
+
+def test_training_job_runs_in_background_and_stops(tmp_path):
+    import time
+
+    from core.gan.train import TrainSource, start_training_job
+
+    job = start_training_job(TrainSource("shapes", "64"), _Words(), tiny(epochs=200), tmp_path / "run", prompts=["a red circle", "a blue square"])
+    deadline = time.time() + 60
+    while job.progress.get("stage") != "train" and time.time() < deadline and job.running:
+        time.sleep(0.05)
+    job.stop()
+    job.thread.join(60)
+    assert job.error is None, job.error
+    assert job.result is not None and not job.result.finished and 0 < job.result.step < 800
+    latest = latest_checkpoint(tmp_path / "run")
+    assert latest["step"] == job.result.step
+    assert load_generator(tmp_path / "run" / "checkpoints" / latest["generator"], model_id="words-v1").meta["cond_dim"] == 10
+
+
+def test_folder_source_reports_skipped_files(tmp_path):
+    from core.gan.train import TrainSource, train_from_source
+    from core.shapes import write_dataset
+
+    write_dataset(tmp_path / "photos", 32, image_size=40)
+    (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    r = train_from_source(TrainSource("folder", str(tmp_path / "photos")), _Words(), tiny(epochs=1), tmp_path / "run")
+    assert r.finished and [name for name, _ in r.skipped] == ["broken.png"]
+    assert "broken.png" in (tmp_path / "run" / "skipped.tsv").read_text()
+    with pytest.raises(GanError, match="already holds a training run"):
+        train_from_source(TrainSource("folder", str(tmp_path / "photos")), _Words(), tiny(epochs=1), tmp_path / "run")
