@@ -90,9 +90,9 @@ def test_effnet_distance_separates_shapes_from_noise():
     from models.efficientnet import load_efficientnet_lite0
 
     model = load_efficientnet_lite0("cpu")
-    a, _ = shapes_image_set(24, 32, seed=0)
-    b, _ = shapes_image_set(24, 32, seed=1)
-    noise = np.random.default_rng(0).integers(0, 255, (24, 32, 32, 3), dtype=np.uint8)
+    a, _ = shapes_image_set(12, 32, seed=0)
+    b, _ = shapes_image_set(12, 32, seed=1)
+    noise = np.random.default_rng(0).integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
     near = distribution_metrics(a.images, b.images, model=model)
     far = distribution_metrics(a.images, noise, model=model)
     assert "not comparable" in near["note"] or "not with published" in near["note"]
