@@ -1,0 +1,489 @@
+"""Training loop: hinge loss, DiffAugment, matching-aware D, EMA generator, exact resume.
+
+Run folder layout (`<data_dir>/gan/<run_name>/` by default):
+    run.json                        what was trained on what (backend model_id, dims, config)
+    train_log.csv                   losses every `log_every` steps, metrics at epoch ends
+    output/sample_epoch_N.png       fixed prompts x fixed noise, from the EMA generator
+    checkpoints/generator_epoch_N.pth   generator + EMA generator + metadata (for generation)
+    checkpoints/state_epoch_N.pth       discriminator + optimisers + step (for resuming)
+    checkpoints/latest.json         which pair is newest
+All randomness of step s is seeded from (seed, s), so a run resumed from any checkpoint
+continues exactly as if it had never stopped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from core.gan import GanError
+
+FORMAT_VERSION = 1
+LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "d_mismatch", "steps_per_s", "elapsed_s"]
+
+
+@dataclass
+class GanConfig:
+    """Everything that shapes a training run; defaults suit a photo folder at 64 px on a CPU."""
+
+    resolution: int = 64
+    preset: str = "base"  # models.gan.PRESETS: tiny | small | base
+    epochs: int = 50
+    batch_size: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    ema_decay: float = 0.999
+    cond_noise: float = 0.01  # std of the Gaussian added to each condition coordinate
+    augment: str = "translation,cutout"  # DiffAugment policy; "color" is off since colour is often the text
+    mismatch: bool = True  # score real images with a wrong condition as fake
+    contrastive: float = 1.0  # weight of the image-condition contrastive loss (LAFITE); 0 turns it off
+    temperature: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast when on CUDA; ignored on CPU
+    max_seconds: Optional[float] = None  # stop (and checkpoint) after this much training time
+    log_every: int = 20
+    sample_noise: int = 8  # columns of the sample grid
+    num_threads: Optional[int] = None  # torch CPU threads; None leaves torch's choice
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GanConfig":
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        return cls(**kw)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    epoch: int  # completed epochs
+    finished: bool  # all epochs done (not cancelled / out of time)
+    generator_path: Optional[Path]
+    seconds: float
+    steps_per_s: float
+    log: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, reason) not used
+
+
+def run_dir_for(data_dir: Path, run_name: str) -> Path:
+    """Default run folder; the name must be a plain folder name."""
+    if not run_name or any(ch in run_name for ch in "/\\") or run_name in (".", ".."):
+        raise GanError(f"run name {run_name!r} is not a plain folder name; use letters, digits, '-' or '_'")
+    return Path(data_dir) / "gan" / run_name
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch
+
+    from core.images import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from core.images import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(obj, indent=1, default=str).encode("utf-8"))
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    from core.images import atomic_write_bytes
+
+    extra = sorted({k for r in rows for k in r} - set(LOG_FIELDS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS + extra, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    """The training log as a list of dicts (numbers parsed); [] when there is none yet."""
+    path = Path(run_dir) / "train_log.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            rows.append({k: (float(v) if v not in ("", None) else None) for k, v in row.items()})
+    return rows
+
+
+def latest_checkpoint(run_dir: Path) -> Optional[dict]:
+    """The `latest.json` record of a run ({generator, state, step, epoch}) or None."""
+    path = Path(run_dir) / "checkpoints" / "latest.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def list_generators(run_dir: Path) -> list[Path]:
+    """Generator checkpoints of a run, oldest first."""
+    ckpt = Path(run_dir) / "checkpoints"
+    found = [p for p in ckpt.glob("generator_*.pth")]
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns)
+
+
+def _to_uint8_nchw(images) -> "np.ndarray":
+    from core.gan.data import ImageSet
+
+    if isinstance(images, ImageSet):
+        arr = images.images
+    else:
+        arr = np.asarray(images)
+    if arr.ndim != 4:
+        raise GanError(f"training images must be a (N, H, W, 3) or (N, 3, H, W) array, got shape {arr.shape}")
+    if arr.shape[-1] == 3 and arr.shape[1] != 3:
+        arr = arr.transpose(0, 3, 1, 2)
+    if arr.dtype != np.uint8:
+        raise GanError(f"training images must be uint8, got {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def _sample_grid(G, conditions, z, device) -> "Image.Image":
+    import torch
+
+    from core.gan.generate import make_grid, to_uint8
+
+    with torch.no_grad():
+        c = torch.as_tensor(conditions, dtype=torch.float32, device=device)
+        P, S = c.shape[0], z.shape[0]
+        imgs = G(z.to(device).repeat(P, 1), c.repeat_interleave(S, dim=0))
+    return make_grid(to_uint8(imgs), ncol=S)
+
+
+def train(
+    images,
+    conditions: np.ndarray,
+    config: GanConfig,
+    out_dir: Path,
+    *,
+    model_id: str = "unknown",
+    sample_conditions: Optional[np.ndarray] = None,
+    sample_prompts: Optional[list[str]] = None,
+    resume: bool = False,
+    metrics_fn: Optional[Callable[[Any, int], dict]] = None,
+    on_progress: Optional[Callable[..., None]] = None,
+    cancel: Optional[threading.Event] = None,
+) -> TrainResult:
+    """Train (or resume) a conditional GAN on uint8 images with one condition row per image.
+
+    `model_id` names the embedding space of `conditions`; checkpoints refuse other backends.
+    `metrics_fn(G_ema, epoch) -> dict` adds evaluation columns to the log at each epoch end.
+    """
+    import torch
+
+    from core.device import pick_device
+    from models.gan import Discriminator, Generator, contrastive_loss, diff_augment, ema_update, hinge_d_loss, hinge_g_loss, make_arch
+
+    out_dir = Path(out_dir)
+    if isinstance(images, (list, tuple)) and images and hasattr(images[0], "convert"):
+        from core.gan.data import images_to_set
+
+        images = images_to_set(images, config.resolution)  # PIL images of any size and mode
+    x_all = _to_uint8_nchw(images)
+    cond = np.asarray(conditions, dtype=np.float32)
+    n = x_all.shape[0]
+    if cond.ndim != 2 or cond.shape[0] != n:
+        raise GanError(f"conditions must be (N, D) with N = {n} images, got shape {cond.shape}")
+    if x_all.shape[2] != config.resolution or x_all.shape[3] != config.resolution:
+        raise GanError(f"training images are {x_all.shape[2]}x{x_all.shape[3]} but the config asks for {config.resolution} px; resize them first (core.gan.data)")
+    if n < config.batch_size:
+        raise GanError(f"{n} training images is fewer than one batch of {config.batch_size}; add images or lower batch_size")
+    cond = cond / np.maximum(np.linalg.norm(cond, axis=1, keepdims=True), 1e-12)
+    arch = make_arch(config.preset, resolution=config.resolution, cond_dim=cond.shape[1])
+
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model_id": model_id,
+        "cond_dim": int(cond.shape[1]),
+        "resolution": config.resolution,
+        "n_images": n,
+        "arch": arch.to_dict(),
+        "config": asdict(config),
+    }
+    ckpt_dir, sample_dir = out_dir / "checkpoints", out_dir / "output"
+    previous = latest_checkpoint(out_dir)
+    run_json = out_dir / "run.json"
+    if (previous or run_json.exists()) and not resume:
+        raise GanError(f"run folder '{out_dir}' already holds a training run; pass resume=True (--resume) to continue it, or choose another run name. Nothing was overwritten")
+    if resume and run_json.exists():
+        old = json.loads(run_json.read_text(encoding="utf-8"))
+        for key in ("model_id", "cond_dim", "resolution", "n_images"):
+            if old.get(key) != meta[key]:
+                raise GanError(
+                    f"cannot resume run '{out_dir.name}': it was trained with {key}={old.get(key)!r}, now {key}={meta[key]!r}. "
+                    "Resume with the same backend, resolution and images, or start a new run name. Nothing was overwritten"
+                )
+        if old.get("arch") != meta["arch"]:
+            raise GanError(f"cannot resume run '{out_dir.name}': its architecture (preset) differs from this config; use preset from run.json or a new run name")
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = pick_device(config.device)
+    use_amp = config.amp and device.startswith("cuda")
+    torch.manual_seed(config.seed)  # initial weights depend on the seed only
+    G, D = Generator(arch).to(device), Discriminator(arch).to(device)
+    center = torch.from_numpy(cond.mean(axis=0)).to(device)
+    G.cond_center.copy_(center)
+    D.cond_center.copy_(center)
+    G_ema = Generator(arch).to(device)
+    G_ema.load_state_dict(G.state_dict())
+    G_ema.eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
+
+    steps_per_epoch = n // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    step, log_rows = 0, []
+    if resume and previous:
+        state = torch.load(ckpt_dir / previous["state"], map_location=device, weights_only=False)
+        gen = torch.load(ckpt_dir / previous["generator"], map_location=device, weights_only=False)
+        G.load_state_dict(gen["generator"])
+        G_ema.load_state_dict(gen["generator_ema"])
+        D.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step = int(state["step"])
+        log_rows = [r for r in state.get("log", []) if r.get("step", 0) <= step]
+    _write_json(run_json, meta)
+
+    # Fixed prompts and fixed noise for the per-epoch grid: the same picture every epoch.
+    if sample_conditions is None:
+        _, first = np.unique(cond.round(4), axis=0, return_index=True)
+        sample_conditions = cond[np.sort(first)[:8]]
+    sample_conditions = np.asarray(sample_conditions, dtype=np.float32)
+    sample_z = torch.randn(config.sample_noise, arch.z_dim, generator=torch.Generator().manual_seed(config.seed + 7))
+
+    x_all_t = torch.from_numpy(x_all)
+    cond_t = torch.from_numpy(cond)
+    perm_epoch, perm = -1, None
+    started, step_at_start = time.monotonic(), step
+    acc: dict[str, list[float]] = {k: [] for k in ("loss_d", "loss_g", "d_real", "d_fake", "d_mismatch")}
+    stopped_early = False
+
+    def save(tag: str) -> Path:
+        epoch_done = step // steps_per_epoch
+        gen_name, state_name = f"generator_{tag}.pth", f"state_{tag}.pth"
+        _atomic_torch_save({"meta": {**meta, "step": step, "epoch": epoch_done}, "generator": G.state_dict(), "generator_ema": G_ema.state_dict()}, ckpt_dir / gen_name)
+        _atomic_torch_save({"step": step, "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "log": log_rows}, ckpt_dir / state_name)
+        _write_json(ckpt_dir / "latest.json", {"generator": gen_name, "state": state_name, "step": step, "epoch": epoch_done})
+        return ckpt_dir / gen_name
+
+    last_gen: Optional[Path] = ckpt_dir / previous["generator"] if (resume and previous) else None
+    G.train()
+    D.train()
+    while step < total_steps:
+        if cancel is not None and cancel.is_set():
+            stopped_early = True
+            break
+        if config.max_seconds is not None and time.monotonic() - started >= config.max_seconds:
+            stopped_early = True
+            break
+        epoch, i = divmod(step, steps_per_epoch)
+        if epoch != perm_epoch:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+            perm_epoch = epoch
+        idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
+        torch.manual_seed(config.seed * 1_000_003 + step)  # noise, perturbation and augmentation of this step
+        x = (x_all_t[idx].to(device).float() / 127.5 - 1.0)
+        c = cond_t[idx].to(device)
+        c = torch.nn.functional.normalize(c + config.cond_noise * torch.randn_like(c), dim=1)
+        z = torch.randn(x.shape[0], arch.z_dim, device=device)
+        aug = lambda t: diff_augment(t, config.augment)  # noqa: E731
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            fake = G(z, c)
+            phi_real, phi_fake = D.features(aug(x)), D.features(aug(fake.detach()))
+            d_real, d_fake = D.score(phi_real, c).float(), D.score(phi_fake, c).float()
+            # The mismatch score reuses the real images' features: one D pass fewer per step.
+            d_mis = D.score(phi_real, c.roll(1, dims=0)).float() if config.mismatch else None
+            loss_d = hinge_d_loss(d_real, d_fake, d_mis)
+            if config.contrastive:
+                loss_d = loss_d + config.contrastive * contrastive_loss(D, phi_real.float(), c, config.temperature)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            phi = D.features(aug(fake))
+            loss_g = hinge_g_loss(D.score(phi, c).float())
+            if config.contrastive:
+                loss_g = loss_g + config.contrastive * contrastive_loss(D, phi.float(), c, config.temperature)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        # Warm-up keeps early EMA samples from being a blur of the random initialisation.
+        ema_update(G_ema, G, min(config.ema_decay, (1 + step) / (10 + step)))
+        step += 1
+
+        for k, v in (("loss_d", loss_d), ("loss_g", loss_g), ("d_real", d_real.mean()), ("d_fake", d_fake.mean()), ("d_mismatch", d_mis.mean() if d_mis is not None else None)):
+            if v is not None:
+                acc[k].append(float(v.detach()))
+        elapsed = time.monotonic() - started
+        rate = (step - step_at_start) / max(elapsed, 1e-9)
+        if not math.isfinite(float(loss_d.detach())) or not math.isfinite(float(loss_g.detach())):
+            raise GanError(f"training diverged at step {step} (loss is not finite); lower the learning rate or resume from an earlier checkpoint")
+        if step % config.log_every == 0 or step % steps_per_epoch == 0:
+            row = {"step": step, "epoch": step / steps_per_epoch, "steps_per_s": round(rate, 4), "elapsed_s": round(elapsed, 2)}
+            row.update({k: round(float(np.mean(v)), 5) for k, v in acc.items() if v})
+            acc = {k: [] for k in acc}
+            log_rows.append(row)
+            if step % steps_per_epoch != 0:
+                _write_log(out_dir / "train_log.csv", log_rows)
+        if step % steps_per_epoch == 0:
+            epoch_done = step // steps_per_epoch
+            G_ema.eval()
+            grid = _sample_grid(G_ema, sample_conditions, sample_z, device)
+            from core.gan.generate import save_png_atomic
+
+            save_png_atomic(grid, sample_dir / f"sample_epoch_{epoch_done}.png")
+            if metrics_fn is not None:
+                log_rows[-1].update(metrics_fn(G_ema, epoch_done))
+            last_gen = save(f"epoch_{epoch_done}")
+            _write_log(out_dir / "train_log.csv", log_rows)
+        if on_progress:
+            on_progress(step, total_steps, epoch=step / steps_per_epoch, loss_d=float(loss_d.detach()), loss_g=float(loss_g.detach()), steps_per_s=rate)
+
+    if stopped_early and step > 0 and (last_gen is None or latest_checkpoint(out_dir)["step"] != step):
+        last_gen = save(f"step_{step}")
+        _write_log(out_dir / "train_log.csv", log_rows)
+    seconds = time.monotonic() - started
+    return TrainResult(out_dir, step, step // steps_per_epoch, step >= total_steps, last_gen, seconds, (step - step_at_start) / max(seconds, 1e-9), log_rows)
+
+
+@dataclass
+class TrainSource:
+    """What to train on: a folder of photos, a library class, or the generated shapes set."""
+
+    kind: str  # "folder" | "library" | "shapes"
+    value: str  # folder path, class name, or number of shapes images
+
+    def describe(self) -> str:
+        return {"folder": f"folder {self.value}", "library": f"library class '{self.value}'", "shapes": f"{self.value} generated shapes"}.get(self.kind, self.kind)
+
+
+def prepare_data(source: TrainSource, resolution: int, backend, *, catalog=None, library_dir: Optional[Path] = None,
+                 max_pixels: int = 64_000_000, on_progress: Optional[Callable[..., None]] = None):
+    """(ImageSet, conditions) for a source, conditions from the backend (see core.gan.data)."""
+    from core.gan import data
+
+    def stage(name):
+        return (lambda done, total, **kw: on_progress(done, total, stage=name, **kw)) if on_progress else None
+
+    if source.kind == "folder":
+        images = data.load_image_folder(Path(source.value), resolution, max_pixels=max_pixels, on_progress=stage("load"))
+    elif source.kind == "library":
+        if catalog is None:
+            raise GanError("training on a library class needs the catalog")
+        images = data.load_library_class(catalog, source.value, resolution, library_dir=library_dir, max_pixels=max_pixels)
+    elif source.kind == "shapes":
+        try:
+            n = int(source.value)
+        except ValueError:
+            raise GanError(f"shapes source needs a number of images, got {source.value!r}") from None
+        images, _ = data.shapes_image_set(n, resolution)
+    else:
+        raise GanError(f"unknown training source {source.kind!r}; choose folder, library or shapes")
+    conditions = data.conditions_from_backend(backend, images, on_progress=stage("embed"))
+    return images, conditions
+
+
+def train_from_source(source: TrainSource, backend, config: GanConfig, run_dir: Path, *, resume: bool = False,
+                      prompts: Optional[list[str]] = None, catalog=None, library_dir: Optional[Path] = None,
+                      on_progress: Optional[Callable[..., None]] = None, cancel: Optional[threading.Event] = None) -> TrainResult:
+    """Load a source, embed it with the backend and train; the one call the CLI and page make."""
+    run_dir = Path(run_dir)
+    if not resume and (run_dir / "run.json").exists():
+        raise GanError(f"run folder '{run_dir}' already holds a training run; resume it or choose another run name. Nothing was overwritten")
+    images, conditions = prepare_data(source, config.resolution, backend, catalog=catalog, library_dir=library_dir, on_progress=on_progress)
+    sample = None
+    if prompts:
+        sample = np.asarray(backend.embed_texts([p for p in prompts if p.strip()][:8]), dtype=np.float32)
+
+    def progress(done, total, **info):
+        if on_progress:
+            on_progress(done, total, stage="train", **info)
+
+    result = train(images, conditions, config, run_dir, model_id=backend.model_id, sample_conditions=sample,
+                   resume=resume, on_progress=progress, cancel=cancel)
+    if images.skipped:
+        from core.images import atomic_write_bytes
+
+        lines = "".join(f"{name}\t{reason}\n" for name, reason in images.skipped)
+        atomic_write_bytes(run_dir / "skipped.tsv", lines.encode("utf-8"))
+    result.skipped = images.skipped
+    return result
+
+
+class TrainingJob:
+    """`train_from_source` on a background thread, with progress a UI can poll and a stop button.
+
+    Holds only plain data for readers: `progress` (dict), `result`, `error` (a user-facing string).
+    """
+
+    def __init__(self, target: Callable[..., TrainResult], kwargs: dict):
+        self.run_dir = Path(kwargs["run_dir"])
+        self.cancel = threading.Event()
+        self.progress: dict = {"stage": "starting", "done": 0, "total": 0}
+        self.result: Optional[TrainResult] = None
+        self.error: Optional[str] = None
+        self._kwargs = kwargs
+        self._target = target
+        self.thread = threading.Thread(target=self._run, name=f"gan-train-{self.run_dir.name}", daemon=True)
+
+    def _on_progress(self, done: int, total: int, **info) -> None:
+        self.progress = {"done": done, "total": total, **info}
+
+    def _run(self) -> None:
+        try:
+            self.result = self._target(on_progress=self._on_progress, cancel=self.cancel, **self._kwargs)
+        except GanError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a crash must reach the page, not vanish with the thread
+            self.error = f"training failed: {type(exc).__name__}: {exc}"
+
+    def start(self) -> "TrainingJob":
+        self.thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        self.cancel.set()
+
+
+def start_training_job(source: TrainSource, backend, config: GanConfig, run_dir: Path, **kwargs) -> TrainingJob:
+    """Start `train_from_source` in the background; returns at once."""
+    return TrainingJob(train_from_source, dict(source=source, backend=backend, config=config, run_dir=run_dir, **kwargs)).start()
+
+
+def list_runs(data_dir: Path) -> list[Path]:
+    """Run folders under `<data_dir>/gan` that have written a run.json, newest first."""
+    root = Path(data_dir) / "gan"
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / "run.json").is_file()]
+    return sorted(runs, key=lambda p: (p / "run.json").stat().st_mtime_ns, reverse=True)
+
+
+def latest_sample(run_dir: Path) -> Optional[Path]:
+    """The newest `output/sample_epoch_N.png` of a run."""
+    samples = list((Path(run_dir) / "output").glob("sample_epoch_*.png"))
+    if not samples:
+        return None
+    return max(samples, key=lambda p: int(p.stem.rsplit("_", 1)[1]))

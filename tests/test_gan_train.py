@@ -1,0 +1,201 @@
+"""Training loop on the tiny preset: outputs, exact resume, refusal to overwrite, bad checkpoints."""
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from core.gan import GanError
+from core.gan.data import shapes_image_set
+from core.gan.generate import generate, load_generator
+from core.gan.train import GanConfig, latest_checkpoint, read_log, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # One thread: on a shared 2-core machine two spinning OpenMP threads run many times slower.
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def shapes32():
+    images, labels = shapes_image_set(64, 32)
+    rng = np.random.default_rng(0)
+    cond = rng.normal(size=(64, 12)).astype(np.float32)
+    return images, cond
+
+
+def tiny(**kw):
+    base = dict(resolution=32, preset="tiny", epochs=2, batch_size=16, log_every=2, sample_noise=3, num_threads=1)
+    base.update(kw)
+    return GanConfig(**base)
+
+
+def _load_all(run_dir, tag):
+    g = torch.load(run_dir / "checkpoints" / f"generator_{tag}.pth", weights_only=False)
+    s = torch.load(run_dir / "checkpoints" / f"state_{tag}.pth", weights_only=False)
+    return g, s
+
+
+def _assert_same_state(a, b):
+    for key in ("generator", "generator_ema"):
+        for k in a[0][key]:
+            assert torch.equal(a[0][key][k], b[0][key][k]), f"{key}.{k} differs"
+    for k in a[1]["discriminator"]:
+        assert torch.equal(a[1]["discriminator"][k], b[1]["discriminator"][k]), f"D.{k} differs"
+    sa, sb = a[1]["opt_g"]["state"], b[1]["opt_g"]["state"]
+    for k in sa:
+        assert torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"])
+
+
+def test_train_writes_samples_checkpoints_and_log(tmp_path, shapes32):
+    images, cond = shapes32
+    seen = []
+    result = train(images, cond, tiny(), tmp_path / "run", model_id="test-space", on_progress=lambda d, t, **kw: seen.append((d, t)))
+    run = tmp_path / "run"
+    assert result.finished and result.step == 8 and result.epoch == 2
+    for n in (1, 2):
+        assert (run / "output" / f"sample_epoch_{n}.png").is_file()
+        assert (run / "checkpoints" / f"generator_epoch_{n}.pth").is_file()
+        assert (run / "checkpoints" / f"state_epoch_{n}.pth").is_file()
+    assert seen[-1] == (8, 8)
+    log = read_log(run)
+    assert [r["step"] for r in log] == [2, 4, 6, 8]
+    assert all(np.isfinite(r["loss_d"]) and np.isfinite(r["loss_g"]) for r in log)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["model_id"] == "test-space" and meta["cond_dim"] == 12 and meta["resolution"] == 32
+    from PIL import Image
+
+    grid = Image.open(run / "output" / "sample_epoch_2.png")
+    assert grid.size[0] > 3 * 32  # three noise columns
+
+    loaded = load_generator(result.generator_path, model_id="test-space", resolution=32)
+    imgs = generate(loaded.generator, cond[:2], n_per=3, seed=5)
+    assert imgs.shape == (6, 32, 32, 3) and imgs.dtype == np.uint8
+    assert np.array_equal(imgs, generate(loaded.generator, cond[:2], n_per=3, seed=5))
+
+
+def test_resume_is_exact(tmp_path, shapes32):
+    images, cond = shapes32
+    train(images, cond, tiny(epochs=3), tmp_path / "straight")
+    train(images, cond, tiny(epochs=1), tmp_path / "split")
+    resumed = train(images, cond, tiny(epochs=3), tmp_path / "split", resume=True)
+    assert resumed.step == 12 and resumed.finished
+    _assert_same_state(_load_all(tmp_path / "straight", "epoch_3"), _load_all(tmp_path / "split", "epoch_3"))
+    assert [r["step"] for r in read_log(tmp_path / "split")] == [r["step"] for r in read_log(tmp_path / "straight")]
+
+
+def test_cancel_checkpoints_mid_epoch_and_resume_is_exact(tmp_path, shapes32):
+    images, cond = shapes32
+    cancel = threading.Event()
+
+    def stop_at_step_3(done, total, **kw):
+        if done == 3:
+            cancel.set()
+
+    r = train(images, cond, tiny(), tmp_path / "run", on_progress=stop_at_step_3, cancel=cancel)
+    assert not r.finished and r.step == 3
+    assert latest_checkpoint(tmp_path / "run")["generator"] == "generator_step_3.pth"
+    r2 = train(images, cond, tiny(), tmp_path / "run", resume=True)
+    assert r2.finished and r2.step == 8
+    train(images, cond, tiny(), tmp_path / "straight")
+    _assert_same_state(_load_all(tmp_path / "straight", "epoch_2"), _load_all(tmp_path / "run", "epoch_2"))
+
+
+def test_existing_run_is_never_overwritten(tmp_path, shapes32):
+    images, cond = shapes32
+    train(images, cond, tiny(epochs=1), tmp_path / "run", model_id="a")
+    ckpt = tmp_path / "run" / "checkpoints" / "generator_epoch_1.pth"
+    before = ckpt.read_bytes()
+    with pytest.raises(GanError, match="already holds a training run"):
+        train(images, cond, tiny(epochs=1), tmp_path / "run", model_id="a")
+    with pytest.raises(GanError, match="model_id"):
+        train(images, cond, tiny(epochs=2), tmp_path / "run", model_id="b", resume=True)
+    with pytest.raises(GanError, match="resolution"):
+        train(shapes_image_set(64, 64)[0], cond, tiny(epochs=2, resolution=64), tmp_path / "run", model_id="a", resume=True)
+    assert ckpt.read_bytes() == before
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["model_id"] == "a"
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, shapes32):
+    images, cond = shapes32
+    with pytest.raises(GanError, match="conditions must be"):
+        train(images, cond[:10], tiny(), tmp_path / "a")
+    with pytest.raises(GanError, match="config asks for 64 px"):
+        train(images, cond, tiny(resolution=64), tmp_path / "b")
+    with pytest.raises(GanError, match="fewer than one batch"):
+        train(images.images[:8], cond[:8], tiny(), tmp_path / "c")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_checkpoint_from_other_backend_or_resolution_is_refused(tmp_path, shapes32):
+    images, cond = shapes32
+    r = train(images, cond, tiny(epochs=1), tmp_path / "run", model_id="clip-tiny")
+    with pytest.raises(GanError, match="backend 'clip-tiny'.*active backend is 'bundled"):
+        load_generator(r.generator_path, model_id="bundled-effnetlite0-minilm")
+    with pytest.raises(GanError, match="32 px images, not 64 px"):
+        load_generator(r.generator_path, resolution=64)
+    with pytest.raises(GanError, match="12-d conditions"):
+        load_generator(r.generator_path, cond_dim=384)
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(GanError, match="cannot be read"):
+        load_generator(bad)
+    torch.save({"weights": 1}, tmp_path / "other.pth")
+    with pytest.raises(GanError, match="not a PhotoLore GAN"):
+        load_generator(tmp_path / "other.pth")
+    with pytest.raises(GanError, match="does not exist"):
+        load_generator(tmp_path / "missing.pth")
+
+
+class _Words:
+    """A real, trivial caption-space backend: bag-of-words embeddings."""
+
+    name, model_id, text_space = "words", "words-v1", "caption"
+    vocab = ["red", "green", "blue", "yellow", "purple", "orange", "circle", "square", "triangle", "photo"]
+
+    def embed_texts(self, texts):
+        out = np.array([[t.split().count(w) for w in self.vocab] for t in texts], np.float32) + 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def describe(self, images):
+        from models.base import Description
+
+        return [Description(caption="a photo") for _ in images]
+
+
+def test_training_job_runs_in_background_and_stops(tmp_path):
+    import time
+
+    from core.gan.train import TrainSource, start_training_job
+
+    job = start_training_job(TrainSource("shapes", "64"), _Words(), tiny(epochs=200), tmp_path / "run", prompts=["a red circle", "a blue square"])
+    deadline = time.time() + 60
+    while job.progress.get("stage") != "train" and time.time() < deadline and job.running:
+        time.sleep(0.05)
+    job.stop()
+    job.thread.join(60)
+    assert job.error is None, job.error
+    assert job.result is not None and not job.result.finished and 0 < job.result.step < 800
+    latest = latest_checkpoint(tmp_path / "run")
+    assert latest["step"] == job.result.step
+    assert load_generator(tmp_path / "run" / "checkpoints" / latest["generator"], model_id="words-v1").meta["cond_dim"] == 10
+
+
+def test_folder_source_reports_skipped_files(tmp_path):
+    from core.gan.train import TrainSource, train_from_source
+    from core.shapes import write_dataset
+
+    write_dataset(tmp_path / "photos", 32, image_size=40)
+    (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    r = train_from_source(TrainSource("folder", str(tmp_path / "photos")), _Words(), tiny(epochs=1), tmp_path / "run")
+    assert r.finished and [name for name, _ in r.skipped] == ["broken.png"]
+    assert "broken.png" in (tmp_path / "run" / "skipped.tsv").read_text()
+    with pytest.raises(GanError, match="already holds a training run"):
+        train_from_source(TrainSource("folder", str(tmp_path / "photos")), _Words(), tiny(epochs=1), tmp_path / "run")
