@@ -11,6 +11,7 @@ PAGES = [
     st.Page("pages/dashboards.py", title="Dashboards", icon=":material/monitoring:"),
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
     st.Page("pages/caption.py", title="Caption", icon=":material/subtitles:"),
+    st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
     st.Page("pages/retrieval_lab.py", title="Retrieval lab", icon=":material/science:"),
 ]
 
