@@ -56,11 +56,13 @@ def scatter(df: pd.DataFrame, x_dim: str, y_dim: str) -> tuple:
     data = df.dropna(subset=[x_dim, y_dim])
     if data.empty:
         raise d.NotEnoughData(f"no photo has both {x_dim} and {y_dim} scores")
-    data = data.assign(sentiment=data["sentiment"].fillna("unknown"), link=data.get("path", data["filename"]))
-    chart = alt.Chart(data[["filename", "link", "caption", "concept_text", "sentiment", x_dim, y_dim]]).mark_circle(size=70, opacity=0.7).encode(
+    data = data.assign(sentiment=data["sentiment"].fillna("unknown"))
+    # A field named "image" holding a data URI is shown as a picture by Vega's tooltip.
+    cols = [c for c in ["image", "filename", "caption", "concept_text", "sentiment", x_dim, y_dim] if c in data]
+    chart = alt.Chart(data[cols]).mark_circle(size=70, opacity=0.7).encode(
         x=alt.X(f"{x_dim}:Q", scale=alt.Scale(domain=[0.5, 5.5])), y=alt.Y(f"{y_dim}:Q", scale=alt.Scale(domain=[0.5, 5.5])),
         xOffset=alt.XOffset("jitter:Q"), color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE),
-        tooltip=["filename", "concept_text", "caption", "sentiment", x_dim, y_dim, "link"],
+        tooltip=[c for c in ["image", "filename", "concept_text", "caption", "sentiment", x_dim, y_dim] if c in cols],
     ).transform_calculate(jitter="random()*12-6").properties(height=320)
     return chart, None
 

@@ -37,6 +37,19 @@ with sb.expander("Score ranges"):
 df = d.apply_filters(df_all, f)
 st.caption(f"{len(df)} of {len(df_all)} photos pass the filters.")
 
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def hover_thumbs(ids: tuple[str, ...]) -> dict[str, str]:
+    """Small inline JPEGs for chart tooltips, cached across reruns (photo ids are content hashes)."""
+    photos = services.catalog.get_many(list(ids))
+    return {i: charts.thumb_data_uri(photos[i].thumb_path, 64) for i in ids if i in photos}
+
+
+# Hover previews as inline images; skipped for big selections to keep the page light.
+thumbs = hover_thumbs(tuple(df["photo_id"])) if len(df) <= 1000 else {}
+if thumbs:
+    df = df.assign(image=df["photo_id"].map(thumbs))
+
 c1, c2, c3, c4 = st.columns(4)
 box_by = c1.selectbox("Split box plots by", [None, "class_name", "topic"], key="dash-box-by",
                       format_func=lambda v: {None: "nothing", "class_name": "class", "topic": "topic"}[v])
@@ -76,9 +89,8 @@ else:
     except d.NotEnoughData as exc:
         st.info(md_escape(exc))
         frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], df, method="pca")
-    if len(frame) <= 1000:  # hover previews as small inline images; skipped for big maps to keep the page light
-        photos = services.catalog.get_many(frame["photo_id"].tolist())
-        frame["image"] = [charts.thumb_data_uri(photos[i].thumb_path if i in photos else None, 64) for i in frame["photo_id"]]
+    if thumbs:
+        frame["image"] = frame["photo_id"].map(thumbs)
     st.caption(f"{used} projection of {len(frame)} image embeddings ({services.backend.model_id}). Drag a box to select photos.")
     event = st.altair_chart(charts.embedding_map(frame, colour_by, used, select=True), width="stretch",
                             key="dash-map", on_select="rerun", selection_mode="brush")
@@ -90,5 +102,6 @@ else:
         photos = services.catalog.get_many(chosen[:48])
         photo_grid([(photos[i], None) for i in chosen[:48] if i in photos], key="dash-selected", services=services)
 
-st.download_button("Download the filtered table (CSV)", data=df.assign(topics=df["topics"].map(",".join)).to_csv(index=False),
+st.download_button("Download the filtered table (CSV)",
+                   data=df.drop(columns=["image"], errors="ignore").assign(topics=df["topics"].map(",".join)).to_csv(index=False),
                    file_name="photolore-annotations.csv", mime="text/csv", key="dash-csv")
