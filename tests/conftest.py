@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -122,20 +123,18 @@ def demo_env_copy(demo_data_dir, monkeypatch, tmp_path):
     return copy
 
 
-@pytest.fixture
-def streamlit_server(demo_env, tmp_path):
-    """`streamlit run app.py` on 127.0.0.1 over the demo library; yields the base URL."""
+@contextmanager
+def serve(argv: list[str], health_path: str, log_path: Path, *, env: dict | None = None, timeout: float = 120.0):
+    """Start a real server on 127.0.0.1 (`{port}` in argv is filled in), wait until `health_path`
+    answers, yield its base URL, and stop it afterwards. Output goes to `log_path`."""
     port = free_port()
-    env = dict(os.environ)
-    log = open(tmp_path / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([a.format(port=port) for a in argv], cwd=REPO, env=env or dict(os.environ),
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + health_path, timeout=timeout, proc=proc)
+        yield base
     finally:
         proc.terminate()
         try:
@@ -143,6 +142,18 @@ def streamlit_server(demo_env, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def streamlit_argv(script: str = "app.py") -> list[str]:
+    return [PYTHON, "-m", "streamlit", "run", script, "--server.port", "{port}", "--server.address", "127.0.0.1",
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+
+
+@pytest.fixture
+def streamlit_server(demo_env, tmp_path):
+    """`streamlit run app.py` on 127.0.0.1 over the demo library; yields the base URL."""
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture
@@ -156,6 +167,7 @@ def browser_page(tmp_path):
         # Playwright gives every launch a fresh, empty profile directory of its own.
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)  # generous: a loaded 2-core CI machine renders slowly
         try:
             yield page
         finally:

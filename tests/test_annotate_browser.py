@@ -1,33 +1,19 @@
 """The Annotate page in a real headless Chromium: run the local annotator, see the review grid."""
 import os
 import re
-import subprocess
 
 import pytest
 
-from tests.conftest import PYTHON, REPO, free_port, wait_http
+from tests.conftest import REPO, serve, streamlit_argv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
 def annotate_server(demo_env_copy, tmp_path):
-    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO), PHOTOLORE_BATCH_SIZE="1")  # one photo per batch: room to cancel mid-run
-    log = open(tmp_path / "streamlit.log", "wb")
-    proc = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "pages/annotate.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with serve(streamlit_argv("pages/annotate.py"), "/_stcore/health", tmp_path / "streamlit.log", env=env) as url:
+        yield url
 
 
 def test_annotate_page_cancel_resume_and_grid(annotate_server, browser_page, tmp_path, demo_env_copy):

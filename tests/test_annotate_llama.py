@@ -1,7 +1,5 @@
 """The API annotator against llama-cpp-python's OpenAI-compatible server with the packaged SmolLM2 (text path)."""
 import importlib.util
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +7,7 @@ import pytest
 from core.annotate.prompts import DIMENSIONS, SENTIMENTS
 from core.annotate.vlm_api import VlmAnnotator, VlmSettings
 from core.catalog import Photo
-from tests.conftest import PYTHON, free_port, wait_http
+from tests.conftest import PYTHON, serve
 
 pytestmark = pytest.mark.slow
 
@@ -24,22 +22,10 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     gguf = smollm2_gguf()
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama") / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([PYTHON, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2", "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-                            env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    argv = [PYTHON, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2", "--host", "127.0.0.1",
+            "--port", "{port}", "--n_ctx", "2048", "--n_threads", "2"]
+    with serve(argv, "/v1/models", tmp_path_factory.mktemp("llama") / "server.log") as url:
+        yield f"{url}/v1"
 
 
 def test_smollm2_answers_are_validated_or_recorded_as_errors(llama_server):

@@ -1,34 +1,13 @@
-"""The Chat page in a real browser: `streamlit run pages/chat.py` on 127.0.0.1, Debian's headless Chromium."""
-import os
-import subprocess
-
+"""The Chat page in a real browser: `streamlit run app.py` on 127.0.0.1, Debian's headless Chromium."""
 import pytest
-
-from tests.conftest import PYTHON, REPO, free_port, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-def chat_server(demo_env, tmp_path):
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO), PHOTOLORE_LLM_BACKEND="local")
-    log = open(tmp_path / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "streamlit", "run", "pages/chat.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+def chat_server(streamlit_server):
+    """The Chat page of the whole app (the packaged local LLM is the default backend)."""
+    return f"{streamlit_server}/chat"
 
 
 def test_ask_about_the_cat_and_see_its_thumbnail(chat_server, browser_page, tmp_path):

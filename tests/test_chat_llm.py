@@ -1,12 +1,11 @@
 """Chat with real language models: the packaged SmolLM2 GGUF in-process, and served by llama.cpp's OpenAI-compatible server."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, free_port, wait_http
+from tests.conftest import PYTHON, serve
 from tests.test_chat import annotate, demo_services, names  # noqa: F401  (fixture)
 
 
@@ -60,27 +59,16 @@ def test_openai_compatible_server(demo_services, tmp_path):
     from core.chat.chain import ChatConfig, answer
     from core.chat.llm import LLMSettings, build_llm, packaged_gguf_path
 
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([PYTHON, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()), "--model_alias", "smollm2",
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", timeout=120, proc=proc)
-        llm = build_llm(LLMSettings(llm_backend="openai", llm_base_url=f"http://127.0.0.1:{port}/v1", llm_model="smollm2",
+    argv = [PYTHON, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()), "--model_alias", "smollm2",
+            "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", "2048", "--n_threads", "2"]
+    with serve(argv, "/v1/models", tmp_path / "server.log") as url:
+        llm = build_llm(LLMSettings(llm_backend="openai", llm_base_url=f"{url}/v1", llm_model="smollm2",
                                     llm_tools="off", llm_timeout=60, llm_max_tokens=24))
-        assert llm.name == "openai" and f"127.0.0.1:{port}" in llm.label
+        assert llm.name == "openai" and url.split("//")[1] in llm.label
         chunks = []
         res = answer("show me photos of coffee", [], demo_services, llm, on_token=chunks.append, cfg=ChatConfig(k=3))
         assert res.llm_error is None and res.llm_used, res.llm_error
         assert names(res.photos)[0] == "coffee.jpg" and "".join(chunks) == res.text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
     # Server gone: the same question still gets the facts, plus an honest note.
     res = answer("show me photos of coffee", [], demo_services, llm, cfg=ChatConfig(k=3))
     assert names(res.photos)[0] == "coffee.jpg" and res.llm_error and "unavailable" in res.text

@@ -3,45 +3,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO, serve, streamlit_argv
 from tests.crawl_site.site import Route, Site, _jpeg, build_test_site, html
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian chromium")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def app(tmp_path):
-    port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO), PHOTOLORE_DATA_DIR=str(tmp_path / "data"),
                PHOTOLORE_SECRETS=str(tmp_path / "no-secrets.toml"))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "pages" / "collect.py"), "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}", tmp_path / "data"
-    proc.terminate()
-    proc.wait(10)
+    with serve(streamlit_argv("pages/collect.py"), "/_stcore/health", tmp_path / "streamlit.log", env=env) as url:
+        yield url, tmp_path / "data"
 
 
 def _start(page, url: str, seeds: str) -> None:
@@ -76,7 +53,7 @@ def test_collect_page_in_a_browser_can_cancel(app, browser_page):
     slow = {"/robots.txt": Route(b"", "text/plain"),
             "/": Route(html("Slow", "".join(f'<img src="/img/{i}.jpg">' for i in range(40))))}
     for i in range(40):
-        slow[f"/img/{i}.jpg"] = _jpeg(100 + i, sleep=0.5)
+        slow[f"/img/{i}.jpg"] = _jpeg(100 + i, sleep=2.0)  # 40 x 2 s over 4 workers: ~20 s to press Cancel in
     site = Site(slow).start()
     try:
         _start(browser_page, url, f"slow: {site.base}/")
