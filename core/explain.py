@@ -1,8 +1,9 @@
 """"Why this match": a text-guided heat map over a photo.
 
-- Bundled backend (EfficientNet-Lite0): Grad-CAM at the last feature map for the ImageNet
-  classes behind the tags that match the text (classes the text names; else the predicted tags
-  closest to the text by MiniLM similarity; else the top predicted tags).
+- Bundled backend (EfficientNet-Lite0): the product of CAMs at three depths (Grad-CAM at the last
+  feature map, LayerCAM and positive-gradient CAM at two 14x14 stages) for the ImageNet classes
+  behind the tags that match the text (classes the text names; else the predicted tags closest
+  to the text by MiniLM similarity; else the top predicted tags).
 - CLIP with a ResNet tower: Grad-CAM on the last convolutional stage (`visual.layer4`) of the
   image-text cosine similarity.
 - CLIP with a ViT tower: gradient-weighted attention of the last block (mean over heads of
@@ -104,10 +105,48 @@ def select_imagenet_targets(text: str, probs: np.ndarray, categories: Sequence[s
     return [(i, float(x)) for i, x in zip(keep, w / w.sum())]
 
 
-def gradcam_efficientnet(model, image: Image.Image, text: str = "", *, embed_texts=None, categories: Optional[Sequence[str]] = None,
-                         input_size: int = 224) -> Explanation:
-    """Grad-CAM at EfficientNet-Lite0's last feature map for the classes behind the matching tags."""
+def _cam(acts, grads, kind: str):
+    """(1, C, h, w) activations and gradients -> (h, w) class activation map.
+
+    "grad": Grad-CAM, one weight per channel (mean gradient); "posgrad": the same with only the
+    positive gradients (Grad-CAM++'s sign rule); "layer": LayerCAM, element-wise positive gradients,
+    which stay meaningful at shallower layers where one weight per channel does not.
+    """
     import torch
+
+    if kind == "grad":
+        w = grads.mean(dim=(2, 3), keepdim=True)
+    elif kind == "posgrad":
+        w = torch.relu(grads).mean(dim=(2, 3), keepdim=True)
+    elif kind == "layer":
+        w = torch.relu(grads)
+    else:
+        raise ValueError(f"unknown CAM kind {kind!r}; choose grad, posgrad or layer")
+    return torch.relu((w * acts).sum(1))[0].detach()
+
+
+# (stage, CAM kind) multiplied into the bundled CNN's map; stage -1 is the 1280-channel head (7x7
+# at 224 px), stages 4 and 3 end at 14x14 (112 and 80 channels). Why a product of three depths:
+# each errs in its own way. The head is class-specific but coarse, and on an image the classifier
+# reads as a whole (a plain grey background read as "envelope"/"binder") its Grad-CAM sits on
+# background and borders. The 14x14 maps are sharper but also fire on edges and textures that are
+# not the class. A product is a soft AND: it keeps only what every depth agrees on. Peak inside
+# the named shape's box on the shapes set (200 held-out samples, seeds 4-8): head Grad-CAM alone
+# 0.44; LayerCAM(stage 4) x head 0.82; this triple 0.93.
+EFFICIENTNET_CAM_LAYERS = ((-1, "grad"), (4, "layer"), (3, "posgrad"))
+
+
+def gradcam_efficientnet(model, image: Image.Image, text: str = "", *, embed_texts=None, categories: Optional[Sequence[str]] = None,
+                         input_size: int = 224, layers: Sequence[tuple[int, str]] = EFFICIENTNET_CAM_LAYERS) -> Explanation:
+    """Multi-depth CAM of EfficientNet-Lite0 for the classes behind the matching tags.
+
+    One backward pass of the target classes' weighted logit; `_cam` at each (stage, kind) in
+    `layers`; the maps, each scaled to [0, 1] at image size, are combined by their geometric mean
+    (a product, see EFFICIENTNET_CAM_LAYERS). `layers=((-1, "grad"),)` is plain Grad-CAM.
+    """
+    import torch
+
+    from models.efficientnet import STAGE_ENDS
 
     if categories is None:
         from models.efficientnet import imagenet_categories
@@ -115,19 +154,28 @@ def gradcam_efficientnet(model, image: Image.Image, text: str = "", *, embed_tex
         categories = imagenet_categories()
     device = next(model.parameters()).device
     x = _efficientnet_input(image, input_size).to(device)
+    taps = sorted({STAGE_ENDS[stage] for stage, _ in layers if stage >= 0})
     with torch.enable_grad():
-        feats = model.forward_features(x)  # (1, 1280, h, w)
-        feats.retain_grad()
+        feats, kept = model.forward_taps(x, taps)  # (1, 1280, h, w), {block: (1, C_s, h_s, w_s)}
+        for t in (feats, *kept.values()):
+            t.retain_grad()
         logits = model._fc(feats.mean(dim=(2, 3)))  # (1, 1000)
         probs = logits.softmax(-1)[0].detach().cpu().numpy()
         targets = select_imagenet_targets(text, probs, categories, embed_texts=embed_texts)
         score = sum(w * logits[0, i] for i, w in targets)
         model.zero_grad(set_to_none=True)
         score.backward()
-    weights = feats.grad.mean(dim=(2, 3), keepdim=True)  # (1, 1280, 1, 1)
-    cam = torch.relu((weights * feats).sum(1))[0].detach()  # (h, w)
-    heat = _upsample(cam, image.size)
-    return _finish(image, heat, "gradcam-efficientnet", [(categories[i], w) for i, w in targets])
+    heat = None
+    for stage, kind in layers:
+        acts = feats if stage < 0 else kept[STAGE_ENDS[stage]]
+        m = _upsample(_cam(acts, acts.grad, kind), image.size)
+        heat = m if heat is None else heat * m
+    heat = heat ** (1.0 / len(layers))  # geometric mean: same peak, but the spread of one map for display
+    if heat.max() <= 0:  # the depths agree nowhere: fall back to the head's Grad-CAM
+        heat = _upsample(_cam(feats, feats.grad, "grad"), image.size)
+    heat = heat / heat.max() if heat.max() > 0 else heat
+    method = "gradcam-efficientnet" if len(layers) == 1 else "multiscale-cam-efficientnet"
+    return _finish(image, heat.astype(np.float32), method, [(categories[i], w) for i, w in targets])
 
 
 # -- CLIP --------------------------------------------------------------------------------------

