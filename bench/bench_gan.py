@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     p.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D")
     p.add_argument("--contrastive", type=float, default=1.0, help="weight of the contrastive loss")
+    p.add_argument("--augment", default="translation,cutout", help="DiffAugment policy (cutout can hide a small shape at 32 px)")
     p.add_argument("--n-fid", type=int, default=300)
     p.add_argument("--out", type=Path, default=None, help="keep the run folder here (default: a temp dir)")
     args = p.parse_args(argv)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     untrained = Generator(make_arch(args.preset, resolution=res, cond_dim=cond.shape[1])).eval()
     floor_acc = conditional_accuracy(untrained, judge, eval_cond, eval_labels, n_per=5)
 
-    config = GanConfig(resolution=res, preset=args.preset, epochs=10_000, batch_size=args.batch_size, max_seconds=args.seconds, log_every=50,
+    config = GanConfig(resolution=res, preset=args.preset, augment=args.augment, epochs=10_000, batch_size=args.batch_size, max_seconds=args.seconds, log_every=50,
                        num_threads=args.threads, lr_g=args.lr, lr_d=args.lr, contrastive=args.contrastive)
     sample_idx = [uniq.index(c) for c in uniq[:: max(1, len(uniq) // 8)]][:8]
 
