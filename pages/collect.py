@@ -62,7 +62,7 @@ with crawl_tab:
                 min_height=int(min_size), near_dup_threshold=int(near_dup), max_bytes=int(max_mb) * 1_000_000,
                 allow_private=allow_private, retry_failed=retry_failed)
         except ValueError as exc:
-            st.error(f"Cannot start: {exc}")
+            st.error(f"Cannot start: {md_escape(exc)}")
         else:
             job = CollectJob(config, ingest_with(services_or_stop()) if ingest else None).start()
             _jobs()[job.id] = job

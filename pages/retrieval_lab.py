@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.settings import Settings
+from ui.widgets import md_escape
 
 
 @st.cache_resource(show_spinner="Loading the deep-retrieval model ...")
@@ -120,7 +121,7 @@ if st.button("Explain", key="rl_explain_go", disabled=upload is None):
     try:
         image = decode_image(upload.getvalue(), name=upload.name).image
     except ImageError as exc:
-        st.error(f"{upload.name}: {exc.reason}")
+        st.error(f"{md_escape(upload.name)}: {md_escape(exc.reason)}")
     else:
         model = explain_model(ex_backbone)
         result_ex = gradcam_efficientnet(model, image, text) if ex_backbone == "efficientnet" else explain(model, image, text)
