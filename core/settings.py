@@ -20,6 +20,15 @@ def _secrets_file() -> Path:
     return Path(os.environ.get("PHOTOLORE_SECRETS", REPO_ROOT / ".streamlit" / "secrets.toml"))
 
 
+def standard_sources(settings_cls, init_settings, env_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Keyword arguments, then environment, then top-level keys of `.streamlit/secrets.toml`."""
+    sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+    secrets = _secrets_file()
+    if secrets.is_file():
+        sources.append(TomlConfigSettingsSource(settings_cls, toml_file=secrets))
+    return tuple(sources)
+
+
 class Settings(BaseSettings):
     """Every knob of PhotoLore in one place; paths derive from `data_dir`."""
 
@@ -40,11 +49,7 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        secrets = _secrets_file()
-        if secrets.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=secrets))
-        return tuple(sources)
+        return standard_sources(settings_cls, init_settings, env_settings)
 
     @property
     def library_dir(self) -> Path:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.settings import _secrets_file
+from core.settings import standard_sources
 
 LLMBackendName = Literal["local", "openai"]
 ToolsMode = Literal["auto", "on", "off"]
@@ -43,11 +43,7 @@ class LLMSettings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        secrets = _secrets_file()
-        if secrets.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=secrets))
-        return tuple(sources)
+        return standard_sources(settings_cls, init_settings, env_settings)
 
     @property
     def use_tools(self) -> bool:
