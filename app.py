@@ -15,4 +15,8 @@ PAGES = [
     st.Page("pages/retrieval_lab.py", title="Retrieval lab", icon=":material/science:"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES, position="hidden")
+with st.sidebar:
+    for p in PAGES:
+        st.page_link(p)
+page.run()

@@ -24,5 +24,5 @@ def test_ask_about_the_cat_and_see_its_thumbnail(chat_server, browser_page, tmp_
     thumb.first.wait_for(timeout=180_000)  # drawn after the answer has streamed and the page reran
     assert thumb.count() == 1
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
-    answer.get_by_role("button", name="Details").click()
+    answer.locator("[class*='-details-'] button").first.click()  # the info button (icon, tooltip "Details")
     page.get_by_text("Photo details", exact=False).first.wait_for(timeout=60_000)

@@ -80,11 +80,11 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
             st.caption((f"**{score:.3f}** · " if score is not None else "") + md_escape(label))
             st.caption(md_escape(photo.caption or ""))
             b1, b2, b3 = st.columns(3, gap="small")
-            if b1.button("Details", help="Details", key=f"{key}-details-{photo.id}"):
+            if b1.button(":material/info:", help="Details", key=f"{key}-details-{photo.id}"):
                 photo_dialog(photo, services.catalog.paths_of(photo.id) if services else [photo.path])
-            if on_more_like and b2.button("Similar", help="More like this", key=f"{key}-like-{photo.id}"):
+            if on_more_like and b2.button(":material/image_search:", help="More like this", key=f"{key}-like-{photo.id}"):
                 on_more_like(photo.id)
-            if query_text and services is not None and b3.button("Why", help="Why this match: a heat map over the photo",
+            if query_text and services is not None and b3.button(":material/local_fire_department:", help="Why this match: a heat map over the photo",
                                                                  key=f"{key}-why-{photo.id}"):
                 why_dialog(services, photo, query_text)
 
