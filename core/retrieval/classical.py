@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from core.retrieval import Cancelled, Hit, noop_progress
+from core.retrieval.storage import load_index, save_index
 
 SCHEMA_VERSION = 1
 SiftMode = Literal["dense", "keypoints"]
@@ -369,34 +370,14 @@ class ClassicalIndex:
 
     def save(self, directory: Path) -> Path:
         """Write `arrays.npz` then `index.json` atomically; the json names the npz's checksum."""
-        from core.images import atomic_write_bytes
-
-        directory = Path(directory)
-        buf = io.BytesIO()
-        np.savez(buf, **self.arrays())
-        data = buf.getvalue()
-        atomic_write_bytes(directory / "arrays.npz", data)
         meta = {"kind": "classical", "schema": SCHEMA_VERSION, "config": asdict(self.config), "ids": self.ids,
-                "labels": [list(l) for l in self.labels], "arrays_sha256": hashlib.sha256(data).hexdigest(),
-                "skipped": self.report.skipped}
-        atomic_write_bytes(directory / "index.json", json.dumps(meta).encode("utf-8"))
-        return directory
+                "labels": [list(l) for l in self.labels], "skipped": self.report.skipped}
+        return save_index(directory, "arrays.npz", self.arrays(), meta)
 
     @classmethod
     def load(cls, directory: Path) -> "ClassicalIndex":
         """Reload a saved index; a clear error when files are missing, foreign or inconsistent."""
-        directory = Path(directory)
-        meta_path, npz_path = directory / "index.json", directory / "arrays.npz"
-        if not meta_path.is_file() or not npz_path.is_file():
-            raise FileNotFoundError(f"no classical index in '{directory}' (index.json + arrays.npz); build one first")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("kind") != "classical" or meta.get("schema") != SCHEMA_VERSION:
-            raise ValueError(f"'{directory}' holds a {meta.get('kind')} index of schema {meta.get('schema')}; rebuild it with this version")
-        data = npz_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != meta.get("arrays_sha256"):
-            raise ValueError(f"'{npz_path}' does not match its index.json (interrupted save?); rebuild the index")
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        meta, arrays = load_index(directory, "arrays.npz", "classical", SCHEMA_VERSION)
         cfg = meta["config"]
         cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
         report = BuildReport(n_indexed=len(meta["ids"]), skipped=[tuple(x) for x in meta.get("skipped", [])])

@@ -20,6 +20,7 @@ from PIL import Image
 
 from core.retrieval import Cancelled, Hit, noop_progress
 from core.retrieval.classical import BuildReport, _item_id
+from core.retrieval.storage import load_index, save_index
 
 SCHEMA_VERSION = 1
 
@@ -181,33 +182,15 @@ class DeepIndex:
 
     def save(self, directory: Path) -> Path:
         """Write `embeddings.npz` then `index.json` atomically."""
-        from core.images import atomic_write_bytes
-
-        directory = Path(directory)
-        buf = io.BytesIO()
-        np.savez(buf, embeddings=self.embeddings)
-        data = buf.getvalue()
-        atomic_write_bytes(directory / "embeddings.npz", data)
         meta = {"kind": "deep", "schema": SCHEMA_VERSION, "model_id": self.model_id, "config": asdict(self.config), "ids": self.ids,
-                "labels": [list(l) for l in self.labels], "arrays_sha256": hashlib.sha256(data).hexdigest(), "skipped": self.report.skipped}
-        atomic_write_bytes(directory / "index.json", json.dumps(meta).encode("utf-8"))
-        return directory
+                "labels": [list(l) for l in self.labels], "skipped": self.report.skipped}
+        return save_index(directory, "embeddings.npz", {"embeddings": self.embeddings}, meta)
 
     @classmethod
     def load(cls, directory: Path, backend=None) -> "DeepIndex":
         """Reload a saved index (and attach `backend` when given)."""
-        directory = Path(directory)
-        meta_path, npz_path = directory / "index.json", directory / "embeddings.npz"
-        if not meta_path.is_file() or not npz_path.is_file():
-            raise FileNotFoundError(f"no deep index in '{directory}' (index.json + embeddings.npz); build one first")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("kind") != "deep" or meta.get("schema") != SCHEMA_VERSION:
-            raise ValueError(f"'{directory}' holds a {meta.get('kind')} index of schema {meta.get('schema')}; rebuild it with this version")
-        data = npz_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != meta.get("arrays_sha256"):
-            raise ValueError(f"'{npz_path}' does not match its index.json (interrupted save?); rebuild the index")
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            emb = z["embeddings"]
+        meta, arrays = load_index(directory, "embeddings.npz", "deep", SCHEMA_VERSION)
+        emb = arrays["embeddings"]
         report = BuildReport(n_indexed=len(meta["ids"]), skipped=[tuple(x) for x in meta.get("skipped", [])])
         index = cls(DeepConfig(**meta["config"]), meta["model_id"], list(meta["ids"]), [tuple(l) for l in meta["labels"]], emb, report)
         if backend is not None:
