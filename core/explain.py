@@ -191,6 +191,18 @@ def _clip_similarity(model, image_input, text: str, tokenizer):
     return (img * txt).sum()
 
 
+def _backprop_similarity(model, preprocess, tokenizer, image: Image.Image, text: str) -> float:
+    """One forward + backward of the image-text similarity (returned); hooks set by the caller keep what they need."""
+    import torch
+
+    x = preprocess(image)[None].to(next(model.parameters()).device)
+    with torch.enable_grad():
+        sim = _clip_similarity(model, x, text, tokenizer)
+        model.zero_grad(set_to_none=True)
+        sim.backward()
+    return float(sim.detach())
+
+
 def gradcam_clip_resnet(model, preprocess, tokenizer, image: Image.Image, text: str) -> Explanation:
     """Grad-CAM on `visual.layer4` of a CLIP ResNet tower for the image-text similarity."""
     import torch
@@ -203,17 +215,13 @@ def gradcam_clip_resnet(model, preprocess, tokenizer, image: Image.Image, text: 
 
     handle = model.visual.layer4.register_forward_hook(retain)
     try:
-        x = preprocess(image)[None].to(next(model.parameters()).device)
-        with torch.enable_grad():
-            sim = _clip_similarity(model, x, text, tokenizer)
-            model.zero_grad(set_to_none=True)
-            sim.backward()
+        sim = _backprop_similarity(model, preprocess, tokenizer, image, text)
     finally:
         handle.remove()
     acts = store["a"]  # (1, C, h, w)
     weights = acts.grad.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * acts).sum(1))[0].detach()
-    return _finish(image, _upsample(cam, image.size), "gradcam-clip-resnet", [(text, float(sim.detach()))])
+    return _finish(image, _upsample(cam, image.size), "gradcam-clip-resnet", [(text, sim)])
 
 
 def _manual_attention(block, keep: dict):
@@ -250,11 +258,7 @@ def grad_attention_clip_vit(model, preprocess, tokenizer, image: Image.Image, te
     keep: dict = {}
     block.attention = _manual_attention(block, keep)  # instance attribute shadows the method
     try:
-        x = preprocess(image)[None].to(next(model.parameters()).device)
-        with torch.enable_grad():
-            sim = _clip_similarity(model, x, text, tokenizer)
-            model.zero_grad(set_to_none=True)
-            sim.backward()
+        sim = _backprop_similarity(model, preprocess, tokenizer, image, text)
     finally:
         del block.attention
     attn, grad = keep["attn"][0], keep["attn"].grad[0]  # (H, N, N)
@@ -263,7 +267,7 @@ def grad_attention_clip_vit(model, preprocess, tokenizer, image: Image.Image, te
     n_prefix = rel.shape[0] - gh * gw  # class token (and any register tokens) come first
     row = rel[0] if n_prefix > 0 else rel.mean(0)
     cam = row[n_prefix:].reshape(gh, gw).detach()
-    return _finish(image, _upsample(cam, image.size), "grad-attention-clip-vit", [(text, float(sim.detach()))])
+    return _finish(image, _upsample(cam, image.size), "grad-attention-clip-vit", [(text, sim)])
 
 
 def explain(backend, image: Image.Image, text: str) -> Explanation:
