@@ -63,7 +63,7 @@ def load_generator(path: Path, *, device: str = "cpu", model_id: Optional[str] =
     if not path.is_file():
         raise GanError(f"checkpoint '{path}' does not exist; train a model first or pick an existing generator_*.pth")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only: a checkpoint file never runs code
     except Exception as exc:
         raise GanError(f"checkpoint '{path.name}' cannot be read ({type(exc).__name__}); it is damaged or not a PhotoLore GAN checkpoint") from None
     if not isinstance(ckpt, dict) or "meta" not in ckpt or "generator_ema" not in ckpt:

@@ -254,8 +254,8 @@ def train(
     total_steps = steps_per_epoch * config.epochs
     step, log_rows = 0, []
     if resume and previous:
-        state = torch.load(ckpt_dir / previous["state"], map_location=device, weights_only=False)
-        gen = torch.load(ckpt_dir / previous["generator"], map_location=device, weights_only=False)
+        state = torch.load(ckpt_dir / previous["state"], map_location=device, weights_only=True)
+        gen = torch.load(ckpt_dir / previous["generator"], map_location=device, weights_only=True)
         G.load_state_dict(gen["generator"])
         G_ema.load_state_dict(gen["generator_ema"])
         D.load_state_dict(state["discriminator"])
