@@ -1,6 +1,6 @@
 """A text-conditioned GAN small enough to hold in one's head (DF-GAN generator, projection D).
 
-Generator: noise -> 4x4 feature map -> N up-blocks (x2 each) -> RGB in [-1, 1]. Every up-block
+Generator: [noise, condition] -> 4x4 feature map -> N up-blocks (x2 each) -> RGB in [-1, 1]. Every up-block
 modulates its features with channel-wise scale/shift predicted from the condition vector
 (DF-GAN's "deep fusion"), so the condition steers every resolution, not just the input.
 
@@ -41,6 +41,11 @@ class GanArch:
     ngf: int = 32  # generator base width; the 4x4 stage has ngf * 8 channels
     ndf: int = 32  # discriminator base width
     cond_hidden: int = 128  # width of the MLPs that turn the condition into scale/shift
+    # Feed the condition into the 4x4 input map as well (StackGAN/AttnGAN concatenate [z, c]).
+    # Without it the layout comes from z alone and the condition can only re-weight channels:
+    # samples then put the object wherever the noise says and the text sets little but colour.
+    # False only in checkpoints written before it existed (they load unchanged); presets turn it on.
+    cond_layout: bool = False
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -58,10 +63,10 @@ class GanArch:
 
 # Presets in the spirit of minGPT's `gpt-nano`: `tiny` trains a few steps in a test in seconds.
 PRESETS: dict[str, dict] = {
-    "tiny": dict(z_dim=16, ngf=4, ndf=4, cond_hidden=16),
-    "compact": dict(z_dim=64, ngf=8, ndf=8, cond_hidden=64),
-    "small": dict(z_dim=64, ngf=16, ndf=16, cond_hidden=64),
-    "base": dict(z_dim=100, ngf=32, ndf=32, cond_hidden=128),
+    "tiny": dict(z_dim=16, ngf=4, ndf=4, cond_hidden=16, cond_layout=True),
+    "compact": dict(z_dim=64, ngf=8, ndf=8, cond_hidden=64, cond_layout=True),
+    "small": dict(z_dim=64, ngf=16, ndf=16, cond_hidden=64, cond_layout=True),
+    "base": dict(z_dim=100, ngf=32, ndf=32, cond_hidden=128, cond_layout=True),
 }
 
 
@@ -136,7 +141,7 @@ class Generator(nn.Module):
         super().__init__()
         self.arch = arch
         ch = _channels(arch.ngf, arch.n_stages)
-        self.fc = nn.Linear(arch.z_dim, ch[0] * 4 * 4)
+        self.fc = nn.Linear(arch.z_dim + (arch.cond_dim if arch.cond_layout else 0), ch[0] * 4 * 4)
         self.blocks = nn.ModuleList(UpBlock(ch[i], ch[i + 1], arch.cond_dim, arch.cond_hidden) for i in range(arch.n_stages))
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(ch[-1], 3, 3, 1, 1), nn.Tanh())
         self.register_buffer("cond_center", torch.zeros(arch.cond_dim))
@@ -144,7 +149,7 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """z (B, Z), c (B, D) -> images (B, 3, R, R) in [-1, 1]."""
         c = F.normalize(c - self.cond_center, dim=1)
-        x = self.fc(z).view(z.shape[0], -1, 4, 4)  # (B, C0, 4, 4)
+        x = self.fc(torch.cat([z, c], dim=1) if self.arch.cond_layout else z).view(z.shape[0], -1, 4, 4)  # (B, C0, 4, 4)
         for block in self.blocks:
             x = block(x, c)  # (B, C_i, 4 * 2^i, 4 * 2^i)
         return self.to_rgb(x)

@@ -123,6 +123,25 @@ def test_existing_run_is_never_overwritten(tmp_path, shapes32):
     assert json.loads((tmp_path / "run" / "run.json").read_text())["model_id"] == "a"
 
 
+def test_run_keeps_its_own_architecture_on_resume(tmp_path, shapes32, monkeypatch):
+    # A run started before presets fed the condition into the 4x4 map must resume as it was.
+    import models.gan
+
+    images, cond = shapes32
+    old_tiny = {k: v for k, v in models.gan.PRESETS["tiny"].items() if k != "cond_layout"}
+    monkeypatch.setitem(models.gan.PRESETS, "tiny", old_tiny)
+    train(images, cond, tiny(epochs=1), tmp_path / "run")
+    monkeypatch.undo()
+    assert models.gan.PRESETS["tiny"]["cond_layout"] is True
+    r = train(images, cond, tiny(epochs=2), tmp_path / "run", resume=True)
+    assert r.finished and r.step == 8
+    G = load_generator(r.generator_path).generator
+    assert G.arch.cond_layout is False and G.fc.in_features == G.arch.z_dim
+    assert generate(G, cond[:1], n_per=2, seed=0).shape == (2, 32, 32, 3)
+    with pytest.raises(GanError, match="preset 'tiny', now 'compact'"):
+        train(images, cond, tiny(epochs=3, preset="compact"), tmp_path / "run", resume=True)
+
+
 def test_bad_inputs_are_clear_errors(tmp_path, shapes32):
     images, cond = shapes32
     with pytest.raises(GanError, match="conditions must be"):

@@ -191,7 +191,7 @@ def train(
     import torch
 
     from core.device import pick_device
-    from models.gan import Discriminator, Generator, contrastive_loss, diff_augment, ema_update, hinge_d_loss, hinge_g_loss, make_arch
+    from models.gan import Discriminator, GanArch, Generator, contrastive_loss, diff_augment, ema_update, hinge_d_loss, hinge_g_loss, make_arch
 
     out_dir = Path(out_dir)
     if isinstance(images, (list, tuple)) and images and hasattr(images[0], "convert"):
@@ -232,8 +232,15 @@ def train(
                     f"cannot resume run '{out_dir.name}': it was trained with {key}={old.get(key)!r}, now {key}={meta[key]!r}. "
                     "Resume with the same backend, resolution and images, or start a new run name. Nothing was overwritten"
                 )
-        if old.get("arch") != meta["arch"]:
-            raise GanError(f"cannot resume run '{out_dir.name}': its architecture (preset) differs from this config; use preset from run.json or a new run name")
+        old_preset = (old.get("config") or {}).get("preset")
+        if old_preset != config.preset:
+            raise GanError(f"cannot resume run '{out_dir.name}': it was trained with preset {old_preset!r}, now {config.preset!r}; resume with preset {old_preset!r} or start a new run name")
+        # The run keeps the architecture it was started with, even if the preset changed since.
+        try:
+            arch = GanArch(**old["arch"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise GanError(f"cannot resume run '{out_dir.name}': run.json has an unreadable architecture ({exc}); start a new run name") from None
+        meta["arch"] = arch.to_dict()
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
