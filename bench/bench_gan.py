@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_labels = [label_of[c] for c in uniq]
 
     t0 = time.monotonic()
-    judge = train_judge(train_set.images, train_labels, steps=300)
+    judge = train_judge(train_set.images, train_labels)
     judge_s = time.monotonic() - t0
     real_acc = judge.accuracy(test_set.images, test_labels)
 

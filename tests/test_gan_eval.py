@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from core.gan.data import shapes_image_set
-from core.gan.evaluate import conditional_accuracy, frechet_distance, kernel_distance, train_judge
+from core.gan.evaluate import conditional_accuracy, degrade, frechet_distance, kernel_distance, train_judge
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -48,6 +48,18 @@ def test_judge_recognises_held_out_real_shapes(judge):
     assert judge.accuracy(test.images, labels) > 0.8
     noise = np.random.default_rng(0).integers(0, 255, (36, 32, 32, 3), dtype=np.uint8)
     assert judge.accuracy(noise, labels[:36]) < 0.5
+
+
+def test_judge_reads_soft_edged_noisy_shapes(judge):
+    # Generated images are blurred, grainy and tinted; the judge must still read them.
+    import torch
+
+    test, labels = shapes_image_set(180, 32, seed=5)
+    x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    d = degrade(x, torch.Generator().manual_seed(0))
+    assert (d - x).abs().mean() > 0.02  # the degradation is real
+    d = ((d + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    assert judge.accuracy(d, labels) > 0.85
 
 
 class _Oracle:

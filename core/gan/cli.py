@@ -217,7 +217,7 @@ def register(subparsers) -> None:
     p.add_argument("--run")
     p.add_argument("--folder", type=Path, help="real images to compare with (default: generated shapes)")
     p.add_argument("--n", type=int, default=300, help="images per side")
-    p.add_argument("--judge-steps", type=int, default=300, help="training steps of the shapes judge")
+    p.add_argument("--judge-steps", type=int, default=1500, help="training steps of the shapes judge")
     p.add_argument("--inception-weights", type=Path, default=None,
                    help="a local torchvision inception_v3 state dict: also report FID-Inception (never downloaded)")
     p.add_argument("--seed", type=int, default=0)
