@@ -4,7 +4,8 @@ Conditions are MiniLM embeddings of each image's canonical caption (bundled mode
 judge, trained on real shapes images, names colour+shape of generated images; the headline is
 the conditional accuracy of the EMA generator after `--seconds` of training, reported beside
 the judge's accuracy on held-out real images (the ceiling) and on images of the same generator
-before training (the floor, measured in this run). Prints one JSON object.
+before training (the floor, measured in this run), and with how much variety a prompt's samples
+have next to real images of one caption (mean pairwise L1). Prints one JSON object.
 
     nice -n 10 python bench/bench_gan.py --seconds 900
 """
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from core.gan.data import shapes_image_set
-    from core.gan.evaluate import EFFNET_NOTE, attribute_accuracy, conditional_accuracy, distribution_metrics, effnet_features, frechet_distance, train_judge
+    from core.gan.evaluate import EFFNET_NOTE, attribute_accuracy, conditional_accuracy, distribution_metrics, effnet_features, frechet_distance, train_judge, within_group_diversity
     from core.gan.generate import generate
     from core.gan.train import GanConfig, train
     from models.efficientnet import load_efficientnet_lite0
@@ -101,6 +102,14 @@ def main(argv: list[str] | None = None) -> dict:
         dist = distribution_metrics(real_test, fake, model=effnet)
         # Real-vs-real on the same features: the floor any generator can reach with this many images.
         fid_real = frechet_distance(effnet_features(train_set.images[: args.n_fid], model=effnet), effnet_features(real_test, model=effnet))
+        # Variety within one prompt: 5 noise draws per caption vs up to 5 real images per caption.
+        n_div = 5
+        gen_div = within_group_diversity(generate(G, eval_cond, n_per=n_div, seed=3).reshape(len(eval_cond), n_div, res, res, 3))
+        by_caption: dict[str, list] = {}
+        for img, cap in zip(train_set.images, train_set.captions):
+            if len(by_caption.setdefault(cap, [])) < n_div:
+                by_caption[cap].append(img)
+        real_div = within_group_diversity([np.stack(v) for v in by_caption.values()])
         log = result.log
 
     out = {
@@ -127,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
         "cond_acc_ratio_to_real": round(gen_acc / max(real_acc, 1e-9), 4),
         "target_cond_acc": 0.7,
         "target_met": gen_acc >= 0.7,
+        "per_caption_diversity_generated": round(gen_div, 4),
+        "per_caption_diversity_real": round(real_div, 4),
         "FID-EffNet": round(dist["FID-EffNet"], 3),
         "FID-EffNet_real_vs_real": round(fid_real, 3),
         "KID-EffNet": round(dist["KID-EffNet"], 5),

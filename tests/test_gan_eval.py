@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from core.gan.data import shapes_image_set
-from core.gan.evaluate import conditional_accuracy, degrade, frechet_distance, kernel_distance, train_judge
+from core.gan.evaluate import conditional_accuracy, degrade, frechet_distance, kernel_distance, train_judge, within_group_diversity
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -110,3 +110,14 @@ def test_effnet_distance_separates_shapes_from_noise():
     assert "not comparable" in near["note"] or "not with published" in near["note"]
     assert far["FID-EffNet"] > 2 * near["FID-EffNet"]
     assert far["KID-EffNet"] > near["KID-EffNet"]
+
+
+def test_within_group_diversity():
+    rng = np.random.default_rng(0)
+    same = np.repeat(rng.integers(0, 256, (1, 8, 8, 3), dtype=np.uint8), 4, axis=0)
+    noise = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    assert within_group_diversity([same]) == 0.0
+    assert 0.3 < within_group_diversity([noise]) < 0.37  # E|U - V| = 1/3 for uniform pixels
+    assert within_group_diversity([same, noise[:1], noise]) == within_group_diversity([same, noise])  # singletons skipped
+    with pytest.raises(ValueError, match="two or more"):
+        within_group_diversity([noise[:1]])

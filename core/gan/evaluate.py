@@ -246,6 +246,26 @@ def conditional_accuracy(G, judge: ShapeJudge, conditions: np.ndarray, labels: S
     return attribute_accuracy(G, judge, conditions, labels, n_per=n_per, seed=seed)["class"]
 
 
+def within_group_diversity(groups: Sequence[np.ndarray]) -> float:
+    """Mean pairwise L1 distance (pixels scaled to 0..1) between the images of each group.
+
+    Groups are images that share one condition: several noise draws of one prompt, or the real
+    photos of one caption. Near 0 means the generator ignores its noise (one image per prompt);
+    compare with the same number for real images. Groups of fewer than two images are skipped.
+    """
+    values = []
+    for g in groups:
+        g = np.asarray(g, dtype=np.float32) / 255.0
+        if len(g) < 2:
+            continue
+        flat = g.reshape(len(g), -1)
+        d = np.abs(flat[:, None, :] - flat[None, :, :]).mean(axis=2)
+        values.append(d[np.triu_indices(len(g), k=1)].mean())
+    if not values:
+        raise ValueError("within_group_diversity needs at least one group of two or more images")
+    return float(np.mean(values))
+
+
 def attribute_accuracy(G, judge: ShapeJudge, conditions: np.ndarray, labels: Sequence[str], *, n_per: int = 4, seed: int = 123) -> dict:
     """Judged accuracy of generated images: whole class, colour alone and shape alone."""
     from core.gan.generate import generate
