@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D")
     p.add_argument("--contrastive", type=float, default=1.0, help="weight of the contrastive loss")
     p.add_argument("--augment", default="translation,cutout", help="DiffAugment policy (cutout can hide a small shape at 32 px)")
+    p.add_argument("--recon", type=float, default=10.0, help="weight of the paired L1 term (GanConfig.recon; 0 = pure GAN)")
+    p.add_argument("--mode-seeking", type=float, default=0.0, help="MSGAN weight (GanConfig.mode_seeking; 0 = off)")
     p.add_argument("--n-fid", type=int, default=300)
     p.add_argument("--out", type=Path, default=None, help="keep the run folder here (default: a temp dir)")
     args = p.parse_args(argv)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     floor_acc = conditional_accuracy(untrained, judge, eval_cond, eval_labels, n_per=5)
 
     config = GanConfig(resolution=res, preset=args.preset, augment=args.augment, epochs=10_000, batch_size=args.batch_size, max_seconds=args.seconds, log_every=50,
-                       num_threads=args.threads, lr_g=args.lr, lr_d=args.lr, contrastive=args.contrastive)
+                       num_threads=args.threads, lr_g=args.lr, lr_d=args.lr, contrastive=args.contrastive, recon=args.recon, mode_seeking=args.mode_seeking)
     sample_idx = [uniq.index(c) for c in uniq[:: max(1, len(uniq) // 8)]][:8]
 
     def metrics(G, epoch):
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "contrastive": args.contrastive,
+        "recon": args.recon,
+        "mode_seeking": args.mode_seeking,
         "train_seconds_budget": args.seconds,
         "train_seconds": round(result.seconds, 1),
         "steps": result.step,

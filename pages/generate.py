@@ -124,6 +124,11 @@ with train_tab:
     epochs = int(c4.number_input("Epochs", 1, 1000, 20, key="train_epochs"))
     minutes = float(c5.number_input("Time limit (minutes, 0 = none)", 0.0, 1440.0, 0.0, key="train_minutes"))
     resume = c6.checkbox("Resume this run", key="train_resume")
+    c7, c8 = st.columns(2)
+    recon = float(c7.number_input("Paired L1 weight (0 = pure GAN)", 0.0, 100.0, float(GanConfig.recon), key="train_recon",
+                                  help="Pulls each sample towards the photo its condition came from: follows the text sooner, varies less."))
+    mode_seeking = float(c8.number_input("Variety (mode seeking, 0 = off)", 0.0, 1.0, float(GanConfig.mode_seeking), step=0.01, format="%.3f", key="train_mode_seeking",
+                                         help="Rewards samples of one text that differ with the seed; 0.01 is a good start. Slower, noisier images."))
     prompts = st.text_area("Fixed prompts for the per-epoch grid (one per line, optional)", key="train_prompts")
 
     jobs = training_jobs()
@@ -133,7 +138,7 @@ with train_tab:
         try:
             backend, _ = get_backend()
             run_dir = run_dir_for(settings.data_dir, run_name)
-            config = GanConfig(resolution=resolution, preset=preset, epochs=epochs, max_seconds=minutes * 60 or None, device=settings.device)
+            config = GanConfig(resolution=resolution, preset=preset, epochs=epochs, max_seconds=minutes * 60 or None, device=settings.device, recon=recon, mode_seeking=mode_seeking)
             catalog = None
             if source.kind == "library":
                 from core.catalog import Catalog

@@ -35,12 +35,15 @@ def test_register_adds_gan_commands():
 def test_train_generate_eval_and_refusals(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
-    train_args = ["gan", "train", "--shapes", "64", "--resolution", "32", "--preset", "tiny", "--epochs", "1", "--run-name", "s32", "--prompt", "a small red circle in the center"]
+    train_args = ["gan", "train", "--shapes", "64", "--resolution", "32", "--preset", "tiny", "--epochs", "1", "--run-name", "s32", "--prompt", "a small red circle in the center",
+                  "--recon", "5", "--mode-seeking", "0.02"]
     assert main(train_args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "finished" and out["step"] == 2
     run = tmp_path / "gan" / "s32"
     assert (run / "checkpoints" / "generator_epoch_1.pth").is_file() and (run / "output" / "sample_epoch_1.png").is_file()
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert config["recon"] == 5.0 and config["mode_seeking"] == 0.02
 
     before = (run / "checkpoints" / "generator_epoch_1.pth").read_bytes()
     assert main(train_args) == 2

@@ -1,4 +1,5 @@
 """The Generate page driven by Streamlit's AppTest, with a real tiny checkpoint in a temp data dir."""
+import json
 import time
 
 import numpy as np
@@ -78,6 +79,8 @@ def test_train_tab_trains_in_background_and_refuses_to_overwrite(data_dir):
     at.selectbox(key="train_res").set_value(32)
     at.selectbox(key="train_preset").set_value("tiny")
     at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_recon").set_value(0.0)
+    at.number_input(key="train_mode_seeking").set_value(0.02)
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error
     ckpt = data_dir / "gan" / "ui-run" / "checkpoints" / "generator_epoch_1.pth"
@@ -85,6 +88,8 @@ def test_train_tab_trains_in_background_and_refuses_to_overwrite(data_dir):
     while not ckpt.exists() and time.time() < deadline:
         time.sleep(0.5)
     assert ckpt.exists()
+    config = json.loads((data_dir / "gan" / "ui-run" / "run.json").read_text())["config"]
+    assert config["recon"] == 0.0 and config["mode_seeking"] == 0.02
     time.sleep(1.0)
     at.run()
     assert not at.exception

@@ -142,6 +142,32 @@ def test_run_keeps_its_own_architecture_on_resume(tmp_path, shapes32, monkeypatc
         train(images, cond, tiny(epochs=3, preset="compact"), tmp_path / "run", resume=True)
 
 
+def test_recon_term_pulls_samples_towards_their_photos(tmp_path, shapes32):
+    # The paired L1 term is what makes a condition reproduce its own photo early in training.
+    images, cond = shapes32
+    x = torch.from_numpy(images.images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    dist = {}
+    for recon in (0.0, 20.0):
+        r = train(images, cond, tiny(epochs=10, recon=recon), tmp_path / f"r{recon:g}")
+        G = load_generator(r.generator_path).generator
+        z = torch.randn(len(x), G.arch.z_dim, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            dist[recon] = float((G(z, torch.from_numpy(cond)) - x).abs().mean())
+    assert dist[20.0] < 0.85 * dist[0.0], dist
+
+
+def test_mode_seeking_makes_samples_of_one_condition_differ(tmp_path, shapes32):
+    from core.gan.evaluate import within_group_diversity
+
+    images, cond = shapes32
+    div = {}
+    for ms in (0.0, 0.5):
+        r = train(images, cond, tiny(epochs=10, mode_seeking=ms), tmp_path / f"m{ms:g}")
+        G = load_generator(r.generator_path).generator
+        div[ms] = within_group_diversity(generate(G, cond[:8], n_per=4, seed=1).reshape(8, 4, 32, 32, 3))
+    assert div[0.5] > 1.5 * div[0.0], div
+
+
 def test_bad_inputs_are_clear_errors(tmp_path, shapes32):
     images, cond = shapes32
     with pytest.raises(GanError, match="conditions must be"):
@@ -150,7 +176,11 @@ def test_bad_inputs_are_clear_errors(tmp_path, shapes32):
         train(images, cond, tiny(resolution=64), tmp_path / "b")
     with pytest.raises(GanError, match="fewer than one batch"):
         train(images.images[:8], cond[:8], tiny(), tmp_path / "c")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(GanError, match="recon weight must be"):
+        train(images, cond, tiny(recon=-1.0), tmp_path / "d")
+    with pytest.raises(GanError, match="mode_seeking weight must be"):
+        train(images, cond, tiny(mode_seeking=float("nan")), tmp_path / "e")
+    assert not any((tmp_path / name).exists() for name in "abcde")
 
 
 def test_checkpoint_from_other_backend_or_resolution_is_refused(tmp_path, shapes32):

@@ -77,7 +77,8 @@ def cmd_train(args) -> int:
     run_name = args.run_name or (Path(args.folder).name if args.folder else args.library_class or f"shapes{args.resolution}")
     config = GanConfig(resolution=args.resolution, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                        device=args.device or settings.device, seed=args.seed,
-                       max_seconds=args.max_minutes * 60 if args.max_minutes else None)
+                       max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+                       **{k: v for k, v in (("recon", args.recon), ("mode_seeking", args.mode_seeking)) if v is not None})
     catalog = None
     if source.kind == "library":
         from core.catalog import Catalog
@@ -197,6 +198,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop and checkpoint after this much training")
     p.add_argument("--prompt", action="append", help="fixed prompt for the per-epoch sample grid (repeatable)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: settings)")
+    p.add_argument("--recon", type=float, default=None,
+                   help="weight of the L1 between a sample and the photo whose condition made it (default: GanConfig.recon; 0 = pure GAN)")
+    p.add_argument("--mode-seeking", type=float, default=None,
+                   help="MSGAN weight: more variety between samples of one text, noisier images (default: GanConfig.mode_seeking, off; try 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     p.set_defaults(func=cmd_train)

@@ -50,6 +50,14 @@ class GanConfig:
     mismatch: bool = True  # score real images with a wrong condition as fake
     contrastive: float = 1.0  # weight of the image-condition contrastive loss (LAFITE); 0 turns it off
     temperature: float = 0.1
+    # Weight of the L1 between G(z, c_i) and photo i (pix2pix's paired term); 0 turns it off.
+    # Training pairs every condition with its own photo, so this direct signal is free; on the
+    # shapes bench (15 min CPU) it lifts colour+shape accuracy from 0.67 to 0.95 and FID too.
+    recon: float = 10.0
+    # MSGAN's mode-seeking weight: rewards samples of one condition that differ with the noise.
+    # Off by default: on the shapes bench 0.01 triples the variety within a prompt and keeps the
+    # text accuracy, but costs ~15% speed and worsens FID-EffNet (noisier backgrounds).
+    mode_seeking: float = 0.0
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast when on CUDA; ignored on CPU
@@ -207,6 +215,10 @@ def train(
         raise GanError(f"training images are {x_all.shape[2]}x{x_all.shape[3]} but the config asks for {config.resolution} px; resize them first (core.gan.data)")
     if n < config.batch_size:
         raise GanError(f"{n} training images is fewer than one batch of {config.batch_size}; add images or lower batch_size")
+    for name in ("recon", "mode_seeking"):
+        value = getattr(config, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise GanError(f"{name} weight must be a finite number >= 0 (0 turns the term off), got {value}")
     cond = cond / np.maximum(np.linalg.norm(cond, axis=1, keepdims=True), 1e-12)
     arch = make_arch(config.preset, resolution=config.resolution, cond_dim=cond.shape[1])
 
@@ -332,6 +344,16 @@ def train(
             loss_g = hinge_g_loss(D.score(phi, c).float())
             if config.contrastive:
                 loss_g = loss_g + config.contrastive * contrastive_loss(D, phi.float(), c, config.temperature)
+            if config.recon:
+                loss_g = loss_g + config.recon * (fake.float() - x).abs().mean()
+            if config.mode_seeking:
+                # MSGAN (Mao et al. 2019): a second noise draw for half the batch, same conditions;
+                # the loss falls as the image distance per unit of noise distance grows.
+                h = x.shape[0] // 2
+                z2 = torch.randn(h, arch.z_dim, device=device)
+                fake2 = G(z2, c[:h])
+                ratio = (fake[:h].float() - fake2.float()).abs().mean() / (z[:h] - z2).abs().mean()
+                loss_g = loss_g + config.mode_seeking / (ratio + 1e-5)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
