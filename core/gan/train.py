@@ -52,7 +52,7 @@ class GanConfig:
     temperature: float = 0.1
     # Weight of the L1 between G(z, c_i) and photo i (pix2pix's paired term); 0 turns it off.
     # Training pairs every condition with its own photo, so this direct signal is free; on the
-    # shapes bench (15 min CPU) it lifts colour+shape accuracy from 0.67 to 0.95 and FID too.
+    # shapes bench (15 min CPU) it lifts colour+shape accuracy from 0.67 to 0.94 and FID too.
     recon: float = 10.0
     # MSGAN's mode-seeking weight: rewards samples of one condition that differ with the noise.
     # Off by default: on the shapes bench 0.01 triples the variety within a prompt and keeps the
