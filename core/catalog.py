@@ -15,8 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
-SCHEMA_VERSION = 1
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS photos (
@@ -51,6 +49,12 @@ CREATE TABLE IF NOT EXISTS skipped (
     at TEXT NOT NULL
 );
 """
+
+# Schema upgrades, applied in order to a catalog of an older version, in place. A fresh catalog
+# is created at version 1 (`_SCHEMA`) and runs them all, so every catalog reaches the current
+# schema by the same path. Append (version, SQL statements); never edit an entry that shipped.
+_MIGRATIONS: list[tuple[int, tuple[str, ...]]] = []
+SCHEMA_VERSION = max([1, *(v for v, _ in _MIGRATIONS)])
 
 
 def now_iso() -> str:
@@ -103,13 +107,36 @@ class Catalog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as con:
-            con.executescript(_SCHEMA)
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} was written by a newer PhotoLore (schema {row[0]}); upgrade PhotoLore")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema. BEGIN IMMEDIATE serialises processes that open the same
+        catalog at once, so each upgrade runs exactly once."""
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        con.execute(stmt)
+                row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                current = 1 if row is None else int(row[0])
+                if current > SCHEMA_VERSION:
+                    raise RuntimeError(f"{self.path} was written by a newer PhotoLore (schema {current}); upgrade PhotoLore")
+                for version, statements in sorted(_MIGRATIONS):
+                    if version > current:
+                        for stmt in statements:
+                            con.execute(stmt)
+                        current = version
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                            (str(current),))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
