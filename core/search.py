@@ -10,6 +10,17 @@ from PIL import Image
 from core.catalog import Photo
 
 
+# A text-search score at or above this counts as "this photo shows it" wherever a yes/no is needed
+# (Chat's counts and lists), per backend family. Calibrated on the evaluation set in tests/data/eval;
+# recalibrate when the scoring changes.
+RELEVANCE_THRESHOLDS = {"bundled": 0.35, "clip": 0.25}
+
+
+def relevance_threshold(backend) -> float:
+    """The calibrated match cut-off for `backend`'s text-search scores."""
+    return RELEVANCE_THRESHOLDS.get(getattr(backend, "name", ""), 0.3)
+
+
 @dataclass
 class SearchResult:
     photo: Photo

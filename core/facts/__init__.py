@@ -1,0 +1,67 @@
+"""What PhotoLore knows about a photo beyond its embedding: the one owner of "photo facts".
+
+`PhotoFacts` is written once per photo at ingest (or by `reindex` when FACTS_VERSION rises),
+stored in the catalog as JSON, flattened into the vector index metadata for filters, and read by
+captions, search, the annotator, dashboards and chat. Extraction lives in `core.facts.extract`;
+this module only defines the record, so readers never import a model.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Bump when extraction changes what facts mean; reindex re-extracts photos with an older version.
+FACTS_VERSION = 1
+
+
+@dataclass
+class PhotoFacts:
+    """Offline evidence about one photo. Scores are 0..1; lists are best first."""
+
+    version: int = FACTS_VERSION
+    caption: str = ""  # a sentence a person would accept, written from the facts below
+    labels: list[tuple[str, float]] = field(default_factory=list)  # raw classifier labels (ImageNet), top few
+    objects: list[tuple[str, float]] = field(default_factory=list)  # plain words incl. parents ("tabby" -> "cat", "animal")
+    people: int = 0  # persons seen (faces or bodies), 0 = none found
+    faces: int = 0
+    text: list[tuple[str, float]] = field(default_factory=list)  # OCR lines (text, confidence)
+    text_checked: bool = False  # OCR (or its cheap pre-check) ran; False = unknown, not "no text"
+    scene: str = ""  # e.g. "kitchen", "street"; "" = unknown
+    scene_score: float = 0.0
+    colours: list[str] = field(default_factory=list)  # dominant colour names
+    notes: list[str] = field(default_factory=list)  # what failed or was skipped ("OCR timed out")
+
+    @property
+    def has_people(self) -> bool:
+        return self.people > 0
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text)
+
+    def text_content(self) -> str:
+        return " ".join(t for t, _ in self.text)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes | None) -> "PhotoFacts | None":
+        """None for a missing/empty value; unknown keys from newer versions are ignored."""
+        if not raw:
+            return None
+        data: dict[str, Any] = json.loads(raw)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("labels", "objects", "text"):
+            if key in known:
+                known[key] = [(str(a), float(b)) for a, b in known[key]]
+        return cls(**known)
+
+    def index_metadata(self) -> dict[str, Any]:
+        """Flat keys for vector-index `where` filters (Search filters, Chat counts)."""
+        return {
+            "has_people": self.has_people, "people_count": int(self.people), "has_text": self.has_text,
+            "scene": self.scene, "objects": [w for w, _ in self.objects[:12]], "colours": list(self.colours[:3]),
+            "facts_version": int(self.version),
+        }
