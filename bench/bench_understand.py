@@ -6,12 +6,10 @@ Ingests tests/data/eval/photos with the project's own pipeline (core.ingest via
 core.services.build_services; bundled backend unless --backend says otherwise; a temporary data
 dir unless --data-dir is given), then prints one JSON object:
 - search: every query of queries.json through each scoring method -> success@1, precision@3,
-  recall@10, mAP (core.retrieval.metrics). "search" is whatever core.search.search_text does;
-  "random" is the chance baseline of the same run; `--compare` adds methods side by side and the
-  gain of "search" over each: "captions" (the default) is the bundled search as it was before
-  photo facts (ImageNet tag sentences from the backend's `describe`, exact cosine), rebuilt so it
-  stays the same when ingest writes other captions; "caption_index" queries the stored caption
-  embeddings directly (today both rank the same top-1 for all 96 queries).
+  recall@10, mAP (core.retrieval.metrics). "search" is whatever core.search.search_text does
+  today; "random" is the chance baseline of the same run; `--compare` adds methods side by side
+  (default "captions": the caption-embedding index queried directly, i.e. the bundled scoring
+  before photo facts) and the gain of "search" over each.
 - ingest: seconds per photo, beside the backend's bare `embed_images` on the same photos in the
   same run (ratio), so a slower pipeline shows even on a loaded machine.
 - facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none).
@@ -108,44 +106,24 @@ def topic_accuracy(photos: Sequence[EvalPhoto], predicted: Mapping[str, Sequence
 
 # ---------------------------------------------------------------- scoring methods
 
-Scorer = Callable[[object, str, int, dict], list[str]]  # (services, query, k, per-run cache) -> photo ids, best first
+Scorer = Callable[[object, str, int], list[str]]  # (services, query, k) -> photo ids, best first
 
 
-def score_search(services, query: str, k: int, cache: dict) -> list[str]:
+def score_search(services, query: str, k: int) -> list[str]:
     """Whatever the app's text search does today (core.search.search_text)."""
     from core.search import search_text
 
     return [r.photo.id for r in search_text(services, query, k=k)]
 
 
-def score_captions(services, query: str, k: int, cache: dict) -> list[str]:
-    """Today's bundled text search, rebuilt so it stays comparable when ingest starts writing other
-    captions: each photo's ImageNet tag sentence (the backend's `describe`, recomputed from the
-    pixels because the catalog keeps rounded tag probabilities) embedded with the backend's text
-    model, ranked by exact cosine with the query."""
-    import numpy as np
-
-    from core.images import load_rgb
-
-    if "ids" not in cache:  # describe and embed the library once per run, not once per query
-        photos = services.catalog.list_photos(limit=100_000)
-        n = services.settings.batch_size
-        captions = [d.caption for i in range(0, len(photos), n)
-                    for d in services.backend.describe([load_rgb(p.path) for p in photos[i:i + n]])]
-        cache["ids"] = [p.id for p in photos]
-        cache["vecs"] = services.backend.embed_texts(captions)
-    sims = cache["vecs"] @ services.backend.embed_texts([query])[0]
-    return [cache["ids"][i] for i in np.argsort(-sims, kind="stable")[:k]]
-
-
-def score_caption_index(services, query: str, k: int, cache: dict) -> list[str]:
-    """The caption-embedding index as stored (whatever captions ingest wrote), queried directly."""
+def score_captions(services, query: str, k: int) -> list[str]:
+    """The bundled backend's caption-embedding index queried directly: the pre-facts text search."""
     backend = services.backend
     vec = backend.embed_texts([query])[0]
     return [h.id for h in services.store.query(backend.model_id, "caption", vec, k=k)]
 
 
-def score_random(services, query: str, k: int, cache: dict) -> list[str]:
+def score_random(services, query: str, k: int) -> list[str]:
     """Chance level: a seeded shuffle of the library (seeded by the query, so reruns agree)."""
     ids = sorted(p.id for p in services.catalog.list_photos(limit=100_000))
     random.Random(query).shuffle(ids)
@@ -153,8 +131,7 @@ def score_random(services, query: str, k: int, cache: dict) -> list[str]:
 
 
 # Add a method here to compare it with "search" in the same run (`--compare NAME`).
-SCORERS: dict[str, Scorer] = {"search": score_search, "captions": score_captions, "caption_index": score_caption_index,
-                               "random": score_random}
+SCORERS: dict[str, Scorer] = {"search": score_search, "captions": score_captions, "random": score_random}
 
 
 # ---------------------------------------------------------------- the run
@@ -232,8 +209,7 @@ def run(args) -> dict:
         search = {}
         for m in methods:
             t0 = time.perf_counter()
-            cache: dict = {}
-            ranked = {q.query: [ids[i] for i in SCORERS[m](services, q.query, k, cache) if i in ids] for q in queries}
+            ranked = {q.query: [ids[i] for i in SCORERS[m](services, q.query, k) if i in ids] for q in queries}
             search[m] = ranking_metrics(ranked, queries) | {"seconds_per_query": round((time.perf_counter() - t0) / len(queries), 4)}
         catalog_photos = services.catalog.get_many(list(ids))
         facts = {ids[pid]: getattr(p, "facts", None) for pid, p in catalog_photos.items()}

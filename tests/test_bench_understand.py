@@ -64,11 +64,11 @@ def test_topic_accuracy_multi_label(photos):
 @pytest.mark.slow
 def test_bench_runs_on_real_photos_with_the_bundled_backend(tmp_path, capsys):
     out = tmp_path / "u.json"
-    result = main(["--limit", "6", "--compare", "captions", "caption_index", "--no-topics", "--verbose", "--json-out", str(out),
+    result = main(["--limit", "6", "--compare", "--no-topics", "--verbose", "--json-out", str(out),
                    "--data-dir", str(tmp_path / "data")])
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out) == result
     assert result["photos"] == 6 and result["ingest"]["photos_added"] == 6
-    assert set(result["search"]) == {"search", "captions", "caption_index", "random"}
+    assert set(result["search"]) == {"search", "captions", "random"}
     assert all(0.0 <= r["map"] <= 1.0 for r in result["search"].values())
     assert result["facts"] is None or result["facts"]["photos_with_facts"] <= 6
     # the coffee cup is found for the coffee query by today's caption search on this subset
