@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from core.neardup import DEFAULT_THRESHOLD as NEAR_DUP_DEFAULT
+
 Scope = Literal["host", "prefix"]
 RenderMode = Literal["static", "js"]
 
@@ -37,7 +39,7 @@ class CrawlConfig:
     min_width: int = 64
     min_height: int = 64
     max_pixels: int = 64_000_000
-    near_dup_threshold: int = 4  # max Hamming distance of 64-bit perceptual hashes; -1 disables
+    near_dup_threshold: int = NEAR_DUP_DEFAULT  # max Hamming distance of 64-bit perceptual hashes; -1 disables
     render: RenderMode = "static"
     render_wait_s: float = 0.5  # extra time for scripts after the load event (js mode)
     allow_private: bool = False  # tests crawl 127.0.0.1; the open web never needs this
@@ -77,6 +79,7 @@ class CrawlConfig:
     @classmethod
     def from_settings(cls, settings, seeds: list[tuple[str, str]], **overrides) -> "CrawlConfig":
         """A config whose library and state live in the app's data directory."""
+        overrides.setdefault("near_dup_threshold", settings.near_dup_threshold)  # one setting for import and crawl
         return cls(seeds=seeds, library_dir=settings.library_dir, state_path=settings.data_dir / "crawl.sqlite", **overrides)
 
 

@@ -20,6 +20,7 @@ from core.crawl.extract import PageContent, extract
 from core.crawl.files import CheckedImage, ImageRejected, check_image, file_stem_for, safe_component, save_unique
 from core.crawl.net import Fetcher, FetchError, check_ssrf, host_key, normalize_url
 from core.crawl.state import CrawlState, job_id
+from core.neardup import nearest, to_hex
 
 ProgressFn = Callable[..., None]
 SavedFn = Callable[..., None]
@@ -145,17 +146,6 @@ class _Worker:
             self.renderer.close()
 
 
-def _near(phash: int, known: list[tuple[int, str]], threshold: int) -> Optional[tuple[str, int]]:
-    if threshold < 0:
-        return None
-    best = None
-    for other, path in known:
-        d = (phash ^ other).bit_count()
-        if d <= threshold and (best is None or d < best[1]):
-            best = (path, d)
-    return best
-
-
 def normalized_seeds(config: CrawlConfig) -> list[tuple[str, str]]:
     """(class, normalized URL) pairs; raises ValueError naming a seed that is no http(s) URL."""
     seeds = []
@@ -252,12 +242,12 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
         if checked.sha256 in shas:
             reason = f"duplicate: same bytes as {shas[checked.sha256]}"
         else:
-            near = _near(checked.phash, phashes, config.near_dup_threshold)
+            near = nearest(checked.phash, phashes, config.near_dup_threshold)
             if near is not None:
                 reason = f"near duplicate: looks like {near[0]} (perceptual hash distance {near[1]})"
         if reason:
             report.skipped.append(SkipRecord(task.url, "image", reason, task.page_url))
-            state.mark_image(task.url, "skipped", reason, sha256=checked.sha256, phash=f"{checked.phash:016x}")
+            state.mark_image(task.url, "skipped", reason, sha256=checked.sha256, phash=to_hex(checked.phash))
             return reason
         directory = config.library_dir / safe_component(task.class_name, "crawl")
         try:
@@ -267,7 +257,7 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
             report.skipped.append(SkipRecord(task.url, "image", reason, task.page_url))
             state.mark_image(task.url, "skipped", reason)
             return reason
-        state.mark_image(task.url, "saved", path=path, sha256=checked.sha256, phash=f"{checked.phash:016x}",
+        state.mark_image(task.url, "saved", path=path, sha256=checked.sha256, phash=to_hex(checked.phash),
                          width=checked.width, height=checked.height)
         shas[checked.sha256] = str(path)
         phashes.append((checked.phash, str(path)))

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from core.crawl.net import normalize_url
 
-IMAGE_URL_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+IMAGE_URL_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,173 @@
+"""Import of a real, messy folder: odd names, HEIC/AVIF, near duplicates, files that are no images.
+
+Every file seen is accounted for; nothing aborts the folder; reruns are incremental.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.ingest import ingest_folder, ingest_paths
+from core.pathnames import display_path, from_db, to_db
+
+BAD_NAME = b"caf\xe9 on the beach \xff.jpg"  # Latin-1 bytes: not valid UTF-8 (old camera card, Windows zip)
+
+
+def _photo(name: str) -> Image.Image:
+    import skimage.data
+
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+
+
+def _exif(orientation: int, taken: str) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0x9003] = taken
+    return exif.tobytes()
+
+
+def make_messy_folder(root: Path) -> dict[str, str]:
+    """A folder a real user has: returns display name -> expected status."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    root.mkdir(parents=True, exist_ok=True)
+    coffee = _photo("coffee")
+    coffee.save(root / "coffee.jpg", quality=92)
+    # The same photo cropped by 1 px and re-encoded at lower quality: a near duplicate.
+    coffee.crop((1, 1, coffee.width, coffee.height)).save(root / "small-coffee.jpg", quality=60)
+    (root / "copy-of-coffee.jpg").write_bytes((root / "coffee.jpg").read_bytes())
+    with open(os.path.join(os.fsencode(root), BAD_NAME), "wb") as fh:
+        buf = io.BytesIO()
+        _photo("chelsea").save(buf, "JPEG", quality=90)
+        fh.write(buf.getvalue())
+    # An iPhone-style HEIC, stored sideways with EXIF orientation 6 (rotate 90° to view) and a date.
+    rocket = _photo("rocket")
+    rocket.transpose(Image.Transpose.ROTATE_90).save(root / "IMG_0001.HEIC", format="HEIF", quality=80,
+                                                     exif=_exif(6, "2024:07:01 12:30:00"))
+    _photo("astronaut").resize((256, 256)).save(root / "astronaut.avif", format="AVIF", exif=_exif(1, "2023:01:02 03:04:05"))
+    (root / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><rect width="9" height="9"/></svg>')
+    (root / "README").write_text("no extension")
+    (root / "DSC_0042.NEF").write_bytes(b"II*\x00 not really a raw file")
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "empty.jpg").write_bytes(b"")
+    bad = display_path(os.fsdecode(BAD_NAME))
+    return {"coffee.jpg": "added", "small-coffee.jpg": "near duplicate", "copy-of-coffee.jpg": "duplicate", bad: "added",
+            "IMG_0001.HEIC": "added", "astronaut.avif": "added", "logo.svg": "not read", "README": "not read",
+            "DSC_0042.NEF": "skipped", ".DS_Store": "not read", "empty.jpg": "skipped"}
+
+
+def test_pathnames_round_trip_and_keep_utf8_unchanged():
+    bad = os.fsdecode(b"/photos/caf\xe9/\xff\xfe x.jpg")
+    assert to_db("/photos/café/ok.jpg") == "/photos/café/ok.jpg"  # valid UTF-8: stored exactly as before
+    assert to_db(bad) == "/photos/caf//xe9///xff//xfe x.jpg"
+    assert from_db(to_db(bad)) == bad and os.fsencode(from_db(to_db(bad))) == b"/photos/caf\xe9/\xff\xfe x.jpg"
+    assert display_path(bad) == "/photos/caf\\xe9/\\xff\\xfe x.jpg"
+    assert to_db(os.fsdecode(b"/p/\xc3\xa9\xe9.jpg")) == "/p/é//xe9.jpg"  # a valid sequence next to a bad byte
+
+
+def test_messy_folder_imports_and_accounts_for_every_file(services, tmp_path):
+    root = tmp_path / "card"
+    expected = make_messy_folder(root)
+
+    report = ingest_folder(services, root)
+
+    seen = {Path(display_path(f.path)).name: f.status for f in report.files}
+    assert seen == expected
+    assert report.added == 4 and report.new_paths == 1 and len(report.near_duplicates) == 1
+    counts = report.reason_counts()
+    assert counts["added"] == 4 and counts["not read: not an image type PhotoLore reads"] == 3
+    assert counts["skipped: camera RAW"] == 1 and counts["near duplicate"] == 1 and counts["duplicate"] == 1
+    details = {Path(display_path(f.path)).name: f.detail for f in report.files}
+    assert details["small-coffee.jpg"].startswith(f"near duplicate of {root.resolve() / 'coffee.jpg'} (distance ")
+    assert "RAW (.nef) is not supported" in details["DSC_0042.NEF"] and "(.svg;" in details["logo.svg"]
+    assert "no extension" in details["README"] and "same bytes as" in details["copy-of-coffee.jpg"]
+
+    cat = services.catalog
+    assert cat.count() == 4 and services.store.count(services.backend.model_id, "image") == 4
+    photos = {Path(p.path).name: p for p in cat.list_photos()}
+    bad_name = os.fsdecode(BAD_NAME)
+    assert os.fsencode(photos[bad_name].path) == os.fsencode(root.resolve()) + b"/" + BAD_NAME  # lossless
+    assert Path(photos[bad_name].path).is_file()
+    heic = photos["IMG_0001.HEIC"]
+    rocket = _photo("rocket")
+    assert (heic.width, heic.height) == rocket.size  # shown upright
+    assert heic.orientation == 6 and heic.taken_at == "2024-07-01T12:30:00" and heic.format == "HEIF"
+    assert photos["astronaut.avif"].taken_at == "2023-01-02T03:04:05" and photos["astronaut.avif"].format == "AVIF"
+    assert all(p.phash for p in photos.values())
+    near = cat.near_duplicates()
+    assert [(Path(n.path).name, n.photo_id) for n in near] == [("small-coffee.jpg", photos["coffee.jpg"].id)]
+    assert near[0].distance <= services.settings.near_dup_threshold
+
+    again = ingest_folder(services, root)  # nothing changed: nothing re-read, the same account
+    assert {Path(display_path(f.path)).name: f.status for f in again.files} == expected | {
+        "coffee.jpg": "unchanged", "copy-of-coffee.jpg": "unchanged", display_path(bad_name): "unchanged",
+        "IMG_0001.HEIC": "unchanged", "astronaut.avif": "unchanged"}
+    assert again.added == 0 and cat.count() == 4
+
+    # The user keeps both: the near duplicate becomes a photo of its own, once.
+    cat.keep_near_duplicate(near[0].path)
+    kept = ingest_folder(services, root)
+    assert kept.added == 1 and cat.count() == 5 and cat.near_duplicates() == []
+    assert ingest_folder(services, root).added == 0
+
+
+def test_near_duplicate_of_a_library_photo_across_imports_and_switched_off(services, tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    coffee = _photo("coffee")
+    coffee.save(first / "coffee.jpg", quality=92)
+    coffee.crop((0, 0, coffee.width - 1, coffee.height)).save(second / "coffee-edit.jpg", quality=70)
+    _photo("chelsea").save(second / "cat.jpg")
+    ingest_folder(services, first)
+    report = ingest_folder(services, second)
+    assert report.added == 1 and [Path(n.path).name for n in report.near_duplicates] == ["coffee-edit.jpg"]
+    assert report.near_duplicates[0].of_path == str((first / "coffee.jpg").resolve())
+
+    from core.services import build_services
+
+    off = build_services(services.settings.model_copy(update={"near_dup_threshold": -1}), backend=services.backend)
+    third = tmp_path / "third"
+    third.mkdir()
+    coffee.crop((1, 0, coffee.width, coffee.height)).save(third / "coffee-again.jpg", quality=75)
+    assert ingest_folder(off, third).added == 1
+
+
+def test_an_unexpected_error_on_one_file_is_its_skip_reason(services, tmp_path, monkeypatch):
+    import core.ingest as ingest_mod
+
+    root = tmp_path / "p"
+    root.mkdir()
+    _photo("coffee").save(root / "a.jpg")
+    _photo("chelsea").save(root / "boom.jpg")
+    real = ingest_mod.decode_image
+
+    def decode(data, **kw):
+        if str(kw.get("name", "")).endswith("boom.jpg"):
+            raise RuntimeError("decoder crashed")
+        return real(data, **kw)
+
+    monkeypatch.setattr(ingest_mod, "decode_image", decode)
+    report = ingest_folder(services, root)
+    assert report.added == 1
+    assert [(Path(s.path).name, s.reason) for s in report.skipped] == [("boom.jpg", "unexpected error: RuntimeError: decoder crashed")]
+
+
+def test_uploads_accept_heic_and_odd_names(services, tmp_path):
+    import pillow_heif
+
+    from core.uploads import save_uploads
+
+    pillow_heif.register_heif_opener()
+    buf = io.BytesIO()
+    _photo("coffee").save(buf, format="HEIF")
+    saved, rejected = save_uploads([("caf\udce9.heic", buf.getvalue()), ("x.svg", b"<svg/>")], tmp_path / "lib" / "uploads")
+    assert [p.suffix for p in saved] == [".heic"] and rejected and "not an image" in rejected[0][1]
+    report = ingest_paths(services, saved, source="upload")
+    assert report.added == 1 and services.catalog.list_photos()[0].format == "HEIF"
