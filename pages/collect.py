@@ -93,6 +93,8 @@ with crawl_tab:
                 st.error(md_escape(snap.error))
             elif snap.state == "cancelled":
                 st.warning(f"Cancelled after {snap.saved} photos. Start the same crawl again to resume.")
+            elif snap.warning:
+                st.warning(md_escape(snap.warning).replace("\n", "  \n"))  # URLs and reasons are data: escaped
             else:
                 st.success(f"Done: {snap.saved} new photos saved" + (f" (stopped by {snap.stopped_by})" if snap.stopped_by else "")
                            + (f". Catalog: {snap.ingest_summary}" if snap.ingest_summary else "."))

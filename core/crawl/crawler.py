@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 from urllib.parse import urlsplit
 
-from core.crawl.config import CrawlConfig, CrawlReport, SavedPhoto, SkipRecord
+from core.crawl.config import CrawlConfig, CrawlReport, SavedPhoto, SkipRecord, start_page_hint
 from core.crawl.extract import PageContent, extract
 from core.crawl.files import CheckedImage, ImageRejected, check_image, file_stem_for, safe_component, save_unique
 from core.crawl.net import Fetcher, FetchError, check_ssrf, host_key, normalize_url
@@ -186,6 +186,11 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
     for class_name, url in seeds:
         if state.add_page(url, class_name, 0):
             frontier.append(PageTask(url, class_name, 0))
+        elif state.page_status(url) in ("skipped", "failed"):
+            # A start page that was refused or failed is tried again: the settings may have changed
+            # (allowed networks, retries, limits). A refusal costs no request.
+            state.requeue_page(url)
+            frontier.append(PageTask(url, class_name, 0))
     shas, phashes = state.known_hashes()
     pages_started = state.pages_done()
     saved_total = state.images_saved()
@@ -328,7 +333,20 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
         fetcher.close()
         state.close()
     report.requests = fetcher.request_count
+    if not report.saved and not report.cancelled:
+        report.start_problem = _start_problem(report, {url for _, url in seeds})
     return report
+
+
+def _start_problem(report: CrawlReport, seed_urls: set[str]) -> str:
+    """A crawl that saved nothing because its start pages failed says why and what to change."""
+    failed = [s for s in report.skipped if s.kind == "page" and s.url in seed_urls]
+    if not failed:
+        return ""
+    lines = [f"{s.url}: {s.reason}. To fix: {start_page_hint(s.reason)}." for s in failed]
+    head = "Nothing was saved: the start page could not be crawled." if len(failed) == 1 else \
+        f"Nothing was saved: {len(failed)} start pages could not be crawled."
+    return "\n".join([head, *lines])
 
 
 def _wait(fut: Future, timeout: float) -> None:
