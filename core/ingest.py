@@ -85,6 +85,7 @@ class IngestReport:
     photo_ids: list[str] = field(default_factory=list)
     near_duplicates: list[NearDup] = field(default_factory=list)
     ignored: list[Skip] = field(default_factory=list)  # seen but not read: not an image type PhotoLore reads
+    unscanned: int = 0  # files seen but never handed to the read stage (ignored, RAW, unreadable folders or paths)
     files: list[FileOutcome] = field(default_factory=list)  # every file seen, in scan order per batch
 
     def reason_counts(self) -> dict[str, int]:
@@ -98,7 +99,7 @@ class IngestReport:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def summary(self) -> str:
-        parts = [f"{self.scanned + len(self.ignored)} files seen", f"{self.added} new photos", f"{self.new_paths} duplicates/renames",
+        parts = [f"{self.scanned + self.unscanned} files seen", f"{self.added} new photos", f"{self.new_paths} duplicates/renames",
                  f"{len(self.near_duplicates)} near duplicates", f"{self.unchanged} unchanged", f"{len(self.skipped)} skipped",
                  f"{len(self.ignored)} not image files"]
         if self.reindexed:
@@ -396,7 +397,7 @@ def ingest_folder(services, root: Path, *, source: str = "folder", class_overrid
     exclude = [services.settings.data_dir / "thumbs", services.settings.chroma_path]
     unread: list[Skip] = []
     entries = list(scan(root, exclude=exclude, unread=unread))
-    report = IngestReport()
+    report = IngestReport(unscanned=len(unread))
     for sk in unread:
         if sk.reason.startswith(NOT_READ_PREFIX):
             report.ignored.append(sk)
@@ -422,6 +423,8 @@ def ingest_paths(services, paths: Sequence[Path], *, source: str, class_override
             st = p.stat()
         except OSError as exc:
             report.skipped.append(Skip(str(p), f"cannot read file: {exc.strerror or exc}"))
+            report.files.append(FileOutcome(str(p), "skipped", report.skipped[-1].reason))
+            report.unscanned += 1
             continue
         entries.append(FileEntry(str(p), st.st_size, st.st_mtime_ns, p.parent.name))
     return ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress, cancel=cancel, report=report)

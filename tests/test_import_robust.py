@@ -80,6 +80,7 @@ def test_messy_folder_imports_and_accounts_for_every_file(services, tmp_path):
     seen = {Path(display_path(f.path)).name: f.status for f in report.files}
     assert seen == expected
     assert report.added == 4 and report.new_paths == 1 and len(report.near_duplicates) == 1
+    assert report.summary().startswith(f"{len(expected)} files seen, 4 new photos, 1 duplicates/renames, 1 near duplicates")
     counts = report.reason_counts()
     assert counts["added"] == 4 and counts["not read: not an image type PhotoLore reads"] == 3
     assert counts["skipped: camera RAW"] == 1 and counts["near duplicate"] == 1 and counts["duplicate"] == 1
