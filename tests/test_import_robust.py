@@ -172,3 +172,59 @@ def test_uploads_accept_heic_and_odd_names(services, tmp_path):
     assert [p.suffix for p in saved] == [".heic"] and rejected and "not an image" in rejected[0][1]
     report = ingest_paths(services, saved, source="upload")
     assert report.added == 1 and services.catalog.list_photos()[0].format == "HEIF"
+
+
+def test_sigkill_while_importing_a_messy_folder_then_rerun_holds_every_photo_once(tmp_path):
+    """Kill `python -m core ingest` mid-run on a folder with odd names, HEIC, near and exact duplicates and
+    non-images; the rerun's JSON report accounts for every file and every photo is in catalog and index once."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    from core.catalog import Catalog
+    from core.settings import Settings
+    from tests.conftest import PYTHON, REPO
+    from tests.test_ingest import _count
+    from vectorstore.store import VectorStore
+
+    root = tmp_path / "card"
+    expected = make_messy_folder(root)
+    n = 40
+    for i in range(n):
+        Image.fromarray(np.random.default_rng(1000 + i).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(root / f"n{i:03d}.jpg")
+    data = tmp_path / "data"
+    env = dict(os.environ, PHOTOLORE_DATA_DIR=str(data), PHOTOLORE_BATCH_SIZE="2", PHOTOLORE_BACKEND="bundled",
+               PHOTOLORE_SECRETS=str(tmp_path / "none.toml"))
+    proc = subprocess.Popen([PYTHON, "-m", "core", "ingest", str(root)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = data / "catalog.sqlite"
+    deadline = time.time() + 240
+    while time.time() < deadline and _count(db) < 6 and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    at_kill = _count(db)
+    assert 0 < at_kill < n + 4, f"the kill should land mid-run (catalog had {at_kill})"
+
+    done = subprocess.run([PYTHON, "-m", "core", "ingest", str(root), "--json"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    counts = report["counts"]
+    assert sum(counts.values()) == len(report["files"]) == len(expected) + n
+    assert counts.get("added", 0) + counts.get("unchanged", 0) + counts.get("duplicate", 0) == n + 5
+    assert counts["near duplicate"] == 1 and counts["not read: not an image type PhotoLore reads"] == 3
+    assert counts["skipped: camera RAW"] == 1 and counts["skipped: empty file"] == 1
+    statuses = {Path(f["path"]).name: f["status"] for f in report["files"]}
+    assert statuses[display_path(os.fsdecode(BAD_NAME))] in ("added", "unchanged")
+
+    settings = Settings(data_dir=data)
+    cat = Catalog(settings.catalog_path)
+    store = VectorStore.from_settings(settings)
+    assert cat.count() == n + 4 and cat.count_files() == n + 5
+    ids = {p.id for p in cat.list_photos(limit=10_000)}
+    assert store.ids("bundled-effnetlite0-minilm", "image") == ids
+    assert store.ids("bundled-effnetlite0-minilm", "caption") == ids
+    assert cat.indexed_ids("bundled-effnetlite0-minilm") == ids
+    assert [Path(d.path).name for d in cat.near_duplicates()] == ["small-coffee.jpg"]
