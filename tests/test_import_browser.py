@@ -55,3 +55,35 @@ def test_import_report_lists_every_file_and_a_near_duplicate_can_be_kept(app, br
     metric = page.locator('[data-testid="stMetric"]').first.inner_text()
     page.screenshot(path=str(tmp_path / "kept.png"))
     assert "Photos" in metric and "5" in metric
+
+
+def test_crawled_photo_details_show_page_url_image_url_and_alt_text(browser_page, tmp_path, settings, services):
+    from core.crawl import CrawlConfig
+    from core.crawl.job import CollectJob, ingest_with
+    from tests.crawl_site.site import Route, Site, _jpeg, html
+
+    site = Site({"/robots.txt": Route(b"User-agent: *\nAllow: /\n", "text/plain"),
+                 "/garden.html": Route(html("Our garden", '<img src="/img/rose.jpg" alt="A red rose by the wall">')),
+                 "/img/rose.jpg": _jpeg(60)}).start()
+    try:
+        config = CrawlConfig.from_settings(settings, [("garden", site.base + "/garden.html")], max_depth=0, delay_s=0.0,
+                                           min_width=32, min_height=32, allow_private=True)
+        job = CollectJob(config, ingest_with(services)).start()
+        job.join(120)
+        assert job.snapshot().state == "done" and services.catalog.count() == 1
+    finally:
+        site.stop()
+    env = dict(os.environ, PYTHONPATH=str(REPO), PHOTOLORE_DATA_DIR=str(settings.data_dir), PHOTOLORE_BACKEND="bundled",
+               PHOTOLORE_SECRETS=str(tmp_path / "no-secrets.toml"))
+    page = browser_page
+    with serve(streamlit_argv("pages/library.py"), "/_stcore/health", tmp_path / "streamlit.log", env=env) as url:
+        page.goto(url)
+        page.get_by_text("rose.jpg").first.wait_for()
+        page.locator("button:has-text('info')").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("source page").wait_for()
+        dialog.get_by_text("source page").scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "details.png"))
+        text = dialog.inner_text()
+    assert f"{site.base}/garden.html" in text and f"{site.base}/img/rose.jpg" in text
+    assert "A red rose by the wall" in text and "Our garden" in text
