@@ -275,6 +275,16 @@ class Catalog:
             rows = con.execute("SELECT phash, id FROM photos WHERE missing=0 AND phash IS NOT NULL").fetchall()
         return [(int(r[0], 16), r[1]) for r in rows]
 
+    def photos_without_phash(self) -> list[tuple[str, Optional[str]]]:
+        """(id, thumbnail path) of photos stored before perceptual hashes were (schema < 3)."""
+        with self._conn() as con:
+            rows = con.execute("SELECT id, thumb_path FROM photos WHERE phash IS NULL AND missing=0").fetchall()
+        return [(r[0], from_db(r[1]) if r[1] else None) for r in rows]
+
+    def set_phashes(self, items: Sequence[tuple[str, str]]) -> None:
+        with self._conn() as con:
+            con.executemany("UPDATE photos SET phash=? WHERE id=? AND phash IS NULL", [(h, pid) for pid, h in items])
+
     def near_dup_kept(self, paths: Sequence[str]) -> set[str]:
         """Which of `paths` the user chose to keep although they look like a library photo."""
         out: set[str] = set()

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core.catalog import Catalog, FileRecord, Photo, now_iso
-from core.images import DecodedImage, ImageError, decode_image, make_thumbnail, save_jpeg_atomic, sha256_bytes, unread_reason, NOT_READ_PREFIX
-from core.neardup import nearest, phash, to_hex
+from core.images import NOT_READ_PREFIX, DecodedImage, ImageError, decode_image, make_thumbnail, save_jpeg_atomic, sha256_bytes, unread_reason
+from core.ingest_outcomes import FileOutcome, NearDup, Skip, record_outcomes, split_near_duplicates
+from core.neardup import backfill as backfill_phashes
+from core.neardup import phash, to_hex
 from core.pathnames import display_path
 
 ProgressFn = Callable[..., None]
@@ -32,35 +34,6 @@ class FileEntry:
     size: int
     mtime_ns: int
     class_name: str = ""
-
-
-@dataclass
-class Skip:
-    path: str
-    reason: str
-
-
-@dataclass
-class NearDup:
-    """A file left out because it looks like a library photo (see core.neardup); the user may keep it."""
-
-    path: str
-    photo_id: str  # the library photo it looks like
-    of_path: str
-    distance: int
-
-    @property
-    def reason(self) -> str:
-        return f"near duplicate of {display_path(self.of_path)} (distance {self.distance})"
-
-
-@dataclass
-class FileOutcome:
-    """What import did with one file it saw."""
-
-    path: str
-    status: str  # added, duplicate, near duplicate, unchanged, skipped, not read
-    detail: str = ""
 
 
 @dataclass
@@ -294,6 +267,8 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
     written: set[str] = set()  # photos written by this run (the prefetched batch cannot know them yet)
     threshold = s.near_dup_threshold
     # Near duplicates are looked for among library photos (hashes stored per photo) and this run's.
+    if todo and threshold >= 0:
+        backfill_phashes(catalog)
     library_hashes = catalog.phashes() if todo and threshold >= 0 else []
     kept = catalog.near_dup_kept([e.path for e in todo]) if todo and threshold >= 0 else set()
     first_path: dict[str, str] = {}  # photo id -> path, for photos of this run
@@ -311,7 +286,7 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
                 report.cancelled = True
                 break
             items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
-            items, near = _split_near_duplicates(items, catalog, library_hashes, kept, threshold, first_path)
+            items, near = split_near_duplicates(items, catalog, library_hashes, kept, threshold, first_path)
             embedded = embed_batch(items, backend)
             written.update(embedded)
             added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
@@ -320,7 +295,7 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
             if skips or near:
                 catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips]
                                        + [(n.path, *sizes[n.path], n.reason, n.photo_id, n.distance) for n in near])
-            _record_outcomes(report, items, embedded, skips, near, catalog, first_path)
+            record_outcomes(report, items, embedded, skips, near, catalog, first_path)
             report.added += added
             report.new_paths += new_paths
             report.skipped.extend(skips)
@@ -333,58 +308,6 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
             future.cancel()
     report.seconds += time.perf_counter() - t0
     return report
-
-
-def _split_near_duplicates(items: list[ReadItem], catalog: Catalog, library_hashes: list[tuple[int, str]], kept: set[str],
-                           threshold: int, first_path: dict[str, str]) -> tuple[list[ReadItem], list[NearDup]]:
-    """Leave out new photos that look like a library photo or one added earlier in this run.
-
-    Photos already in the catalog (a re-index, a known photo at a new path) are never checked:
-    only what would become a new photo is. `library_hashes` grows with the photos kept here.
-    """
-    if threshold < 0:
-        return items, []
-    new = [it for it in items if it.decoded is not None and it.phash is not None]
-    existing = catalog.existing_ids([it.photo_id for it in new]) if new else set()
-    keep, near, accepted = [], [], set()
-    for it in items:
-        if it.decoded is None or it.phash is None or it.photo_id in existing or it.photo_id in accepted or it.entry.path in kept:
-            keep.append(it)
-            continue
-        hit = nearest(it.phash, library_hashes, threshold, exclude=it.photo_id)
-        if hit is None:
-            accepted.add(it.photo_id)
-            library_hashes.append((it.phash, it.photo_id))
-            first_path.setdefault(it.photo_id, it.entry.path)
-            keep.append(it)
-            continue
-        of_id, distance = hit
-        of_photo = None if of_id in first_path else catalog.get(of_id)
-        of_path = first_path.get(of_id) or (of_photo.path if of_photo else "?")
-        near.append(NearDup(it.entry.path, of_id, of_path, distance))
-    return keep, near
-
-
-def _record_outcomes(report: IngestReport, items: list[ReadItem], embedded: dict, skips: list[Skip], near: list[NearDup],
-                     catalog: Catalog, first_path: dict[str, str]) -> None:
-    """One FileOutcome per file of the batch, mirroring write_batch's count of new photos and new paths."""
-    firsts: set[str] = set()
-    is_new = []
-    for it in items:
-        is_new.append(it.photo_id in embedded and it.photo_id not in firsts)
-        firsts.add(it.photo_id)
-    dup_ids = [it.photo_id for it, new in zip(items, is_new) if not new]
-    known = {pid: p.path for pid, p in catalog.get_many(dup_ids).items()} if dup_ids else {}
-    for it, new in zip(items, is_new):
-        first_path.setdefault(it.photo_id, it.entry.path)
-        if new:
-            report.files.append(FileOutcome(it.entry.path, "added"))
-        else:
-            same = known.get(it.photo_id) or first_path.get(it.photo_id, "")
-            detail = "same photo, another path (rename)" if same == it.entry.path else f"same bytes as {display_path(same)}"
-            report.files.append(FileOutcome(it.entry.path, "duplicate", detail))
-    report.files.extend(FileOutcome(sk.path, "skipped", sk.reason) for sk in skips)
-    report.files.extend(FileOutcome(n.path, "near duplicate", n.reason) for n in near)
 
 
 def ingest_folder(services, root: Path, *, source: str = "folder", class_override: Optional[str] = None,

@@ -40,3 +40,20 @@ def nearest(value: int, known: Iterable[tuple[int, T]], threshold: int, exclude:
         if d <= threshold and (best is None or d < best[1]):
             best = (ref, d)
     return best
+
+
+def backfill(catalog) -> int:
+    """Hash library photos stored before hashes were kept, from their thumbnails (pHash looks at a
+    32x32 reduction, so a 320 px thumbnail gives the same bits within 0-2); returns how many."""
+    from PIL import Image
+
+    done = []
+    for photo_id, thumb in catalog.photos_without_phash():
+        try:
+            with Image.open(thumb) as img:
+                done.append((photo_id, to_hex(phash(img.convert("RGB")))))
+        except (OSError, TypeError, ValueError):  # no thumbnail left: that photo is not compared
+            continue
+    if done:
+        catalog.set_phashes(done)
+    return len(done)

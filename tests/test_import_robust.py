@@ -228,3 +228,22 @@ def test_sigkill_while_importing_a_messy_folder_then_rerun_holds_every_photo_onc
     assert store.ids("bundled-effnetlite0-minilm", "caption") == ids
     assert cat.indexed_ids("bundled-effnetlite0-minilm") == ids
     assert [Path(d.path).name for d in cat.near_duplicates()] == ["small-coffee.jpg"]
+
+
+def test_library_photos_from_before_hashes_are_hashed_from_thumbnails_and_compared(services, tmp_path):
+    """A library from an older PhotoLore has no hashes: the next import computes them, then compares."""
+    import sqlite3
+
+    first = tmp_path / "old"
+    first.mkdir()
+    coffee = _photo("coffee")
+    coffee.save(first / "coffee.jpg", quality=92)
+    ingest_folder(services, first)
+    with sqlite3.connect(services.settings.catalog_path) as con:
+        con.execute("UPDATE photos SET phash=NULL")
+    later = tmp_path / "new"
+    later.mkdir()
+    coffee.crop((1, 1, coffee.width, coffee.height)).save(later / "coffee-edit.jpg", quality=65)
+    report = ingest_folder(services, later)
+    assert report.added == 0 and [Path(n.path).name for n in report.near_duplicates] == ["coffee-edit.jpg"]
+    assert all(p.phash for p in services.catalog.list_photos())
