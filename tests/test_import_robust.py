@@ -247,3 +247,37 @@ def test_library_photos_from_before_hashes_are_hashed_from_thumbnails_and_compar
     report = ingest_folder(services, later)
     assert report.added == 0 and [Path(n.path).name for n in report.near_duplicates] == ["coffee-edit.jpg"]
     assert all(p.phash for p in services.catalog.list_photos())
+
+
+@pytest.mark.slow
+def test_pages_show_photos_with_odd_names_and_heic(services, tmp_path, monkeypatch):
+    """Library, Search and Dashboards (AppTest) over a library holding a non-UTF-8 name and a HEIC."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    make_messy_folder(tmp_path / "card")
+    assert ingest_folder(services, tmp_path / "card").added == 4
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(services.settings.data_dir))
+    monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
+    st.cache_resource.clear()
+    try:
+        lib = AppTest.from_file(str(REPO / "pages/library.py"), default_timeout=180).run()
+        assert not lib.exception, [e.value for e in lib.exception]
+        names = " ".join(c.value for c in lib.caption)
+        assert "caf\\\\xe9 on the beach \\\\xff" in names and "IMG\\_0001" in names
+        details = [b.key for b in lib.button if b.key and b.key.startswith("lib-grid-details-")]
+        assert len(details) == 4
+        for key in details:  # every photo's details open, HEIC and odd name included
+            one = AppTest.from_file(str(REPO / "pages/library.py"), default_timeout=180).run()
+            one.button(key=key).click().run()
+            assert not one.exception, [e.value for e in one.exception]
+            assert any("Files:" in t.value for t in one.text)
+        search = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
+        search.text_input(key="search-text").input("a photo").run()
+        assert not search.exception, [e.value for e in search.exception]
+        dash = AppTest.from_file(str(REPO / "pages/dashboards.py"), default_timeout=180).run()
+        assert not dash.exception, [e.value for e in dash.exception]
+    finally:
+        st.cache_resource.clear()

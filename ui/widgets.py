@@ -9,12 +9,14 @@ import streamlit as st
 
 from core.pathnames import display_path
 
+_BROWSER_IMAGES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def md_escape(text: object) -> str:
-    """Escape Markdown so untrusted text shows literally (no links, images or formatting)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text or ""))
+    """Escape Markdown so untrusted text shows literally (no links, images or formatting). File names
+    that are not valid UTF-8 show their bad bytes as \\xHH (a web page cannot carry them)."""
+    return _MD_SPECIAL.sub(r"\\\1", display_path(str(text or "")))
 
 
 def backend_badge(services) -> None:
@@ -35,7 +37,15 @@ def progress_callback(label: str) -> Callable[..., None]:
 @st.dialog("Photo details", width="large")
 def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None) -> None:
     if Path(photo.path).exists():
-        st.image(photo.path, width="stretch")
+        if Path(photo.path).suffix.lower() in _BROWSER_IMAGES and display_path(photo.path) == photo.path:
+            st.image(photo.path, width="stretch")
+        else:  # HEIC/AVIF/TIFF or an odd file name: send the decoded pixels, not the file
+            from core.images import ImageError, load_rgb
+
+            try:
+                st.image(load_rgb(Path(photo.path)), width="stretch")
+            except ImageError as exc:
+                st.caption(md_escape(exc.reason))
     elif photo.thumb_path and Path(photo.thumb_path).exists():
         st.image(photo.thumb_path)
     st.markdown("**Caption:** " + md_escape(photo.caption or "—") + f"  \n*({md_escape(photo.caption_source or 'unknown')})*")
