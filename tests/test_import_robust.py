@@ -281,3 +281,20 @@ def test_pages_show_photos_with_odd_names_and_heic(services, tmp_path, monkeypat
         assert not dash.exception, [e.value for e in dash.exception]
     finally:
         st.cache_resource.clear()
+
+
+def test_folder_with_a_non_utf8_name_rescans_and_prunes(services, tmp_path):
+    """Under a folder whose own name is not UTF-8: incremental rescans and forgetting deleted files work."""
+    folder = os.path.join(os.fsencode(tmp_path), b"Urlaub \xe9t\xe9 2003")
+    os.makedirs(folder)
+    for name, photo in ((b"a.jpg", "coffee"), (b"b\xe4r.jpg", "chelsea")):
+        _photo(photo).save(os.fsdecode(os.path.join(folder, name)))
+    root = Path(os.fsdecode(folder))
+    assert ingest_folder(services, root).added == 2
+    again = ingest_folder(services, root)
+    assert again.unchanged == 2 and again.added == 0
+    os.unlink(os.path.join(folder, b"b\xe4r.jpg"))
+    gone = ingest_folder(services, root)
+    assert gone.pruned == 1 and services.catalog.count() == 1
+    assert [Path(p.path).name for p in services.catalog.list_photos()] == ["a.jpg"]
+    assert os.fsencode(services.catalog.list_photos()[0].path) == os.path.join(folder, b"a.jpg")
