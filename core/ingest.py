@@ -248,9 +248,11 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
         elif e.path in bad and bad[e.path][:2] == (e.size, e.mtime_ns):
             # Same bad file (or near duplicate) as last time: don't re-read it.
             size, mtime, reason, near_of, distance = bad[e.path]
-            if near_of:
-                of = catalog.get(near_of)
-                report.near_duplicates.append(NearDup(e.path, near_of, of.path if of else "?", int(distance)))
+            of = catalog.get(near_of) if near_of else None
+            if near_of and (of is None or of.missing):
+                todo.append(e)  # the photo it looked like is gone from the library: this file may be wanted now
+            elif near_of:
+                report.near_duplicates.append(NearDup(e.path, near_of, of.path, int(distance)))
                 report.files.append(FileOutcome(e.path, "near duplicate", reason))
             else:
                 report.skipped.append(Skip(e.path, reason))

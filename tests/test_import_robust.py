@@ -130,6 +130,10 @@ def test_near_duplicate_of_a_library_photo_across_imports_and_switched_off(servi
     report = ingest_folder(services, second)
     assert report.added == 1 and [Path(n.path).name for n in report.near_duplicates] == ["coffee-edit.jpg"]
     assert report.near_duplicates[0].of_path == str((first / "coffee.jpg").resolve())
+    # The library photo is deleted: the file it kept out is imported on the next run.
+    (first / "coffee.jpg").unlink()
+    ingest_folder(services, first)
+    assert ingest_folder(services, second).added == 1 and services.catalog.near_duplicates() == []
 
     from core.services import build_services
 
