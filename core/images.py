@@ -19,7 +19,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-# HEIC/HEIF through the pillow-heif plugin (registered on first decode); AVIF is read by Pillow itself.
+# HEIC/HEIF through the pi-heif plugin (LGPL, decode only; pillow-heif is used instead when installed),
+# registered on first decode; AVIF is read by Pillow itself.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"})
 FORMATS_READ = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF"
 # Camera RAW: no maintained reader that works offline here; such files get a clear skip reason.
@@ -81,10 +82,10 @@ def register_plugins() -> None:
     if _plugins_ready:
         return
     try:
-        from pillow_heif import register_heif_opener
+        from pi_heif import register_heif_opener
     except ImportError:
         try:
-            from pi_heif import register_heif_opener
+            from pillow_heif import register_heif_opener
         except ImportError:
             register_heif_opener = None
     if register_heif_opener is not None:
