@@ -150,13 +150,18 @@ class Catalog:
                 current = 1 if row is None else int(row[0])
                 if current > SCHEMA_VERSION:
                     raise RuntimeError(f"{self.path} was written by a newer PhotoLore (schema {current}); upgrade PhotoLore")
+                # Which upgrades ran is recorded one by one, not as one number, so an upgrade added on a
+                # branch that lands after a higher-numbered one still runs on catalogs opened in between.
+                row = con.execute("SELECT value FROM meta WHERE key='migrations'").fetchone()
+                applied = set(json.loads(row[0])) if row else set(range(2, current + 1))
                 for version, statements in sorted(_MIGRATIONS):
-                    if version > current:
+                    if version not in applied:
                         for stmt in statements:
                             con.execute(stmt)
-                        current = version
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                            (str(current),))
+                        applied.add(version)
+                        current = max(current, version)
+                for key, value in (("schema_version", str(current)), ("migrations", json.dumps(sorted(applied)))):
+                    con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
