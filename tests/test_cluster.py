@@ -150,3 +150,29 @@ def test_without_ray_nothing_imports_ray(tmp_path):
             "assert rc == 0; assert 'ray' not in sys.modules, 'ray was imported'; print('ok')")
     run = subprocess.run([PYTHON, "-c", code, str(tmp_path / "photos")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr
+
+
+def test_library_page_offers_the_configured_cluster_and_names_the_fix_when_it_is_down(tmp_path, monkeypatch):
+    """PHOTOLORE_RAY_ADDRESS set: the Library page offers the cluster; a dead one is a clear error, nothing imported."""
+    from streamlit.testing.v1 import AppTest
+
+    photos = tmp_path / "photos"
+    write_image(photos / "a.jpg")
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("PHOTOLORE_RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    at = AppTest.from_file(str(REPO / "pages" / "library.py"), default_timeout=300)
+    at.run()
+    assert not at.exception
+    assert at.checkbox(key="lib-add-ray").value is True
+    at.text_input(key="lib-add-folder").input(str(photos)).run()
+    at.button(key="lib-add-import").click()
+    at.run()
+    errors = " ".join(e.value for e in at.error)
+    assert "cannot connect to the Ray cluster" in errors and "Untick" in errors
+    at.checkbox(key="lib-add-ray").uncheck()
+    at.button(key="lib-add-import").click()
+    at.run()
+    assert not at.error
+    assert "1 new photos" in " ".join(s.value for s in at.success)
