@@ -89,23 +89,49 @@ def _run_job(desc: str, job, as_json: bool) -> int:
     return 0
 
 
+def _executor(services, args):
+    """The Ray executor when `--ray` (or PHOTOLORE_RAY_ADDRESS) names a cluster, else None (local)."""
+    from core.cluster import executor_for
+
+    return executor_for(services.settings, args.ray or services.settings.ray_address, args.ray_workers)
+
+
 def cmd_ingest(args) -> int:
+    from core.cluster import ClusterError
     from core.ingest import ingest_folder
 
     services = _services()
     worst = 0
-    for folder in args.folders:
-        job = lambda update, cancel, f=Path(folder): ingest_folder(services, f, source=args.source, class_override=args.class_name,
-                                                                  on_progress=update, cancel=cancel)
-        worst = max(worst, _run_job(f"ingest {Path(folder).name}", job, args.json))
+    try:
+        executor = _executor(services, args)
+        for folder in args.folders:
+            job = lambda update, cancel, f=Path(folder): ingest_folder(services, f, source=args.source, class_override=args.class_name,
+                                                                      on_progress=update, cancel=cancel, executor=executor)
+            worst = max(worst, _run_job(f"ingest {Path(folder).name}", job, args.json))
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return worst
 
 
 def cmd_reindex(args) -> int:
+    from core.cluster import ClusterError
     from core.ingest import reindex
 
     services = _services()
-    return _run_job("reindex", lambda update, cancel: reindex(services, on_progress=update, cancel=cancel), args.json)
+    try:
+        executor = _executor(services, args)
+        return _run_job("reindex", lambda update, cancel: reindex(services, on_progress=update, cancel=cancel, executor=executor), args.json)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _add_ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="auto|HOST:PORT", default=None,
+                   help="run read+embed on a Ray cluster: 'auto' (the one `ray start` runs here) or the head's address "
+                        "(default: PHOTOLORE_RAY_ADDRESS, else this process)")
+    p.add_argument("--ray-workers", type=int, default=None, help="actors in the Ray pool (default: one per cluster CPU, or per GPU)")
 
 
 def cmd_search(args) -> int:
@@ -227,10 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="folder", help="provenance label stored per photo (default: folder)")
     p.add_argument("--class-name", default=None, help="class for every photo (default: first sub-folder name)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_ray_args(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("reindex", help="embed catalog photos missing from the active backend's index")
     p.add_argument("--json", action="store_true")
+    _add_ray_args(p)
     p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("search", help="text-to-image (or --image for image-to-image) search")

@@ -213,6 +213,39 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
     return len(photos), new_paths
 
 
+# --- executors: who runs read + embed over the batches ------------------------------------------------
+# An executor is called as run(batches, backend=, known=, written=, cancel=) and yields
+# (batch index, items, skips, embedded) per batch, in any order. `written` is the live set of
+# photo ids the driver has written so far (an in-process executor skips embedding those).
+BatchExecutor = Callable[..., Iterator[tuple[int, list[ReadItem], list[Skip], dict[str, tuple]]]]
+
+
+class LocalExecutor:
+    """Read + decode the next batch on a worker thread while the model embeds the current one."""
+
+    def __init__(self, max_pixels: int, want_phash: bool = True):
+        self.max_pixels = max_pixels
+        self.want_phash = want_phash
+
+    def __call__(self, batches: list[list[FileEntry]], *, backend, known: frozenset[str], written: set[str],
+                 cancel: Optional[threading.Event] = None):
+        def read(batch: list[FileEntry]):
+            return read_batch(batch, max_pixels=self.max_pixels, already_indexed=known, want_phash=self.want_phash)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-read") as pool:
+            future = pool.submit(read, batches[0]) if batches else None
+            for k in range(len(batches)):
+                items, skips = future.result()
+                future = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+                if cancel is not None and cancel.is_set():
+                    yield k, [], [], {}  # let the driver see the cancel without doing this batch's work
+                    break
+                items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
+                yield k, items, skips, embed_batch(items, backend)
+            if future is not None:
+                future.cancel()
+
+
 # --- driver ---------------------------------------------------------------------------------------------
 def _batches(entries: Iterable[FileEntry], n: int) -> Iterator[list[FileEntry]]:
     batch: list[FileEntry] = []
@@ -227,8 +260,12 @@ def _batches(entries: Iterable[FileEntry], n: int) -> Iterator[list[FileEntry]]:
 
 def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class_override: Optional[str] = None,
                    on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,
-                   report: Optional[IngestReport] = None) -> IngestReport:
-    """Ingest the given files incrementally; see the module docstring for the guarantees."""
+                   report: Optional[IngestReport] = None, executor: Optional[BatchExecutor] = None) -> IngestReport:
+    """Ingest the given files incrementally; see the module docstring for the guarantees.
+
+    `executor` runs read+embed over the batches (default: this process, reading one batch ahead);
+    `core.cluster.RayExecutor` runs them on a Ray cluster. Writes always happen here, in order of
+    arrival, so every executor gets the same idempotent write path."""
     s, catalog, backend = services.settings, services.catalog, services.backend
     report = report or IngestReport()
     t0 = time.perf_counter()
@@ -266,7 +303,7 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
     batches = list(_batches(todo, s.batch_size))
 
     known = frozenset(catalog.indexed_ids(backend.model_id)) if todo else frozenset()
-    written: set[str] = set()  # photos written by this run (the prefetched batch cannot know them yet)
+    written: set[str] = set()  # photos written by this run (a batch read ahead cannot know them yet)
     threshold = s.near_dup_threshold
     # Near duplicates are looked for among library photos (hashes stored per photo) and this run's.
     if todo and threshold >= 0:
@@ -275,45 +312,39 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
     kept = catalog.near_dup_kept([e.path for e in todo]) if todo and threshold >= 0 else set()
     first_path: dict[str, str] = {}  # photo id -> path, for photos of this run
 
-    def read(batch: list[FileEntry]):
-        return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known, want_phash=threshold >= 0)
-
-    # Read the next batch on a worker thread while the model embeds the current one.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-read") as pool:
-        future = pool.submit(read, batches[0]) if batches else None
-        for k in range(len(batches)):
-            items, skips = future.result()
-            future = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
-            if cancel is not None and cancel.is_set():
-                report.cancelled = True
-                break
-            items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
-            items, near = split_near_duplicates(items, catalog, library_hashes, kept, threshold, first_path)
-            embedded = embed_batch(items, backend)
-            written.update(embedded)
-            added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
-                                           thumbs_dir=s.thumbs_dir, thumb_size=s.thumb_size, source=source, class_override=class_override)
-            sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
-            if skips or near:
-                catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips]
-                                       + [(n.path, *sizes[n.path], n.reason, n.photo_id, n.distance) for n in near])
-            record_outcomes(report, items, embedded, skips, near, catalog, first_path)
-            report.added += added
-            report.new_paths += new_paths
-            report.skipped.extend(skips)
-            report.near_duplicates.extend(near)
-            report.photo_ids.extend(it.photo_id for it in items)
-            done += len(batches[k])
-            if on_progress:
-                on_progress(done, total, stage="ingest", added=report.added, skipped=len(report.skipped))
-        if future is not None:
-            future.cancel()
+    run = executor or LocalExecutor(s.max_image_pixels, want_phash=threshold >= 0)
+    for k, items, skips, embedded in run(batches, backend=backend, known=known, written=written, cancel=cancel):
+        if cancel is not None and cancel.is_set():
+            report.cancelled = True
+            break
+        items, near = split_near_duplicates(items, catalog, library_hashes, kept, threshold, first_path)
+        # Near duplicates are not written; an executor that embeds batches in parallel may embed one
+        # photo twice: write it once.
+        keep_ids = {it.photo_id for it in items}
+        embedded = {pid: v for pid, v in embedded.items() if pid in keep_ids and pid not in written}
+        written.update(embedded)
+        added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
+                                       thumbs_dir=s.thumbs_dir, thumb_size=s.thumb_size, source=source, class_override=class_override)
+        sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
+        if skips or near:
+            catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips]
+                                   + [(n.path, *sizes[n.path], n.reason, n.photo_id, n.distance) for n in near])
+        record_outcomes(report, items, embedded, skips, near, catalog, first_path)
+        report.added += added
+        report.new_paths += new_paths
+        report.skipped.extend(skips)
+        report.near_duplicates.extend(near)
+        report.photo_ids.extend(it.photo_id for it in items)
+        done += len(batches[k])
+        if on_progress:
+            on_progress(done, total, stage="ingest", added=report.added, skipped=len(report.skipped))
     report.seconds += time.perf_counter() - t0
     return report
 
 
 def ingest_folder(services, root: Path, *, source: str = "folder", class_override: Optional[str] = None,
-                  prune: bool = True, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> IngestReport:
+                  prune: bool = True, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,
+                  executor: Optional[BatchExecutor] = None) -> IngestReport:
     """Ingest every image under `root` (recursive); forget paths under it that are gone.
 
     Files that are no image type PhotoLore reads are listed in `report.ignored`; camera RAW files
@@ -331,7 +362,7 @@ def ingest_folder(services, root: Path, *, source: str = "folder", class_overrid
             report.skipped.append(sk)
             report.files.append(FileOutcome(sk.path, "skipped", sk.reason))
     report = ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress,
-                            cancel=cancel, report=report)
+                            cancel=cancel, report=report, executor=executor)
     if prune and not report.cancelled and root.is_dir():
         report.pruned = services.catalog.prune_missing(root, {e.path for e in entries})
     return report
@@ -355,7 +386,8 @@ def ingest_paths(services, paths: Sequence[Path], *, source: str, class_override
     return ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress, cancel=cancel, report=report)
 
 
-def reindex(services, *, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> IngestReport:
+def reindex(services, *, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,
+            executor: Optional[BatchExecutor] = None) -> IngestReport:
     """Embed catalog photos missing from the active backend's index (after a backend switch)."""
     missing = services.catalog.photos_not_indexed(services.backend.model_id)
     entries = []
@@ -367,6 +399,6 @@ def reindex(services, *, on_progress: Optional[ProgressFn] = None, cancel: Optio
                 continue
             entries.append(FileEntry(path, st.st_size, st.st_mtime_ns, p.class_name))
             break
-    report = ingest_entries(services, entries, source="reindex", on_progress=on_progress, cancel=cancel)
+    report = ingest_entries(services, entries, source="reindex", on_progress=on_progress, cancel=cancel, executor=executor)
     report.reindexed = report.added
     return report

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     device: str = "auto"
     chroma_host: Optional[str] = Field(default=None, validation_alias=AliasChoices("CHROMA_HOST", "PHOTOLORE_CHROMA_HOST", "chroma_host"))
     chroma_port: int = Field(default=8000, validation_alias=AliasChoices("CHROMA_PORT", "PHOTOLORE_CHROMA_PORT", "chroma_port"))
+    ray_address: Optional[str] = Field(default=None, description="Ray cluster for batch jobs ('auto' or HEAD:PORT); unset = this process.")
     batch_size: int = Field(default=16, ge=1, le=1024)
     # Decompression-bomb cap: images with more pixels are refused before they are decoded.
     max_image_pixels: int = Field(default=64_000_000, ge=1)

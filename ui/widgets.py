@@ -177,11 +177,20 @@ def add_photos_panel(services, key: str) -> None:
     st.caption("Ingest is incremental and resumable: press Stop (top right) to cancel, run it again to resume.")
     folder = st.text_input("Import a folder on this machine (sub-folders become classes)", key=f"{key}-folder",
                            placeholder="/home/me/Pictures")
+    ray_address = services.settings.ray_address
+    on_ray = ray_address and st.checkbox(f"Run on the Ray cluster at {md_escape(ray_address)}", value=True, key=f"{key}-ray",
+                                         help="The folder must be readable at the same path by every Ray worker.")
     if st.button("Import folder", key=f"{key}-import", disabled=not folder.strip()):
+        from core.cluster import ClusterError, executor_for
+
         try:
-            report = ingest_folder(services, Path(folder.strip()).expanduser(), on_progress=progress_callback("Import"))
+            executor = executor_for(services.settings, ray_address) if on_ray else None
+            report = ingest_folder(services, Path(folder.strip()).expanduser(), on_progress=progress_callback("Import"),
+                                   executor=executor)
         except (FileNotFoundError, NotADirectoryError) as exc:
             st.error(f"{md_escape(exc)}: give the full path of a folder that exists on the machine running PhotoLore.")
+        except ClusterError as exc:
+            st.error(f"{md_escape(exc)}. Untick \"Run on the Ray cluster\" to import on this machine.")
         else:
             keep_report(report_key, report)
     uploads = st.file_uploader("Or upload photos", accept_multiple_files=True, key=f"{key}-files",
