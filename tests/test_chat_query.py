@@ -4,7 +4,8 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from core.chat.chain import clean_data_text, content_words, grounding_problem
+from core.chat.chain import clean_data_text
+from core.chat.grounding import content_words, grounding_problem, tidy_sentence
 from core.chat.query import QueryPlan, ScoreFilter, Vocabulary, plan_question, where_clause
 
 VOCAB = Vocabulary(classes=["demo", "holiday"], topics=["food", "nature", "living room"])
@@ -51,15 +52,38 @@ def test_unknown_topics_are_not_filters():
 
 def test_grounding_check():
     kw = dict(n_photos=2, files={"cat.jpg", "dog.jpg"}, numbers={"2", "3"}, found_something=True,
-              vocabulary=content_words("a tabby cat on a sofa, a dog"), lead="Here are 2 photos.")
-    assert grounding_problem("The tabby cat [1] sleeps on the sofa.", **kw) is None
+              support=content_words("a tabby cat on a sofa, a dog; topics food, home; scores Privacy 1"), lead="Here are 2 photos.")
+    assert grounding_problem("The tabby cat [1] is on the sofa.", **kw) is None
+    assert grounding_problem("Photo [2] shows two dogs.", **kw) is None  # "two" is in the data (2), "dogs" ~ "dog"
+    assert "'sleep'" in grounding_problem("The tabby cat [1] sleeps on the sofa.", **kw)  # a claim the data does not hold
     assert "not retrieved" in grounding_problem("See [3].", **kw)
     assert "not retrieved" in grounding_problem("Look at bird.png.", **kw)
     assert "number 7" in grounding_problem("There are 7 cats.", **kw)
+    assert "number seven" in grounding_problem("There are seven cats.", **kw)
     assert "nothing was found" in grounding_problem("The library is empty.", **kw)
     assert "markup" in grounding_problem("<img src=x> a cat", **kw)
     assert "repeats the prompt" in grounding_problem("Here are 2 photos.", **kw)
-    assert "nothing about" in grounding_problem("Life is a journey of discovery.", **kw)
+    assert "data does not hold" in grounding_problem("Life is a journey of discovery.", **kw)
+    assert "adds nothing" in grounding_problem("These are the photos.", **kw)
+
+
+@pytest.mark.parametrize("sentence", [
+    "A photo of a food market catches the eye.",
+    "The lack of personal details makes them less private than other types of photos, which often include identifying features like faces or logos.",
+    "These images showcase various aspects of motorcycle culture, from riding to interacting with riders and other motorcycle enthusiasts.",
+    "The cozy home feels warm and inviting.",
+])
+def test_made_up_sentences_from_issue_19_are_dropped(sentence):
+    support = content_words("which photos feel the least private? how many photos are about food? motorcycle "
+                            "[1] file logo.jpg caption a logo; topics food, home; scores Privacy 1")
+    problem = grounding_problem(tidy_sentence(sentence), n_photos=2, files={"logo.jpg"}, numbers={"1"}, found_something=True,
+                                support=support)
+    assert problem and "data does not hold" in problem
+
+
+def test_tidy_removes_stray_quotes_and_emphasis():
+    assert tidy_sentence('"A **cat** [1] on a sofa.') == "A cat [1] on a sofa."
+    assert tidy_sentence("- [2] shows a dog.") == "[2] shows a dog."
 
 
 def test_data_text_cannot_break_out():
