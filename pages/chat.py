@@ -83,7 +83,7 @@ if question:
         holder: dict = {}
         past = list(history)  # with each answer's plan and photos, so follow-ups resolve
         try:
-            st.write_stream(escaped(stream_reply(question, past, services, llm, cfg=ChatConfig(timeout_s=llm_cfg.llm_timeout)), holder))
+            st.write_stream(escaped(stream_reply(question, past, services, llm, cfg=ChatConfig(timeout_s=llm_cfg.llm_timeout, budget_s=llm_cfg.llm_budget)), holder))
         except ValueError as exc:
             st.error(md_escape(exc))
     result = holder.get("answer")

@@ -12,7 +12,6 @@ Photo captions are data: quoted, stripped of delimiters, and never obeyed.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
@@ -22,6 +21,7 @@ from typing import Callable, Generator, Iterable, Optional, Sequence
 
 from core.catalog import Photo
 from core.chat.grounding import _NUMBER, content_words, grounding_problem, tidy_sentence  # noqa: F401 (re-exported)
+from core.chat.llm import stream_within
 from core.chat.query import DIMENSIONS, QueryPlan
 
 SYSTEM_PROMPT = (
@@ -38,11 +38,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 @dataclass
 class ChatConfig:
     k: int = 6  # photos shown per answer
-    history_turns: int = 2  # previous exchanges sent to the LLM (small models lose track beyond that)
-    caption_chars: int = 200  # per-photo text cap in the prompt
+    history_turns: int = 1  # previous exchanges sent to the LLM (follow-ups are resolved by rules, not by the model)
+    prompt_photos: int = 3  # photos in the model's data block: prompt length is most of a small local model's latency
+    caption_chars: int = 120  # per-photo text cap in the prompt
     answer_chars: int = 900  # answer length cap, on top of the model's max_tokens
     max_sentences: int = 2  # small models ramble: the first sentences are the useful ones
     timeout_s: float = 60.0  # wall clock for one LLM answer
+    budget_s: float = 60.0  # seconds the model may add after the computed answer is shown (checked as it streams)
 
 
 @dataclass
@@ -148,11 +150,11 @@ def data_block(retrieval, cfg: ChatConfig) -> str:
     lines = [_DATA_OPEN]
     if retrieval.count is not None:
         lines.append(f"count of matching photos: {retrieval.count}")
-    for i, p in enumerate(retrieval.photos, start=1):
+    for i, p in enumerate(retrieval.photos[: cfg.prompt_photos], start=1):
         meta = retrieval.metadata.get(p.id, {})
         parts = [f"[{i}] file {clean_data_text(Path(p.path).name, 80)}", f"caption {clean_data_text(p.caption, cfg.caption_chars)}"]
         if p.tags:
-            parts.append("tags " + clean_data_text(", ".join(t for t, _ in p.tags[:5]), 120))
+            parts.append("tags " + clean_data_text(", ".join(t for t, _ in p.tags[:3]), 80))
         if meta.get("sentiment"):
             parts.append(f"sentiment {clean_data_text(meta['sentiment'], 20)}")
         if meta.get("topics"):
@@ -193,7 +195,7 @@ def build_messages(question: str, history: Sequence, retrieval, cfg: ChatConfig)
     msgs: list = [SystemMessage(SYSTEM_PROMPT)]
     turns = [_as_turn(h) for h in history][-2 * cfg.history_turns:] if cfg.history_turns else []
     for role, content in turns:
-        msgs.append(HumanMessage(content[:400]) if role == "user" else AIMessage(content[:400]))
+        msgs.append(HumanMessage(content[:200]) if role == "user" else AIMessage(content[:200]))
     msgs.append(HumanMessage(f"{data_block(retrieval, cfg)}\nQuestion: {clean_data_text(question, 400)}\n"
                              "Answer in one or two sentences about the photos in the DATA block:"))
     return msgs
@@ -218,13 +220,6 @@ def _sentences(chunks: Iterable[str]) -> Generator[str, None, None]:
         buf = parts[-1]
     if buf.strip():
         yield buf.strip()
-
-
-def _chunk_text(chunk) -> str:
-    content = getattr(chunk, "content", chunk)
-    if isinstance(content, list):  # some providers stream content blocks
-        return "".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
-    return str(content or "")
 
 
 def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optional[ChatConfig] = None,
@@ -266,26 +261,24 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     shown: list[str] = []
     started = time.monotonic()
     try:
-        with llm.lock or contextlib.nullcontext():
-            stream = llm.model.stream(messages)
-            for sentence in _sentences(_chunk_text(c) for c in stream):
-                sentence = tidy_sentence(sentence)
-                if not sentence:
-                    continue
-                problem = grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers,
-                                            found_something=found, support=support, lead=lead)
-                if problem:
-                    answer.dropped.append(f"{sentence} — {problem}")
-                    continue
-                piece = ("\n\n" if not shown else " ") + sentence
-                if len(answer.text) + len(piece) > cfg.answer_chars:
-                    break
-                shown.append(sentence)
-                answer.text += piece
-                yield piece
-                if len(shown) >= cfg.max_sentences or time.monotonic() - started > cfg.timeout_s:
-                    break
-            stream.close()  # stops llama.cpp generating once the answer is long enough
+        deadline = started + min(cfg.budget_s, cfg.timeout_s)
+        for raw in _sentences(stream_within(llm, messages, deadline, answer.debug.append)):
+            sentence = tidy_sentence(raw)
+            if not sentence:
+                continue
+            problem = grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers,
+                                        found_something=found, support=support, lead=lead)
+            if problem:
+                answer.dropped.append(f"{sentence} — {problem}")
+                continue
+            piece = ("\n\n" if not shown else " ") + sentence
+            if len(answer.text) + len(piece) > cfg.answer_chars:
+                break
+            shown.append(sentence)
+            answer.text += piece
+            yield piece
+            if len(shown) >= cfg.max_sentences:
+                break
         answer.llm_used, answer.kept = True, len(shown)
     except Exception as exc:  # an unreachable endpoint must not lose the facts already shown
         answer.llm_error = f"The language model is unavailable ({type(exc).__name__}: {str(exc)[:200]}); the answer comes from the library alone."

@@ -27,14 +27,14 @@ def cmd_chat(args) -> int:
 
     services = build_services()
     llm = None
+    llm_cfg = LLMSettings()
     if not args.no_llm:
-        cfg_llm = LLMSettings()
         try:
-            llm = build_llm(cfg_llm)
+            llm = build_llm(llm_cfg)
             print(f"LLM: {llm.label}", file=sys.stderr)
         except LLMUnavailable as exc:
             print(f"LLM unavailable, answering from the index alone: {exc}", file=sys.stderr)
-    cfg = ChatConfig(k=args.k, timeout_s=LLMSettings().llm_timeout)
+    cfg = ChatConfig(k=args.k, timeout_s=llm_cfg.llm_timeout, budget_s=llm_cfg.llm_budget)
     history: list[dict] = _load_history(args.history) if args.history else []
     questions = [" ".join(args.question)] if args.question else None
     while True:

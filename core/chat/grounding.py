@@ -62,7 +62,9 @@ def tidy_sentence(sentence: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
-_SCAFFOLD = re.compile(r"question:|answer:|answer in one|data block|</?data>|instructions?\b|\bfile \"|caption \"|tags \"|count of matching", re.I)
+# The prompt's own wording and the data block's field layout (quotes are already gone: see tidy_sentence).
+_SCAFFOLD = re.compile(r"question:|answer:|answer in one|data block|</?data>|instructions?\b|\[\d+\]\s*file\b|\bfile \"|"
+                       r";\s*(?:caption|tags|sentiment|topics|scores|scene|objects|colours|taken)\b|count of matching", re.I)
 _MARKUP = re.compile(r"[<>`*_#|]|\]\(|https?://|www\.", re.M)
 
 
