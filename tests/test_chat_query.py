@@ -101,3 +101,15 @@ def test_cli_registers_a_chat_command():
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["chat", "how", "many", "cats?", "--no-llm", "-k", "3"])
     assert args.func is cmd_chat and args.question == ["how", "many", "cats?"] and args.no_llm and args.k == 3
+
+
+def test_generic_class_names_and_negated_people_are_not_filters():
+    vocab = Vocabulary(classes=["photos", "holiday"], topics=["people", "nature"])
+    p = plan_question("how many photos with no people show water?", vocab)
+    assert p.class_name is None and p.topics == [] and p.semantic == "water"  # without facts, "no people" cannot be a filter
+    facts = Vocabulary(classes=["photos"], topics=["people"], scenes=["kitchen", "living room"], has_facts=True)
+    p = plan_question("how many photos with no people show water?", facts)
+    assert (p.people, p.topics, p.semantic) == (False, [], "water")
+    p = plan_question("show me living rooms with text", facts)
+    assert (p.scene, p.text, p.semantic) == ("living room", True, "")
+    assert where_clause(p) == {"$and": [{"has_text": True}, {"scene": "living room"}]}

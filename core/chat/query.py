@@ -36,7 +36,8 @@ SENTIMENT_WORDS: dict[str, Sentiment] = {
 _STOP = set("""a an the of me my i we you show find give list get display any some all photo photos picture pictures image images
 pic pics that which who what is are was were be it its in on at to for with about do does did have has there their this these those
 please can could would will feel feels feeling look looks looking like most least more less very how many much number count
-and or by from than as one ones shot shots taken kind sort tell describe whats what's photograph photographs""".split())
+and or by from than as one ones shot shots taken kind sort tell describe whats what's photograph photographs
+them only just also ones""".split())
 _MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
                                         "september", "october", "november", "december"], start=1)}
 _MONTH_RE = "|".join(_MONTHS)
@@ -257,6 +258,12 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
         sentiment = None
         intent = "rank" if intent == "search" else intent
 
+    people = text = scene = None
+    if vocab.has_facts:  # without facts these words stay in the semantic part: search scores them
+        people, text, scene, q = _facts_filters(q, vocab.scenes)
+    else:
+        q = _NO_PEOPLE.sub(" ", q)  # "without people" cannot be filtered without facts; never read it as "people"
+
     topics = []
     for name in sorted(vocab.topics, key=len, reverse=True):
         m = _find_phrase(q, name)
@@ -264,16 +271,13 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
             topics.append(name)
             q = q[:m.start()] + " " + q[m.end():]
     class_name = None
-    for name in sorted((c for c in vocab.classes if c), key=len, reverse=True):
+    # A folder named "photos" or "images" is not a filter every question asks for.
+    for name in sorted((c for c in vocab.classes if c and c.lower() not in _STOP), key=len, reverse=True):
         m = _find_phrase(q, name)
         if m:
             class_name = name
             q = q[:m.start()] + " " + q[m.end():]
             break
-
-    people = text = scene = None
-    if vocab.has_facts:  # without facts these words stay in the semantic part: search scores them
-        people, text, scene, q = _facts_filters(q, vocab.scenes)
 
     words = [w for w in _WORD.findall(q) if w not in _STOP and w not in consumed and w not in DIMENSION_WORDS
              and w not in ("least", "most", "lowest", "highest", "score", "scores")]
