@@ -19,6 +19,8 @@ first three photos shown that are expected; an empty answer to a question expect
 answer) and total latency p50/p95, and the ratio of totals to the baseline's. Timings on a shared,
 loaded machine are noisy: compare the ratio, not the seconds.
 Targets (issue #19): count accuracy >= 0.9, precision@3 >= 0.8, total p95 <= 4 s on 2 cores.
+"threshold_sweep" checks the relevance cut-off against queries.json (best mean F1), so the bench
+says when core.search.RELEVANCE_THRESHOLDS needs recalibrating after a scoring change.
 """
 from __future__ import annotations
 
@@ -87,7 +89,8 @@ def ask_all(questions: Sequence[ChatQuestion], services, llm, cfg, ids: dict[str
         out.append({"question": q.question, "kind": q.kind, "expected_count": q.expected_count, "count": res.count,
                     "total": res.total, "shown": shown, "expected": list(q.expected_photos), "first": marks[0] if marks else total,
                     "seconds": total, "kept": res.kept, "dropped": len(res.dropped), "llm_error": res.llm_error,
-                    "notice": res.notice, "filters": res.filters})
+                    "notice": res.notice, "filters": res.filters,
+                    "model_text": res.text.split("\n\n", 1)[1] if res.kept and "\n\n" in res.text else ""})
     return out
 
 
@@ -120,6 +123,28 @@ def summarise(rows: list[dict], *, latency: bool) -> dict:
     return out
 
 
+def sweep_threshold(services, ids: dict[str, str]) -> dict:
+    """The cut-off that best separates relevant from irrelevant photos for queries.json (mean F1 of 'score >= t').
+
+    Chat counts with core.search.relevance_threshold; this says whether that value is still the best
+    one for the active scoring (rerun after the scoring changes, e.g. when photo facts land)."""
+    from bench.evalset import load_queries
+    from core.search import search_text
+
+    queries = load_queries()
+    scored = {q.query: [(ids.get(r.photo.id), r.score) for r in search_text(services, q.query, k=len(ids))] for q in queries}
+    table = {}
+    for t in np.round(np.arange(0.15, 0.6, 0.025), 3):
+        f1 = []
+        for q in queries:
+            got, rel = {n for n, sc in scored[q.query] if sc >= t}, set(q.relevant)
+            p, r = (len(got & rel) / len(got) if got else 0.0), len(got & rel) / len(rel)
+            f1.append(2 * p * r / (p + r) if p + r else 0.0)
+        table[float(t)] = round(float(np.mean(f1)), 3)
+    best = max(table, key=table.get)
+    return {"queries": len(queries), "best_threshold": best, "best_mean_f1": table[best], "mean_f1_by_threshold": table}
+
+
 def run(args) -> dict:
     from bench.bench_understand import _filenames, ingest_eval
     from core.chat.chain import ChatConfig
@@ -140,6 +165,7 @@ def run(args) -> dict:
         ingest_eval(services, photos[0].path.parent, {p.filename for p in photos})
         ids = {pid: name for pid, name in _filenames(services).items()}
         write_hand_annotations(services, photos, ids)
+        sweep = sweep_threshold(services, ids)
         cfg = ChatConfig(budget_s=args.budget)
         runs: dict[str, list[dict]] = {"baseline_no_llm": ask_all(questions, services, None, cfg, ids)}
         llm_label = None
@@ -155,13 +181,16 @@ def run(args) -> dict:
         from core.search import relevance_threshold
 
         result = {"bench": "chat", "backend": services.choice.name, "threshold": relevance_threshold(services.backend),
-                  "photos": len(ids), "llm": llm_label, "llm_budget_s": args.budget, "cpu_count": os.cpu_count(),
+                  "photos": len(ids), "llm_model": llm_label, "llm_budget_s": args.budget, "cpu_count": os.cpu_count(),
                   "note": "timings on a shared, loaded 2-core machine; compare ratios within one run"}
+        result["threshold_sweep"] = {k: v for k, v in sweep.items() if args.verbose or k != "mean_f1_by_threshold"}
         for name, rows in runs.items():
             result[name] = summarise(rows, latency=(name == "llm"))
         if "llm" in runs:
             base = np.median([r["seconds"] for r in runs["baseline_no_llm"]])
             result["llm"]["total_p50_ratio_to_baseline"] = round(float(np.median([r["seconds"] for r in runs["llm"]]) / max(base, 1e-9)), 2)
+        if args.verbose and "llm" in runs:  # what the grounding check let through, to read
+            result["model_sentences_shown"] = [{"question": r["question"], "model": r["model_text"]} for r in runs["llm"] if r["model_text"]]
         if args.verbose:  # per run, the questions answered with a wrong number of photos
             result["wrong"] = {name: [{k: r[k] for k in ("question", "expected_count", "total", "shown", "filters")}
                                       for r in rows if r["total"] != r["expected_count"]] for name, rows in runs.items()}

@@ -6,9 +6,13 @@ made-up sentences are exactly the ones a user saw.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 
 from tests.test_chat import annotate, demo_services, names, run, scripted  # noqa: F401  (fixture)
 
@@ -120,3 +124,39 @@ def test_cli_keeps_the_conversation_in_a_history_file(demo_env_copy, tmp_path, c
     second = json.loads(capsys.readouterr().out)
     assert "look most like coffee.jpg" in second["answer"] and "coffee.jpg" not in [p["name"] for p in second["photos"]]
     assert len(json.loads(hist.read_text())) == 4
+
+
+class SlowChatModel(BaseChatModel):
+    """A real LangChain chat model that thinks for `delay` seconds before its first token (a busy CPU)."""
+
+    delay: float = 3.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "slow"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kw):
+        raise NotImplementedError("streamed only")
+
+    def _stream(self, messages, stop=None, run_manager=None, **kw):
+        time.sleep(self.delay)
+        yield ChatGenerationChunk(message=AIMessageChunk(content="An espresso [1]."))
+
+
+def test_the_model_is_stopped_at_the_budget_and_the_computed_answer_stands(demo_services):
+    import threading
+
+    from core.chat.chain import ChatConfig, answer
+    from core.chat.llm import ChatLLM
+
+    llm = ChatLLM(SlowChatModel(delay=3.0), "local", "slow local model", lock=threading.Lock())
+    t0 = time.monotonic()
+    res = answer("show me photos of coffee", [], demo_services, llm, cfg=ChatConfig(budget_s=1.0))
+    assert time.monotonic() - t0 < 2.5 and res.llm_error is None
+    assert res.text.startswith("Only 1 photo looks like “coffee”") and "\n" not in res.text
+    assert any("time budget" in d for d in res.debug)
+    # The first answer's model call still holds the model: the next answer does not wait for it.
+    t0 = time.monotonic()
+    res = answer("show me the rocket", [], demo_services, llm, cfg=ChatConfig(budget_s=1.0))
+    assert time.monotonic() - t0 < 2.5 and names(res.photos) == ["rocket.jpg"]
+    assert any("busy" in d or "budget" in d for d in res.debug), res.debug

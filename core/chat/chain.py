@@ -44,7 +44,7 @@ class ChatConfig:
     answer_chars: int = 900  # answer length cap, on top of the model's max_tokens
     max_sentences: int = 2  # small models ramble: the first sentences are the useful ones
     timeout_s: float = 60.0  # wall clock for one LLM answer
-    budget_s: float = 60.0  # seconds the model may add after the computed answer is shown (checked as it streams)
+    budget_s: float = 60.0  # seconds from the question to the end of the answer; the model is stopped there
 
 
 @dataclass
@@ -228,6 +228,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     from core.chat.retriever import PhotoRetriever
 
     cfg = cfg or ChatConfig()
+    asked = time.monotonic()  # the budget is the user's wait: retrieval counts against it too
     question = (question or "").strip()
     if not question:
         raise ValueError("the question is empty: ask something about your photos, e.g. 'what is in the photo of the cat?'")
@@ -259,9 +260,8 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     # Everything a sentence may draw on: the data block (file names split into words), the question, the computed answer.
     support = content_words(re.sub(r"[_.]", " ", messages[-1].content) + " " + lead)
     shown: list[str] = []
-    started = time.monotonic()
     try:
-        deadline = started + min(cfg.budget_s, cfg.timeout_s)
+        deadline = min(asked + cfg.budget_s, time.monotonic() + cfg.timeout_s)
         for raw in _sentences(stream_within(llm, messages, deadline, answer.debug.append)):
             sentence = tidy_sentence(raw)
             if not sentence:

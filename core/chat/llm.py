@@ -38,8 +38,8 @@ class LLMSettings(BaseSettings):
     llm_api_key: SecretStr = Field(default=SecretStr(""), description="API key for the endpoint; local servers accept any value")
     llm_max_tokens: int = Field(default=64, ge=16, le=4096, description="answer length cap, in tokens")
     llm_timeout: float = Field(default=60.0, gt=0, description="seconds per request to an endpoint")
-    llm_budget: float = Field(default=4.0, gt=0, description="seconds the model may add to an answer after the computed "
-                              "answer is shown (it is stopped there; a slow machine gets the computed answer alone)")
+    llm_budget: float = Field(default=4.0, gt=0, description="seconds from a question to the end of its answer: the computed "
+                              "answer comes first, the model is stopped at the budget (a slow machine gets the computed answer alone)")
     llm_temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     llm_n_ctx: int = Field(default=2048, ge=256)
     llm_threads: int = Field(default=2, ge=1, description="CPU threads for the local model")
@@ -137,6 +137,9 @@ def stream_within(llm: ChatLLM, messages: list, deadline: float, on_stop: Callab
     The model runs in a worker thread, so a slow prompt evaluation (most of a local model's time on a
     busy CPU) cannot hold the answer past the deadline; the worker stops at its next token and frees
     the model. Errors from the model are raised here, where the caller reports them."""
+    if time.monotonic() >= deadline:
+        on_stop("the time budget (PHOTOLORE_LLM_BUDGET) was spent before the language model could start")
+        return
     chunks: queue.Queue = queue.Queue()
     stop = threading.Event()
 
