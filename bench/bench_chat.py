@@ -166,6 +166,9 @@ def run(args) -> dict:
         ids = {pid: name for pid, name in _filenames(services).items()}
         write_hand_annotations(services, photos, ids)
         sweep = sweep_threshold(services, ids)
+        from core.chat.llm import LLMSettings
+
+        args.budget = args.budget or LLMSettings().llm_budget
         cfg = ChatConfig(budget_s=args.budget)
         runs: dict[str, list[dict]] = {"baseline_no_llm": ask_all(questions, services, None, cfg, ids)}
         llm_label = None
@@ -176,8 +179,15 @@ def run(args) -> dict:
             llm_label = llm.label
             ask_all(questions[:1], services, llm, cfg, ids)  # warm-up: the first call maps the model
             runs["llm"] = ask_all(questions, services, llm, cfg, ids)
-        write_hand_facts(services, photos, ids)
-        runs["with_hand_facts_no_llm"] = ask_all(questions, services, None, cfg, ids)
+        # On a copy, so a reused --data-dir keeps only what the pipeline wrote (its next baseline stays honest).
+        copy_dir = Path(tempfile.mkdtemp(prefix="photolore-chat-facts-"))
+        try:
+            shutil.copytree(data_dir, copy_dir / "data")
+            with_facts = build_services(Settings(data_dir=copy_dir / "data"), backend=services.backend)
+            write_hand_facts(with_facts, photos, ids)
+            runs["with_hand_facts_no_llm"] = ask_all(questions, with_facts, None, cfg, ids)
+        finally:
+            shutil.rmtree(copy_dir, ignore_errors=True)
         from core.search import relevance_threshold
 
         result = {"bench": "chat", "backend": services.choice.name, "threshold": relevance_threshold(services.backend),
@@ -205,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     ap.add_argument("--data-dir", default=None, help="library to build/reuse (default: a temp dir, removed afterwards)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions (a quick look)")
     ap.add_argument("--no-llm", action="store_true", help="skip the packaged-LLM run (accuracy only)")
-    ap.add_argument("--budget", type=float, default=4.0, help="seconds the model may add to an answer (PHOTOLORE_LLM_BUDGET)")
+    ap.add_argument("--budget", type=float, default=None, help="seconds from question to answer (default: PHOTOLORE_LLM_BUDGET, 3.5)")
     ap.add_argument("--verbose", action="store_true", help="list the questions answered with a wrong number of photos")
     result = run(ap.parse_args(argv))
     print(json.dumps(result, indent=1))

@@ -266,7 +266,8 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
             sentence = tidy_sentence(raw)
             if not sentence:
                 continue
-            problem = grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers,
+            problem = "unfinished: the model was stopped mid-sentence" if not sentence.endswith((".", "!", "?")) else None
+            problem = problem or grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers,
                                         found_something=found, support=support, lead=lead)
             if problem:
                 answer.dropped.append(f"{sentence} — {problem}")

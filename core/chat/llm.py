@@ -38,7 +38,7 @@ class LLMSettings(BaseSettings):
     llm_api_key: SecretStr = Field(default=SecretStr(""), description="API key for the endpoint; local servers accept any value")
     llm_max_tokens: int = Field(default=64, ge=16, le=4096, description="answer length cap, in tokens")
     llm_timeout: float = Field(default=60.0, gt=0, description="seconds per request to an endpoint")
-    llm_budget: float = Field(default=4.0, gt=0, description="seconds from a question to the end of its answer: the computed "
+    llm_budget: float = Field(default=3.5, gt=0, description="seconds from a question to the end of its answer: the computed "
                               "answer comes first, the model is stopped at the budget (a slow machine gets the computed answer alone)")
     llm_temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     llm_n_ctx: int = Field(default=2048, ge=256)
