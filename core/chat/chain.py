@@ -32,7 +32,7 @@ SYSTEM_PROMPT = (
     "Never invent photos, counts or numbers."
 )
 _DATA_OPEN, _DATA_CLOSE = "<data>", "</data>"
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"”»')])\s+|\n+")  # a closing quote may follow the full stop
 
 
 @dataclass
