@@ -65,6 +65,9 @@ def test_grounding_check():
     assert "repeats the prompt" in grounding_problem("Here are 2 photos.", **kw)
     assert "data does not hold" in grounding_problem("Life is a journey of discovery.", **kw)
     assert "adds nothing" in grounding_problem("These are the photos.", **kw)
+    # A count claim must be the computed count, even when the number appears elsewhere in the data.
+    assert "computed answer counts 2" in grounding_problem("There are 3 cat photos [1].", **kw, counts={"2"})
+    assert grounding_problem("There are two cat photos [1].", **kw, counts={"2"}) is None
 
 
 @pytest.mark.parametrize("sentence", [

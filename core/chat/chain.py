@@ -259,6 +259,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     found = bool(retrieval.photos) or bool(retrieval.count)
     # Everything a sentence may draw on: the data block (file names split into words), the question, the computed answer.
     support = content_words(re.sub(r"[_.]", " ", messages[-1].content) + " " + lead)
+    counts = {str(n) for n in (retrieval.count, retrieval.total, len(retrieval.photos)) if n is not None}
     shown: list[str] = []
     try:
         deadline = min(asked + cfg.budget_s, time.monotonic() + cfg.timeout_s)
@@ -268,7 +269,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
                 continue
             problem = "unfinished: the model was stopped mid-sentence" if not sentence.endswith((".", "!", "?")) else None
             problem = problem or grounding_problem(sentence, n_photos=len(retrieval.photos), files=files, numbers=numbers,
-                                        found_something=found, support=support, lead=lead)
+                                        found_something=found, support=support, lead=lead, counts=counts)
             if problem:
                 answer.dropped.append(f"{sentence} — {problem}")
                 continue

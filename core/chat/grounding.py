@@ -68,8 +68,11 @@ _SCAFFOLD = re.compile(r"question:|answer:|answer in one|data block|</?data>|ins
 _MARKUP = re.compile(r"[<>`*_#|]|\]\(|https?://|www\.", re.M)
 
 
+_COUNT_CLAIM = re.compile(r"\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(?:[a-z-]+\s+)?(?:photos?|images?|pictures?)\b", re.I)
+
+
 def grounding_problem(sentence: str, *, n_photos: int, files: set[str], numbers: set[str], found_something: bool,
-                      support: Optional[set[str]] = None, lead: str = "") -> Optional[str]:
+                      support: Optional[set[str]] = None, lead: str = "", counts: Optional[set[str]] = None) -> Optional[str]:
     """Why a model sentence may not be shown, or None when every claim in it is in the data or the question.
 
     `support` holds the stems of every word of the data block, the question and the computed answer;
@@ -89,6 +92,11 @@ def grounding_problem(sentence: str, *, n_photos: int, files: set[str], numbers:
     for w in re.findall(r"[a-z]+", no_cites.lower()):
         if w in _NUMBER_WORDS and w not in ("one", "single", "both") and _NUMBER_WORDS[w] not in numbers:
             return f"states the number {w}, which is not in the data"
+    if counts is not None:  # "2 photos" must be the computed count, not any number that happens to be in the data
+        for m in _COUNT_CLAIM.finditer(no_cites):
+            n = _NUMBER_WORDS.get(m[1].lower(), m[1])
+            if n not in counts:
+                return f"says {m[0]!r}, but the computed answer counts {' or '.join(sorted(counts)) or 'none'}"
     if found_something and _EMPTY_CLAIM.search(sentence):
         return "claims nothing was found, but photos were retrieved"
     if _MARKUP.search(no_cites):
