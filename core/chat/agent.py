@@ -205,6 +205,7 @@ def stream_agent_answer(question: str, history: Sequence, services, llm, *, cfg:
         if len(answer.text) + len(piece) > cfg.answer_chars:
             break
         answer.text += piece
+        answer.kept += 1
         yield piece
     if not answer.text:
         answer.text = f"I found {len(turn.photos)} photo{'s' if len(turn.photos) != 1 else ''}."

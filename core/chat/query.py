@@ -112,7 +112,7 @@ class QueryPlan(BaseModel):
             parts.append(f"scene = {self.scene}")
         if self.within_ids:
             parts.append(f"among the {len(self.within_ids)} photo{'s' if len(self.within_ids) != 1 else ''} of the previous answer")
-        if self.like_id:
+        if self.like_id and semantic:  # like the semantic text, the answer names it itself
             parts.append(f"looking like {self.like_name or self.like_id[:12]}")
         if self.date_from:
             parts.append(f"taken on or after {self.date_from.isoformat()}")
