@@ -116,3 +116,26 @@ def test_generic_class_names_and_negated_people_are_not_filters():
     p = plan_question("show me living rooms with text", facts)
     assert (p.scene, p.text, p.semantic) == ("living room", True, "")
     assert where_clause(p) == {"$and": [{"has_text": True}, {"scene": "living room"}]}
+
+
+def test_follow_ups_resolve_against_the_last_plan():
+    from core.chat.followup import resolve_followup
+
+    vocab = Vocabulary(topics=["food"])
+    prev = plan_question("how many negative photos are there?", vocab)
+    history = [{"role": "user", "content": "how many negative photos are there?"},
+               {"role": "assistant", "content": "3 photos match", "plan": prev.model_dump(mode="json"),
+                "photo_ids": ["a", "b"], "matched_ids": ["a", "b", "c"]}]
+    p = resolve_followup("and kitchens?", history, vocab)
+    assert (p.intent, p.semantic, p.sentiment) == ("count", "kitchens", "negative")
+    p = resolve_followup("what about food?", history, vocab)
+    assert (p.intent, p.topics, p.sentiment) == ("count", ["food"], "negative")
+    p = resolve_followup("and which of those are about food?", history, vocab)
+    assert (p.intent, p.topics, p.within_ids) == ("search", ["food"], ["a", "b", "c"])
+    assert resolve_followup("show me more like the second one", history, vocab).like_id == "b"
+    assert resolve_followup("similar to [1]", history, vocab).like_id == "a"
+    assert "from the first to the second" in resolve_followup("more like the third one", history, vocab)
+    # Not follow-ups: new questions are planned afresh.
+    for q in ("and show me the rocket", "photos that look like 2 cats", "how many photos of cats are there?"):
+        assert resolve_followup(q, history, vocab) is None
+    assert resolve_followup("and kitchens?", [{"role": "assistant", "content": "hi"}], vocab) is None  # no plan to follow

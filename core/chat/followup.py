@@ -24,7 +24,9 @@ _ORD = "|".join(sorted(_ORDINALS, key=len, reverse=True))
 _LIKE = re.compile(rf"\b(?:more\s+like|similar\s+to|others\s+like|ones\s+like|photos\s+like|like)\s+(?:the\s+)?"
                    rf"(?:({_ORD})\b|(?:photo\s+|picture\s+|number\s+|no\.?\s*|#\s*|\[\s*)(\d+)\b)")
 _THOSE = re.compile(r"\b(?:of|among|from|in)\s+(?:those|these|them)\b|\b(?:those|these)\s+(?:ones|photos|pictures|images)\b")
-_ABOUT = re.compile(r"^\s*(?:and\s+|but\s+|ok\s+|okay\s+)?(?:what|how)\s+about\s+(.+?)\s*$|^\s*and\s+(?!which\b|what\b|how\b)(.+?)\s*$")
+# "what about bedrooms?", "and kitchens?" (a bare "and ..." only when short: "and show me the rocket" is a new question)
+_ABOUT = re.compile(r"^\s*(?:and\s+|but\s+|ok\s+|okay\s+)?(?:what|how)\s+about\s+(.+?)\s*$|"
+                    r"^\s*and\s+(?!which\b|what\b|how\b|show\b|find\b|list\b)((?:[\w'-]+\s*){1,3})$")
 
 
 def last_turn(history: Sequence) -> Optional[dict]:
