@@ -90,6 +90,9 @@ def test_followups_resolve_from_the_conversation(demo_services):
     other = ask("what about rockets?")
     assert other.plan.intent == "count" and other.plan.semantic == "rockets"
     assert other.count == len(search_names(demo_services, "rockets")) and about.count >= 1
+    described = ask("what is in the first one?")  # the first photo of the last answer (rockets)
+    assert names(described.photos) == names(other.photos)[:1] == ["rocket.jpg"]
+    assert described.text.startswith("That photo is [1] rocket.jpg") and "tags:" in described.text
     out_of_range = ask("more like the ninth one")
     assert "say which one" in out_of_range.text and not out_of_range.photos
 

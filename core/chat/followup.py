@@ -4,6 +4,7 @@ Three shapes are understood, each against the last answer that carried a plan:
 - "and which of those are positive?": the new filters applied to exactly the photos the last answer
   matched (its `matched_ids`, not only the ones shown);
 - "show me more like the second one" / "similar to [2]": photos that look like that shown photo;
+- "what is in the second one?" / "tell me about [2]": that shown photo described;
 - "what about bedrooms?" / "and kitchens?": the last question again with a new subject.
 
 History entries are dicts; an assistant turn may carry "plan" (QueryPlan.model_dump(mode="json")),
@@ -23,6 +24,8 @@ _ORD = "|".join(sorted(_ORDINALS, key=len, reverse=True))
 # "like the second one", "similar to [2]", "like photo 3": a bare number ("like 2 cats") is not a reference.
 _LIKE = re.compile(rf"\b(?:more\s+like|similar\s+to|others\s+like|ones\s+like|photos\s+like|like)\s+(?:the\s+)?"
                    rf"(?:({_ORD})\b|(?:photo\s+|picture\s+|number\s+|no\.?\s*|#\s*|\[\s*)(\d+)\b)")
+_WHICH = rf"(?:the\s+)?(?:({_ORD})\b|(?:photo\s+|picture\s+|number\s+|no\.?\s*|#\s*|\[\s*)(\d+)\b)"
+_DESCRIBE = re.compile(rf"\b(?:what(?:'s|\s+is)?\s+(?:in|on)|describe|tell\s+me\s+(?:more\s+)?about|what\s+does)\s+{_WHICH}")
 _THOSE = re.compile(r"\b(?:of|among|from|in)\s+(?:those|these|them)\b|\b(?:those|these)\s+(?:ones|photos|pictures|images)\b")
 # "what about bedrooms?", "and kitchens?" (a bare "and ..." only when short: "and show me the rocket" is a new question)
 _ABOUT = re.compile(r"^\s*(?:and\s+|but\s+|ok\s+|okay\s+)?(?:what|how)\s+about\s+(.+?)\s*$|"
@@ -48,16 +51,20 @@ def resolve_followup(question: str, history: Sequence, vocab: Vocabulary, *, k: 
         return None  # a history from an older version: treat the question as new
     q = " " + re.sub(r"\s+", " ", question.lower().replace("?", " ").replace("’", "'")).strip() + " "
 
-    m = _LIKE.search(q)
-    if m:
+    for pattern, intent in ((_LIKE, "similar"), (_DESCRIBE, "describe")):
+        m = pattern.search(q)
+        if not m:
+            continue
         shown = list(prev.get("photo_ids") or [])
         n = _ORDINALS[m[1]] if m[1] else int(m[2])
         if not shown:
-            return "The last answer showed no photos, so there is nothing to compare with: ask for some photos first."
+            return "The last answer showed no photos, so there is no photo to point at: ask for some photos first."
         if n == 0 or n > len(shown):
             return (f"The last answer showed {len(shown)} photo{'s' if len(shown) != 1 else ''}: "
                     f"say which one, from the first to the {_ordinal(len(shown))}.")
         idx = n - 1 if n > 0 else len(shown) - 1
+        if intent == "describe":
+            return QueryPlan(intent="describe", photo_id=shown[idx], k=1)
         return QueryPlan(intent="similar", like_id=shown[idx], like_name=f"[{idx + 1}]", k=k)
 
     if _THOSE.search(q):

@@ -88,6 +88,7 @@ class QueryPlan(BaseModel):
     like_id: Optional[str] = None  # "similar": photos that look like this photo (a follow-up's "more like the second one")
     like_name: str = ""  # how the user knows that photo, for the answer
     within_ids: list[str] = Field(default_factory=list)  # a follow-up's "of those": only these photos
+    photo_id: Optional[str] = None  # "describe": the photo a follow-up points at ("what is in the second one?")
     k: int = Field(default=6, ge=1, le=48)
 
     @model_validator(mode="after")

@@ -132,7 +132,12 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         out.debug.append("no photo facts (people, text, scene) in this library yet: matched by search score alone; "
                          "re-ingest or reindex to extract them")
 
-    if plan.like_id:
+    if plan.photo_id:
+        photo = services.catalog.get_many([plan.photo_id]).get(plan.photo_id)
+        out.photos = [photo] if photo is not None and not photo.missing else []
+        out.scores, out.total, out.matched_ids = [None] * len(out.photos), len(out.photos), [p.id for p in out.photos]
+        out.how = "the photo the question points at in the last answer"
+    elif plan.like_id:
         like = services.catalog.get_many([plan.like_id]).get(plan.like_id)
         plan.like_name = Path(like.path).name if like else plan.like_name
         results = [r for r in search_image(services, photo_id=plan.like_id, k=plan.k * 2, where=where) if keep(r.photo)][: plan.k]
