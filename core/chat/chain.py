@@ -23,6 +23,7 @@ from core.catalog import Photo
 from core.chat.grounding import _NUMBER, content_words, grounding_problem, tidy_sentence  # noqa: F401 (re-exported)
 from core.chat.llm import stream_within
 from core.chat.query import DIMENSIONS, QueryPlan
+from core.pathnames import display_path
 
 SYSTEM_PROMPT = (
     "You are PhotoLore, an assistant that answers questions about the user's photo library. "
@@ -75,14 +76,14 @@ class ChatAnswer:
     def to_json(self) -> dict:
         """What the CLI's --json and the bench read."""
         return {"answer": self.text, "count": self.count, "total": self.total, "filters": self.filters,
-                "photos": [{"id": p.id, "path": p.path, "name": photo_name(p), "caption": p.caption} for p in self.photos],
+                "photos": [{"id": p.id, "path": display_path(p.path), "name": photo_name(p), "caption": p.caption} for p in self.photos],
                 "llm_sentences_kept": self.kept, "llm_sentences_dropped": len(self.dropped), "dropped": self.dropped,
                 "debug": self.debug, "llm_error": self.llm_error}
 
 
 def clean_data_text(text: object, limit: int = 200) -> str:
     """Untrusted text for the prompt: one line, no delimiters, capped, JSON-quoted."""
-    s = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text or ""))
+    s = re.sub(r"[\x00-\x1f\x7f]+", " ", display_path(str(text or "")))  # odd file-name bytes as \xHH
     s = re.sub(r"</?\s*data\s*>", " ", s, flags=re.I)
     s = re.sub(r"\s+", " ", s).strip()
     if len(s) > limit:
@@ -105,7 +106,7 @@ def photo_name(photo: Photo) -> str:
     """A photo as a user recognises it: file name, class and a short description."""
     desc = short_description(photo)
     extra = "; ".join(x for x in (photo.class_name or "", desc) if x)
-    return Path(photo.path).name + (f" ({extra})" if extra else "")
+    return display_path(Path(photo.path).name) + (f" ({extra})" if extra else "")
 
 
 def _listing(photos: Sequence[Photo]) -> str:
@@ -256,7 +257,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
         return answer  # nothing for a model to phrase
 
     messages = build_messages(question, history, retrieval, cfg)
-    files = {Path(p.path).name.lower() for p in retrieval.photos}
+    files = {display_path(Path(p.path).name).lower() for p in retrieval.photos}
     numbers = set(_NUMBER.findall(messages[-1].content)) | set(_NUMBER.findall(question)) | set(_NUMBER.findall(lead))
     found = bool(retrieval.photos) or bool(retrieval.count)
     # Everything a sentence may draw on: the data block (file names split into words), the question, the computed answer.

@@ -22,6 +22,7 @@ def register(subparsers) -> None:
 
 def cmd_chat(args) -> int:
     from core.chat.chain import ChatConfig, stream_reply
+    from core.pathnames import display_path
     from core.chat.llm import LLMSettings, LLMUnavailable, build_llm
     from core.services import build_services
 
@@ -67,7 +68,7 @@ def cmd_chat(args) -> int:
         else:
             print()
             for i, p in enumerate(result.photos, start=1):
-                print(f"  [{i}] {p.path}  ({p.caption or ''})")
+                print(f"  [{i}] {display_path(p.path)}  ({p.caption or ''})")
         history += [{"role": "user", "content": question}, result.history_entry()]
         if args.history:
             _save_history(args.history, history)
