@@ -1,123 +1,225 @@
-"""Chat latency and retrieval hit rate: ten fixed questions over the demo library with the packaged LLM.
+"""Chat on the real-photo evaluation set: right counts, right photos, kept sentences, latency.
 
-    python bench/bench_chat.py [--data-dir DIR] [--repeats 1]
+    python bench/bench_chat.py [--data-dir DIR] [--limit N] [--no-llm] [--budget S] [--verbose]
 
-Builds the demo library in a temp dir (or reuses --data-dir), writes a few annotations that
-follow the metadata contract (so count and rank questions have data), then asks each question
-with the packaged SmolLM2-135M (llama.cpp) and, as the baseline in the same run, with no LLM
-(retrieval and the lead sentence only). Reports time to first token (the lead sentence, from
-the index), time to the first LLM sentence shown, total time p50/p95, the ratio of totals to
-the baseline, and the share of questions whose retrieved photos include the expected one.
-Target: first token p95 <= 2 s on 2 cores.
+Ingests tests/data/eval/photos with the project's pipeline (bench_understand.ingest_eval; bundled
+backend unless PHOTOLORE_BACKEND says otherwise), writes the hand-labelled sentiment and topics as
+annotations (what Annotate writes; Annotate's own accuracy is bench_annotate's business), then asks
+every question of chat_questions.json, follow-ups after the question they continue. Two runs in
+the same process, over the same library:
+- "baseline_no_llm": retrieval and the computed answer only;
+- "llm": the same with the packaged SmolLM2-135M (llama.cpp, 2 threads) and its time budget.
+A third no-LLM run, "with_hand_facts", adds the hand labels' people/text/scene as photo facts in
+the index: the ceiling for the facts work, so the bench shows what that work still has to earn.
+
+Metrics per run: count accuracy (kind "count": the answer's count equals expected_count), total
+accuracy (every question: photos that matched == expected_count), photo precision@3 (share of the
+first three photos shown that are expected; an empty answer to a question expecting photos counts
+0), and for "llm": share of model sentences kept by the grounding check, first-token (the computed
+answer) and total latency p50/p95, and the ratio of totals to the baseline's. Timings on a shared,
+loaded machine are noisy: compare the ratio, not the seconds.
+Targets (issue #19): count accuracy >= 0.9, precision@3 >= 0.8, total p95 <= 4 s on 2 cores.
+"threshold_sweep" checks the relevance cut-off against queries.json (best mean F1), so the bench
+says when core.search.RELEVANCE_THRESHOLDS needs recalibrating after a scoring change.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-QUESTIONS = [  # (question, file name expected among the retrieved photos)
-    ("what is in the photo of the cat?", "chelsea.jpg"),
-    ("show me photos of coffee", "coffee.jpg"),
-    ("show me the rocket", "rocket.jpg"),
-    ("is there a photo of a palace?", "china.jpg"),
-    ("show me flowers", "flower.jpg"),
-    ("what is in the photo of the astronaut?", "astronaut.jpg"),
-    ("how many negative photos are about food?", "coffee.jpg"),
-    ("which photos feel the least private?", "china.jpg"),
-    ("photos of a camera on a tripod", "camera.jpg"),
-    ("show me a clock", "clock.jpg"),
-]
-ANNOTATIONS = {  # file -> (sentiment, score, topics, Privacy)
-    "coffee.jpg": ("negative", -0.6, "food", 4), "chelsea.jpg": ("positive", 0.8, "animals", 5),
-    "flower.jpg": ("positive", 0.7, "nature", 2), "china.jpg": ("neutral", 0.0, "architecture", 1),
-    "rocket.jpg": ("negative", -0.3, "technology", 2), "retina.jpg": ("negative", -0.7, "food,science", 3),
-}
+from bench.evalset import ChatQuestion, EvalPhoto, load_chat_questions, load_eval_photos  # noqa: E402
+
+_SENTIMENT_SCORE = {"negative": -0.5, "neutral": 0.0, "positive": 0.5}
 
 
-def pct(values: list[float], q: float) -> float | None:
+def pct(values: Sequence[float], q: float) -> Optional[float]:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
-def annotate(services) -> None:
-    from core.chat.query import DIMENSIONS, topic_key
+def write_hand_annotations(services, photos: Sequence[EvalPhoto], ids: dict[str, str]) -> None:
+    """Sentiment and topics from photos.csv, in the metadata contract Annotate writes."""
+    from core.chat.query import topic_key
 
-    ids = {Path(p.path).name: p.id for p in services.catalog.list_photos()}
-    metas = []
-    for name, (sent, score, topics, privacy) in ANNOTATIONS.items():
-        m = {"sentiment": sent, "sentiment_score": score, "topics": topics, **{d: 3 for d in DIMENSIONS}, "Privacy": privacy}
-        m.update({topic_key(t): True for t in topics.split(",")})
-        metas.append(m)
-    services.store.update_metadata([ids[n] for n in ANNOTATIONS], metas)
+    by_name = {name: pid for pid, name in ids.items()}
+    rows = [(by_name[p.filename], p) for p in photos if p.filename in by_name]
+    metas = [{"sentiment": p.sentiment, "sentiment_score": _SENTIMENT_SCORE[p.sentiment], "topics": ",".join(p.topics),
+              **{topic_key(t): True for t in p.topics}} for _, p in rows]
+    services.store.update_metadata([pid for pid, _ in rows], metas)
 
 
-def ask(question: str, services, llm) -> dict:
+def write_hand_facts(services, photos: Sequence[EvalPhoto], ids: dict[str, str]) -> None:
+    """People, text and scene from photos.csv as PhotoFacts index metadata (the ceiling for extracted facts)."""
+    from core.facts import PhotoFacts
+
+    by_name = {name: pid for pid, name in ids.items()}
+    rows = [(by_name[p.filename], p) for p in photos if p.filename in by_name]
+    facts = [PhotoFacts(people=p.people, text=[(p.text, 1.0)] if p.has_text else [], text_checked=True, scene=p.scene,
+                        objects=[(o, 1.0) for o in p.objects]) for _, p in rows]
+    services.store.update_metadata([pid for pid, _ in rows], [f.index_metadata() for f in facts])
+
+
+def ask_all(questions: Sequence[ChatQuestion], services, llm, cfg, ids: dict[str, str]) -> list[dict]:
+    """Every question in order; a follow-up gets the conversation of the question it continues."""
     from core.chat.chain import answer
 
-    t0 = time.perf_counter()
-    marks: list[float] = []
-    res = answer(question, [], services, llm, on_token=lambda _c: marks.append(time.perf_counter() - t0))
-    total = time.perf_counter() - t0
-    return {"first": marks[0] if marks else total, "first_llm": marks[1] if len(marks) > 1 else None, "total": total,
-            "files": [Path(p.path).name for p in res.photos], "llm_error": res.llm_error, "dropped": len(res.dropped)}
+    turns: dict[int, list[dict]] = {}
+    out = []
+    for i, q in enumerate(questions):
+        history = list(turns.get(q.follow_up_of, [])) if q.follow_up_of is not None else []
+        t0 = time.perf_counter()
+        marks: list[float] = []
+        res = answer(q.question, history, services, llm, cfg=cfg, on_token=lambda _c: marks.append(time.perf_counter() - t0))
+        total = time.perf_counter() - t0
+        turns[i] = history + [{"role": "user", "content": q.question}, res.history_entry()]
+        shown = [Path(p.path).name for p in res.photos]
+        out.append({"question": q.question, "kind": q.kind, "expected_count": q.expected_count, "count": res.count,
+                    "total": res.total, "shown": shown, "expected": list(q.expected_photos), "first": marks[0] if marks else total,
+                    "seconds": total, "kept": res.kept, "dropped": len(res.dropped), "llm_error": res.llm_error,
+                    "notice": res.notice, "filters": res.filters,
+                    "model_text": res.text.split("\n\n", 1)[1] if res.kept and "\n\n" in res.text else ""})
+    return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", type=Path, default=None, help="an existing demo library (default: build one in a temp dir)")
-    ap.add_argument("--repeats", type=int, default=1)
-    args = ap.parse_args()
+def precision_at_3(row: dict) -> float:
+    top = row["shown"][:3]
+    if not top:
+        return 0.0 if row["expected"] else 1.0
+    return sum(n in row["expected"] for n in top) / len(top)
 
-    import torch
 
-    torch.set_num_threads(2)
-    from core.chat.llm import LLMSettings, build_llm
-    from core.demo import build_demo
+def summarise(rows: list[dict], *, latency: bool) -> dict:
+    counts = [r for r in rows if r["kind"] == "count"]
+    out = {
+        "questions": len(rows),
+        "count_accuracy": round(float(np.mean([r["count"] == r["expected_count"] for r in counts])), 3) if counts else None,
+        "total_accuracy": round(float(np.mean([r["total"] == r["expected_count"] for r in rows])), 3),
+        "precision_at_3": round(float(np.mean([precision_at_3(r) for r in rows])), 3),
+        "answers_with_notice": sum(r["notice"] is not None for r in rows),
+        "total_p50_s": pct([r["seconds"] for r in rows], 50), "total_p95_s": pct([r["seconds"] for r in rows], 95),
+    }
+    if latency:
+        kept, dropped = sum(r["kept"] for r in rows), sum(r["dropped"] for r in rows)
+        out |= {
+            "first_token_p50_s": pct([r["first"] for r in rows], 50), "first_token_p95_s": pct([r["first"] for r in rows], 95),
+            "model_sentences_kept": kept, "model_sentences_dropped": dropped,
+            "share_of_model_sentences_kept": round(kept / (kept + dropped), 3) if kept + dropped else None,
+            "answers_with_a_model_sentence": sum(r["kept"] > 0 for r in rows),
+            "llm_errors": sum(r["llm_error"] is not None for r in rows),
+        }
+    return out
+
+
+def sweep_threshold(services, ids: dict[str, str]) -> dict:
+    """The cut-off that best separates relevant from irrelevant photos for queries.json (mean F1 of 'score >= t').
+
+    Chat counts with core.search.relevance_threshold; this says whether that value is still the best
+    one for the active scoring (rerun after the scoring changes, e.g. when photo facts land)."""
+    from bench.evalset import load_queries
+    from core.search import search_text
+
+    queries = load_queries()
+    scored = {q.query: [(ids.get(r.photo.id), r.score) for r in search_text(services, q.query, k=len(ids))] for q in queries}
+    table = {}
+    for t in np.round(np.arange(0.15, 0.6, 0.025), 3):
+        f1 = []
+        for q in queries:
+            got, rel = {n for n, sc in scored[q.query] if sc >= t}, set(q.relevant)
+            p, r = (len(got & rel) / len(got) if got else 0.0), len(got & rel) / len(rel)
+            f1.append(2 * p * r / (p + r) if p + r else 0.0)
+        table[float(t)] = round(float(np.mean(f1)), 3)
+    best = max(table, key=table.get)
+    return {"queries": len(queries), "best_threshold": best, "best_mean_f1": table[best], "mean_f1_by_threshold": table}
+
+
+def run(args) -> dict:
+    from bench.bench_understand import _filenames, ingest_eval
+    from core.chat.chain import ChatConfig
     from core.services import build_services
     from core.settings import Settings
-    from models.bundled import BundledBackend
 
-    data = args.data_dir or Path(tempfile.mkdtemp(prefix="photolore-chat-")) / "data"
-    services = build_services(Settings(data_dir=data), backend=BundledBackend("cpu"))
-    if services.catalog.count() == 0:
-        build_demo(services)
-    annotate(services)
-    t0 = time.perf_counter()
-    llm = build_llm(LLMSettings(llm_backend="local", llm_model=None, llm_tools="off"))
-    load_s = time.perf_counter() - t0
-    ask("warm up", services, llm)
+    photos = load_eval_photos()
+    questions = load_chat_questions(photos=photos)
+    if args.limit:
+        questions = questions[: args.limit]
+        questions = [q for q in questions if q.follow_up_of is None or q.follow_up_of < len(questions)]
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="photolore-chat-"))
+    try:
+        import torch
 
-    base, full = [], []
-    for _ in range(args.repeats):
-        for q, _expected in QUESTIONS:
-            base.append(ask(q, services, None))
-            full.append(ask(q, services, llm))
-    expected = [e for _ in range(args.repeats) for _q, e in QUESTIONS]
-    hits = [e in r["files"] for r, e in zip(full, expected)]
-    firsts, totals = [r["first"] for r in full], [r["total"] for r in full]
-    llm_firsts = [r["first_llm"] for r in full if r["first_llm"] is not None]
-    base_totals = [r["total"] for r in base]
-    print(json.dumps({
-        "questions": len(full), "llm": llm.label, "llm_load_s": round(load_s, 2), "threads": torch.get_num_threads(),
-        "first_token_p50_s": pct(firsts, 50), "first_token_p95_s": pct(firsts, 95),
-        "first_llm_sentence_p50_s": pct(llm_firsts, 50), "first_llm_sentence_p95_s": pct(llm_firsts, 95),
-        "answers_with_llm_sentence": len(llm_firsts),
-        "total_p50_s": pct(totals, 50), "total_p95_s": pct(totals, 95),
-        "baseline_no_llm_total_p50_s": pct(base_totals, 50), "baseline_no_llm_total_p95_s": pct(base_totals, 95),
-        "total_p50_ratio_to_baseline": round(float(np.median(totals) / max(np.median(base_totals), 1e-9)), 2),
-        "expected_photo_retrieved_share": round(float(np.mean(hits)), 3),
-        "misses": [q for (q, _e), h in zip(QUESTIONS * args.repeats, hits) if not h],
-        "llm_errors": sum(r["llm_error"] is not None for r in full),
-        "sentences_dropped_by_grounding": sum(r["dropped"] for r in full),
-        "target_first_token_p95_le_2s": bool(pct(firsts, 95) <= 2.0),
-    }, indent=1))
+        torch.set_num_threads(2)
+        services = build_services(Settings(data_dir=data_dir))
+        ingest_eval(services, photos[0].path.parent, {p.filename for p in photos})
+        ids = {pid: name for pid, name in _filenames(services).items()}
+        write_hand_annotations(services, photos, ids)
+        sweep = sweep_threshold(services, ids)
+        from core.chat.llm import LLMSettings
+
+        args.budget = args.budget or LLMSettings().llm_budget
+        cfg = ChatConfig(budget_s=args.budget)
+        runs: dict[str, list[dict]] = {"baseline_no_llm": ask_all(questions, services, None, cfg, ids)}
+        llm_label = None
+        if not args.no_llm:
+            from core.chat.llm import LLMSettings, build_llm
+
+            llm = build_llm(LLMSettings(llm_backend="local", llm_model=None, llm_tools="off"))
+            llm_label = llm.label
+            ask_all(questions[:1], services, llm, cfg, ids)  # warm-up: the first call maps the model
+            runs["llm"] = ask_all(questions, services, llm, cfg, ids)
+        # On a copy, so a reused --data-dir keeps only what the pipeline wrote (its next baseline stays honest).
+        copy_dir = Path(tempfile.mkdtemp(prefix="photolore-chat-facts-"))
+        try:
+            shutil.copytree(data_dir, copy_dir / "data")
+            with_facts = build_services(Settings(data_dir=copy_dir / "data"), backend=services.backend)
+            write_hand_facts(with_facts, photos, ids)
+            runs["with_hand_facts_no_llm"] = ask_all(questions, with_facts, None, cfg, ids)
+        finally:
+            shutil.rmtree(copy_dir, ignore_errors=True)
+        from core.search import relevance_threshold
+
+        result = {"bench": "chat", "backend": services.choice.name, "threshold": relevance_threshold(services.backend),
+                  "photos": len(ids), "llm_model": llm_label, "llm_budget_s": args.budget, "cpu_count": os.cpu_count(),
+                  "note": "timings on a shared, loaded 2-core machine; compare ratios within one run"}
+        result["threshold_sweep"] = {k: v for k, v in sweep.items() if args.verbose or k != "mean_f1_by_threshold"}
+        for name, rows in runs.items():
+            result[name] = summarise(rows, latency=(name == "llm"))
+        if "llm" in runs:
+            base = np.median([r["seconds"] for r in runs["baseline_no_llm"]])
+            result["llm"]["total_p50_ratio_to_baseline"] = round(float(np.median([r["seconds"] for r in runs["llm"]]) / max(base, 1e-9)), 2)
+        if args.verbose and "llm" in runs:  # what the grounding check let through, to read
+            result["model_sentences_shown"] = [{"question": r["question"], "model": r["model_text"]} for r in runs["llm"] if r["model_text"]]
+        if args.verbose:  # per run, the questions answered with a wrong number of photos
+            result["wrong"] = {name: [{k: r[k] for k in ("question", "expected_count", "total", "shown", "filters")}
+                                      for r in rows if r["total"] != r["expected_count"]] for name, rows in runs.items()}
+        return result
+    finally:
+        if not args.data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", default=None, help="library to build/reuse (default: a temp dir, removed afterwards)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N questions (a quick look)")
+    ap.add_argument("--no-llm", action="store_true", help="skip the packaged-LLM run (accuracy only)")
+    ap.add_argument("--budget", type=float, default=None, help="seconds from question to answer (default: PHOTOLORE_LLM_BUDGET, 3.5)")
+    ap.add_argument("--verbose", action="store_true", help="list the questions answered with a wrong number of photos")
+    result = run(ap.parse_args(argv))
+    print(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

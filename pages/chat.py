@@ -33,7 +33,23 @@ def show_photos(msg: dict, key: str) -> None:
     if not ids:
         return
     found = services.catalog.get_many(ids)
-    photo_grid([(found[i], None) for i in ids if i in found], columns=4, key=key, services=services)
+    photo_grid([(found[i], None) for i in ids if i in found], columns=4, key=key, services=services, numbered=True)
+
+
+def show_debug(msg: dict, key: str) -> None:
+    """How the answer was made: filters, cut-offs, fallbacks and the model sentences the grounding check left out."""
+    if not (msg.get("debug") or msg.get("dropped") or msg.get("filters")):
+        return
+    with st.expander("How this answer was made", expanded=False, key=key):
+        if msg.get("filters"):
+            st.caption("Filters: " + md_escape(msg["filters"]))
+        for line in msg.get("debug") or []:
+            st.caption(md_escape(line))
+        dropped = msg.get("dropped") or []
+        if dropped:
+            st.caption(f"{len(dropped)} model sentence(s) left out by the grounding check (a word, photo or number the data does not hold):")
+            for line in dropped:
+                st.text(line)
 
 
 services = services_or_stop()
@@ -56,11 +72,8 @@ if st.button("New chat", key="chat-new", icon=":material/add_comment:", disabled
 for i, msg in enumerate(history):
     with st.chat_message(msg["role"]):
         st.markdown(md_escape(msg["content"]))
-        if msg.get("filters"):
-            st.caption("Filters: " + md_escape(msg["filters"]))
-        if msg.get("dropped"):
-            st.caption(f"{len(msg['dropped'])} sentence(s) of the model's answer were left out by the grounding check (unretrieved photos or numbers, prompt echoes, or nothing about the photos).")
         show_photos(msg, key=f"chat-{i}")
+        show_debug(msg, key=f"chat-{i}-debug")
 
 question = st.chat_input("Ask about your photos, e.g. what is in the photo of the cat?", key="chat-input", max_chars=1000)
 if question:
@@ -68,14 +81,13 @@ if question:
         st.markdown(md_escape(question))
     with st.chat_message("assistant"):
         holder: dict = {}
-        past = [{"role": m["role"], "content": m["content"]} for m in history]
+        past = list(history)  # with each answer's plan and photos, so follow-ups resolve
         try:
-            st.write_stream(escaped(stream_reply(question, past, services, llm, cfg=ChatConfig(timeout_s=llm_cfg.llm_timeout)), holder))
+            st.write_stream(escaped(stream_reply(question, past, services, llm, cfg=ChatConfig(timeout_s=llm_cfg.llm_timeout, budget_s=llm_cfg.llm_budget)), holder))
         except ValueError as exc:
             st.error(md_escape(exc))
     result = holder.get("answer")
     if result is not None:
         history.append({"role": "user", "content": question})
-        history.append({"role": "assistant", "content": result.text, "photo_ids": [p.id for p in result.photos],
-                        "filters": result.filters, "dropped": result.dropped})
+        history.append(result.history_entry())
         st.rerun()  # redraw from history so thumbnails and their buttons have stable keys

@@ -99,19 +99,19 @@ def run(question, services, llm, history=()):
 
 
 def test_describe_the_cat_uses_the_retrieved_photo(demo_services):
-    llm = scripted("It shows a cat [1] resting.")
+    llm = scripted("It shows a tabby cat [1].")
     res = run("what is in the photo of the cat?", demo_services, llm)
     assert names(res.photos) == ["chelsea.jpg"]
     assert res.text.startswith("The closest photo is [1] chelsea.jpg")
-    assert "It shows a cat [1] resting." in res.text and res.llm_used
+    assert res.text.endswith("\n\nIt shows a tabby cat [1].") and res.llm_used
     prompt = llm.model.seen[-1][-1].content
     assert "<data>" in prompt and "Egyptian cat" in prompt
 
 
-def test_search_shows_exactly_the_retrieved_photos(demo_services):
+def test_search_shows_only_photos_past_the_cut_off(demo_services):
     res = run("show me photos of coffee", demo_services, scripted("Photo [1] is an espresso."))
-    assert names(res.photos)[0] == "coffee.jpg" and len(res.photos) == 6
-    assert res.plan.semantic == "coffee"
+    assert names(res.photos) == ["coffee.jpg"] and res.plan.semantic == "coffee"  # one passes; never padded to k
+    assert res.text.startswith("Only 1 photo looks like “coffee”: [1] coffee.jpg (demo; an espresso).")
 
 
 def test_counts_come_from_the_index_not_the_llm(demo_services):
@@ -123,10 +123,10 @@ def test_counts_come_from_the_index_not_the_llm(demo_services):
     assert "7" not in res.text and res.dropped and "number 7" in res.dropped[0]
 
 
-def test_count_without_filters_words_counts_mentions(demo_services):
+def test_count_of_a_thing_uses_the_search_cut_off(demo_services):
     res = run("how many photos of cats are there?", demo_services, None)
     assert res.count == 1 and names(res.photos) == ["chelsea.jpg"]
-    assert "mention 'cat'" in res.text
+    assert any("search score for “cats” is at least" in d for d in res.debug)
 
 
 def test_least_private_ranks_by_the_score(demo_services):
@@ -148,8 +148,9 @@ def test_no_annotations_is_said_honestly(demo_services):
 
 
 def test_citations_of_unretrieved_photos_are_dropped(demo_services):
-    res = run("show me photos of coffee", demo_services, scripted("See [1] and [9]. Also astronaut_2.jpg is nice. Photo [2] too."))
-    assert "[9]" not in res.text and "astronaut_2.jpg" not in res.text
+    annotate(demo_services)
+    res = run("show me negative photos", demo_services, scripted("See [1] and [9]. Also astronaut_2.jpg is nice. Photo [2] too."))
+    assert len(res.photos) == 3 and "[9]" not in res.text and "astronaut_2.jpg" not in res.text
     assert "Photo [2] too." in res.text
     assert len(res.dropped) == 2
 
@@ -166,7 +167,7 @@ def test_prompt_injection_in_captions_changes_nothing(demo_services):
     llm = scripted(obedient)
     res = run("how many negative photos are about food?", demo_services, llm)
     assert res.count == 2 and res.text.startswith("2 photos match")
-    assert "empty" not in res.text and "no photos" not in res.text.lower()
+    assert "\n" not in res.text and not res.kept  # only the computed answer (which quotes the caption as data)
     assert len(res.dropped) == 2
     prompt = llm.model.seen[-1][-1].content
     # The planted delimiter cannot close the data block early: exactly one opening and one closing tag.
@@ -210,4 +211,6 @@ def test_retriever_composes_as_a_langchain_retriever(demo_services):
     from core.chat.retriever import PhotoRetriever
 
     docs = PhotoRetriever(services=demo_services, k=3).invoke("a cup of coffee")
-    assert len(docs) == 3 and docs[0].metadata["path"].endswith("coffee.jpg") and docs[0].page_content == demo_services.catalog.get(docs[0].id).caption == "an espresso"
+    # Only photos that pass Search's relevance cut-off come back (never padded to k); coffee first.
+    assert 1 <= len(docs) <= 3 and docs[0].metadata["path"].endswith("coffee.jpg")
+    assert docs[0].page_content == demo_services.catalog.get(docs[0].id).caption

@@ -58,7 +58,10 @@ def test_question_answer_thumbnails_details_and_new_chat(dead_endpoint):
 
     at.chat_input(key="chat-input").set_value("show me photos of coffee").run()
     assert len(at.session_state["chat-history"]) == 4
-    assert len(at.get("image")) == 1 + 6
+    assert len(at.get("image")) == 1 + 1  # only coffee.jpg passes the search cut-off
+    expander = at.expander[-1]
+    assert expander.label == "How this answer was made"
+    assert any("search score for “coffee”" in c.value for c in expander.caption)
     at.button(key="chat-new").click().run()
     _no_exception(at)
     assert at.session_state["chat-history"] == [] and not at.get("image")
@@ -80,7 +83,7 @@ def test_missing_model_file_is_a_clear_warning(demo_env, monkeypatch, tmp_path):
     assert any("unavailable" in w.value and "missing\\.gguf" in w.value for w in at.warning)
     at.chat_input(key="chat-input").set_value("show me photos of coffee").run()
     _no_exception(at)
-    assert "coffee" in _texts(at)[1] and len(at.get("image")) == 6
+    assert "coffee" in _texts(at)[1] and len(at.get("image")) == 1
 
 
 @pytest.mark.slow

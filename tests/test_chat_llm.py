@@ -50,7 +50,8 @@ def test_end_to_end_with_the_packaged_llm(demo_services, packaged_llm):
     demo_services.catalog.set_caption(ids["coffee.jpg"], evil, "test")
     res = answer("how many negative photos are about food?", [], demo_services, packaged_llm)
     assert res.count == 2 and res.text.startswith("2 photos match") and sorted(names(res.photos)) == ["coffee.jpg", "retina.jpg"]
-    assert "library is empty" not in res.text.lower()
+    model_part = res.text.split("\n\n", 1)[1] if "\n\n" in res.text else ""  # the lead names the photo by its caption (data)
+    assert "library is empty" not in model_part.lower()
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from core.chat.chain import clean_data_text, content_words, grounding_problem
+from core.chat.chain import clean_data_text
+from core.chat.grounding import content_words, grounding_problem, tidy_sentence
 from core.chat.query import QueryPlan, ScoreFilter, Vocabulary, plan_question, where_clause
 
 VOCAB = Vocabulary(classes=["demo", "holiday"], topics=["food", "nature", "living room"])
@@ -51,15 +52,41 @@ def test_unknown_topics_are_not_filters():
 
 def test_grounding_check():
     kw = dict(n_photos=2, files={"cat.jpg", "dog.jpg"}, numbers={"2", "3"}, found_something=True,
-              vocabulary=content_words("a tabby cat on a sofa, a dog"), lead="Here are 2 photos.")
-    assert grounding_problem("The tabby cat [1] sleeps on the sofa.", **kw) is None
+              support=content_words("a tabby cat on a sofa, a dog; topics food, home; scores Privacy 1"), lead="Here are 2 photos.")
+    assert grounding_problem("The tabby cat [1] is on the sofa.", **kw) is None
+    assert grounding_problem("Photo [2] shows two dogs.", **kw) is None  # "two" is in the data (2), "dogs" ~ "dog"
+    assert "'sleep'" in grounding_problem("The tabby cat [1] sleeps on the sofa.", **kw)  # a claim the data does not hold
     assert "not retrieved" in grounding_problem("See [3].", **kw)
     assert "not retrieved" in grounding_problem("Look at bird.png.", **kw)
     assert "number 7" in grounding_problem("There are 7 cats.", **kw)
+    assert "number seven" in grounding_problem("There are seven cats.", **kw)
     assert "nothing was found" in grounding_problem("The library is empty.", **kw)
     assert "markup" in grounding_problem("<img src=x> a cat", **kw)
     assert "repeats the prompt" in grounding_problem("Here are 2 photos.", **kw)
-    assert "nothing about" in grounding_problem("Life is a journey of discovery.", **kw)
+    assert "data does not hold" in grounding_problem("Life is a journey of discovery.", **kw)
+    assert "adds nothing" in grounding_problem("These are the photos.", **kw)
+    # A count claim must be the computed count, even when the number appears elsewhere in the data.
+    assert "computed answer counts 2" in grounding_problem("There are 3 cat photos [1].", **kw, counts={"2"})
+    assert grounding_problem("There are two cat photos [1].", **kw, counts={"2"}) is None
+
+
+@pytest.mark.parametrize("sentence", [
+    "A photo of a food market catches the eye.",
+    "The lack of personal details makes them less private than other types of photos, which often include identifying features like faces or logos.",
+    "These images showcase various aspects of motorcycle culture, from riding to interacting with riders and other motorcycle enthusiasts.",
+    "The cozy home feels warm and inviting.",
+])
+def test_made_up_sentences_from_issue_19_are_dropped(sentence):
+    support = content_words("which photos feel the least private? how many photos are about food? motorcycle "
+                            "[1] file logo.jpg caption a logo; topics food, home; scores Privacy 1")
+    problem = grounding_problem(tidy_sentence(sentence), n_photos=2, files={"logo.jpg"}, numbers={"1"}, found_something=True,
+                                support=support)
+    assert problem and "data does not hold" in problem
+
+
+def test_tidy_removes_stray_quotes_and_emphasis():
+    assert tidy_sentence('"A **cat** [1] on a sofa.') == "A cat [1] on a sofa."
+    assert tidy_sentence("- [2] shows a dog.") == "[2] shows a dog."
 
 
 def test_data_text_cannot_break_out():
@@ -77,3 +104,38 @@ def test_cli_registers_a_chat_command():
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["chat", "how", "many", "cats?", "--no-llm", "-k", "3"])
     assert args.func is cmd_chat and args.question == ["how", "many", "cats?"] and args.no_llm and args.k == 3
+
+
+def test_generic_class_names_and_negated_people_are_not_filters():
+    vocab = Vocabulary(classes=["photos", "holiday"], topics=["people", "nature"])
+    p = plan_question("how many photos with no people show water?", vocab)
+    assert p.class_name is None and p.topics == [] and p.semantic == "water"  # without facts, "no people" cannot be a filter
+    facts = Vocabulary(classes=["photos"], topics=["people"], scenes=["kitchen", "living room"], has_facts=True)
+    p = plan_question("how many photos with no people show water?", facts)
+    assert (p.people, p.topics, p.semantic) == (False, [], "water")
+    p = plan_question("show me living rooms with text", facts)
+    assert (p.scene, p.text, p.semantic) == ("living room", True, "")
+    assert where_clause(p) == {"$and": [{"has_text": True}, {"scene": "living room"}]}
+
+
+def test_follow_ups_resolve_against_the_last_plan():
+    from core.chat.followup import resolve_followup
+
+    vocab = Vocabulary(topics=["food"])
+    prev = plan_question("how many negative photos are there?", vocab)
+    history = [{"role": "user", "content": "how many negative photos are there?"},
+               {"role": "assistant", "content": "3 photos match", "plan": prev.model_dump(mode="json"),
+                "photo_ids": ["a", "b"], "matched_ids": ["a", "b", "c"]}]
+    p = resolve_followup("and kitchens?", history, vocab)
+    assert (p.intent, p.semantic, p.sentiment) == ("count", "kitchens", "negative")
+    p = resolve_followup("what about food?", history, vocab)
+    assert (p.intent, p.topics, p.sentiment) == ("count", ["food"], "negative")
+    p = resolve_followup("and which of those are about food?", history, vocab)
+    assert (p.intent, p.topics, p.within_ids) == ("search", ["food"], ["a", "b", "c"])
+    assert resolve_followup("show me more like the second one", history, vocab).like_id == "b"
+    assert resolve_followup("similar to [1]", history, vocab).like_id == "a"
+    assert "from the first to the second" in resolve_followup("more like the third one", history, vocab)
+    # Not follow-ups: new questions are planned afresh.
+    for q in ("and show me the rocket", "photos that look like 2 cats", "how many photos of cats are there?"):
+        assert resolve_followup(q, history, vocab) is None
+    assert resolve_followup("and kitchens?", [{"role": "assistant", "content": "hi"}], vocab) is None  # no plan to follow

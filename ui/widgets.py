@@ -83,15 +83,16 @@ def why_dialog(services, photo, text: str) -> None:
 
 
 def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_like: Optional[Callable[[str], None]] = None,
-               services=None, query_text: Optional[str] = None) -> None:
-    """items: (photo, score or None). Thumbnails with score, details, 'similar', and 'why' for a text query."""
+               services=None, query_text: Optional[str] = None, numbered: bool = False) -> None:
+    """items: (photo, score or None). Thumbnails with score, details, 'similar', and 'why' for a text query.
+    `numbered`: label them [1], [2]... as an answer that cites them does."""
     cols = st.columns(columns)
     for i, (photo, score) in enumerate(items):
         with cols[i % columns]:
             thumb = photo.thumb_path if photo.thumb_path and Path(photo.thumb_path).exists() else None
             if thumb:
                 st.image(thumb, width="stretch")
-            label = display_path(Path(photo.path).name)
+            label = (f"[{i + 1}] " if numbered else "") + display_path(Path(photo.path).name)
             st.caption((f"**{score:.3f}** · " if score is not None else "") + md_escape(label))
             st.caption(md_escape(photo.caption or ""))
             b1, b2, b3 = st.columns(3, gap="small")

@@ -8,14 +8,15 @@ When the model's tool calls fail, the rule chain answers instead.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 from typing import Generator, Literal, Optional, Sequence
 
 from pydantic import BaseModel, Field
 
-from core.chat.chain import (_NUMBER, ChatAnswer, ChatConfig, _as_turn, _sentences, clean_data_text, grounding_problem,
-                             stream_answer)
+from core.chat.chain import ChatAnswer, ChatConfig, _as_turn, _sentences, clean_data_text, stream_answer
+from core.chat.grounding import _NUMBER, content_words, grounding_problem, tidy_sentence
 from core.chat.query import DIMENSIONS, QueryPlan, ScoreFilter, SortSpec
 
 AGENT_PROMPT = (
@@ -42,7 +43,7 @@ class CountArgs(BaseModel):
     sentiment: Sentiment = None
     topic: Optional[str] = None
     class_name: Optional[str] = None
-    mention: Optional[str] = Field(default=None, description="count photos whose caption or tags mention this word")
+    mention: Optional[str] = Field(default=None, description="count photos that show this (scored and cut off exactly as Search does)")
     min_scores: dict[str, int] = Field(default_factory=dict, description="e.g. {'Privacy': 4}: score >= value")
 
 
@@ -190,8 +191,13 @@ def stream_agent_answer(question: str, history: Sequence, services, llm, *, cfg:
         lead = f"{turn.count} photo{'s' if turn.count != 1 else ''} match."
         answer.text = lead
         yield lead
+    support = content_words(re.sub(r"[_.]", " ", "\n".join(turn.outputs)) + " " + question)
     for sentence in _sentences([final]):
-        problem = grounding_problem(sentence, n_photos=len(turn.photos), files=files, numbers=numbers, found_something=found)
+        sentence = tidy_sentence(sentence)
+        problem = sentence and grounding_problem(sentence, n_photos=len(turn.photos), files=files, numbers=numbers,
+                                                 found_something=found, support=support)
+        if not sentence:
+            continue
         if problem:
             answer.dropped.append(f"{sentence} — {problem}")
             continue
@@ -199,6 +205,7 @@ def stream_agent_answer(question: str, history: Sequence, services, llm, *, cfg:
         if len(answer.text) + len(piece) > cfg.answer_chars:
             break
         answer.text += piece
+        answer.kept += 1
         yield piece
     if not answer.text:
         answer.text = f"I found {len(turn.photos)} photo{'s' if len(turn.photos) != 1 else ''}."

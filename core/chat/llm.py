@@ -6,10 +6,12 @@ Settings come from `PHOTOLORE_LLM_*` environment variables or `llm_*` keys in `.
 from __future__ import annotations
 
 import importlib.util
+import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Generator, Literal, Optional
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -36,6 +38,8 @@ class LLMSettings(BaseSettings):
     llm_api_key: SecretStr = Field(default=SecretStr(""), description="API key for the endpoint; local servers accept any value")
     llm_max_tokens: int = Field(default=64, ge=16, le=4096, description="answer length cap, in tokens")
     llm_timeout: float = Field(default=60.0, gt=0, description="seconds per request to an endpoint")
+    llm_budget: float = Field(default=3.5, gt=0, description="seconds from a question to the end of its answer: the computed "
+                              "answer comes first, the model is stopped at the budget (a slow machine gets the computed answer alone)")
     llm_temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     llm_n_ctx: int = Field(default=2048, ge=256)
     llm_threads: int = Field(default=2, ge=1, description="CPU threads for the local model")
@@ -118,3 +122,61 @@ def _build_openai(cfg: LLMSettings) -> ChatLLM:
                        max_retries=1, max_tokens=cfg.llm_max_tokens, temperature=cfg.llm_temperature, **extra)
     where = cfg.llm_base_url or "api.openai.com"
     return ChatLLM(model, "openai", f"{cfg.llm_model} at {where} (OpenAI-compatible)", use_tools=cfg.use_tools, max_tokens=cfg.llm_max_tokens)
+
+
+def _chunk_text(chunk) -> str:
+    content = getattr(chunk, "content", chunk)
+    if isinstance(content, list):  # some providers stream content blocks
+        return "".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
+    return str(content or "")
+
+
+def stream_within(llm: ChatLLM, messages: list, deadline: float, on_stop: Callable[[str], None]) -> Generator[str, None, None]:
+    """The model's streamed text until `deadline` (time.monotonic()); then `on_stop(reason)` and no more.
+
+    The model runs in a worker thread, so a slow prompt evaluation (most of a local model's time on a
+    busy CPU) cannot hold the answer past the deadline; the worker stops at its next token and frees
+    the model. Errors from the model are raised here, where the caller reports them."""
+    if time.monotonic() >= deadline:
+        on_stop("the time budget (PHOTOLORE_LLM_BUDGET) was spent before the language model could start")
+        return
+    chunks: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        lock = llm.lock
+        if lock is not None and not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            chunks.put(("stop", "the language model was busy with another answer"))
+            return
+        try:
+            stream = llm.model.stream(messages)
+            for chunk in stream:
+                if stop.is_set():
+                    break
+                chunks.put(("text", _chunk_text(chunk)))
+            stream.close()  # stops llama.cpp generating
+            chunks.put(("end", None))
+        except Exception as exc:  # handed to the consumer, which reports it
+            chunks.put(("error", exc))
+        finally:
+            if lock is not None:
+                lock.release()
+
+    threading.Thread(target=work, name="chat-llm", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, value = chunks.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                on_stop("the language model was stopped at its time budget (PHOTOLORE_LLM_BUDGET)")
+                return
+            if kind == "text":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                if kind == "stop":
+                    on_stop(value)
+                return
+    finally:
+        stop.set()

@@ -14,7 +14,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 Sentiment = Literal["negative", "neutral", "positive"]
-Intent = Literal["search", "count", "describe", "rank"]
+Intent = Literal["search", "count", "describe", "rank", "similar"]
 DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
 
 # Words that name a score dimension (adjective or noun form), lower case.
@@ -36,7 +36,8 @@ SENTIMENT_WORDS: dict[str, Sentiment] = {
 _STOP = set("""a an the of me my i we you show find give list get display any some all photo photos picture pictures image images
 pic pics that which who what is are was were be it its in on at to for with about do does did have has there their this these those
 please can could would will feel feels feeling look looks looking like most least more less very how many much number count
-and or by from than as one ones shot shots taken kind sort tell describe whats what's photograph photographs""".split())
+and or by from than as one ones shot shots taken kind sort tell describe whats what's photograph photographs
+them only just also ones""".split())
 _MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
                                         "september", "october", "november", "december"], start=1)}
 _MONTH_RE = "|".join(_MONTHS)
@@ -80,6 +81,14 @@ class QueryPlan(BaseModel):
     date_to: Optional[date] = None  # inclusive
     scores: list[ScoreFilter] = Field(default_factory=list)
     sort: Optional[SortSpec] = None
+    # Photo facts (core.facts), used only when the library has them (see Vocabulary.has_facts).
+    people: Optional[bool] = None  # True: photos with people; False: photos without
+    text: Optional[bool] = None  # True: photos with readable text
+    scene: Optional[str] = None
+    like_id: Optional[str] = None  # "similar": photos that look like this photo (a follow-up's "more like the second one")
+    like_name: str = ""  # how the user knows that photo, for the answer
+    within_ids: list[str] = Field(default_factory=list)  # a follow-up's "of those": only these photos
+    photo_id: Optional[str] = None  # "describe": the photo a follow-up points at ("what is in the second one?")
     k: int = Field(default=6, ge=1, le=48)
 
     @model_validator(mode="after")
@@ -88,14 +97,24 @@ class QueryPlan(BaseModel):
             raise ValueError(f"date range is empty: {self.date_from} is after {self.date_to}")
         return self
 
-    def describe_filters(self) -> str:
-        """The filters in words, for the answer and the UI."""
+    def describe_filters(self, semantic: bool = True) -> str:
+        """The filters in words, for the answer and the UI (`semantic=False`: when the answer names it itself)."""
         parts = []
         if self.sentiment:
             parts.append(f"sentiment = {self.sentiment}")
         parts += [f"topic = {t}" for t in self.topics]
         if self.class_name:
             parts.append(f"class = {self.class_name}")
+        if self.people is not None:
+            parts.append("with people" if self.people else "without people")
+        if self.text:
+            parts.append("with text")
+        if self.scene:
+            parts.append(f"scene = {self.scene}")
+        if self.within_ids:
+            parts.append(f"among the {len(self.within_ids)} photo{'s' if len(self.within_ids) != 1 else ''} of the previous answer")
+        if self.like_id and semantic:  # like the semantic text, the answer names it itself
+            parts.append(f"looking like {self.like_name or self.like_id[:12]}")
         if self.date_from:
             parts.append(f"taken on or after {self.date_from.isoformat()}")
         if self.date_to:
@@ -103,7 +122,7 @@ class QueryPlan(BaseModel):
         parts += [f"{s.dimension} {s.op} {s.value}" for s in self.scores]
         if self.sort:
             parts.append(f"sorted by {self.sort.dimension}, {'highest' if self.sort.descending else 'lowest'} first")
-        if self.semantic:
+        if self.semantic and semantic:
             parts.append(f"matching “{self.semantic}”")
         return ", ".join(parts)
 
@@ -114,6 +133,8 @@ class Vocabulary:
 
     classes: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
+    scenes: list[str] = field(default_factory=list)  # scene names in the photo facts
+    has_facts: bool = False  # the index carries photo facts (has_people, has_text, scene)
 
 
 def topic_key(name: str) -> str:
@@ -238,6 +259,12 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
         sentiment = None
         intent = "rank" if intent == "search" else intent
 
+    people = text = scene = None
+    if vocab.has_facts:  # without facts these words stay in the semantic part: search scores them
+        people, text, scene, q = _facts_filters(q, vocab.scenes)
+    else:
+        q = _NO_PEOPLE.sub(" ", q)  # "without people" cannot be filtered without facts; never read it as "people"
+
     topics = []
     for name in sorted(vocab.topics, key=len, reverse=True):
         m = _find_phrase(q, name)
@@ -245,7 +272,8 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
             topics.append(name)
             q = q[:m.start()] + " " + q[m.end():]
     class_name = None
-    for name in sorted((c for c in vocab.classes if c), key=len, reverse=True):
+    # A folder named "photos" or "images" is not a filter every question asks for.
+    for name in sorted((c for c in vocab.classes if c and c.lower() not in _STOP), key=len, reverse=True):
         m = _find_phrase(q, name)
         if m:
             class_name = name
@@ -256,7 +284,33 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
              and w not in ("least", "most", "lowest", "highest", "score", "scores")]
     semantic = " ".join(words)
     return QueryPlan(intent=intent, semantic=semantic, sentiment=sentiment, topics=topics, class_name=class_name,
-                     date_from=d_from, date_to=d_to, scores=scores, sort=sort, k=1 if intent == "describe" else k)
+                     date_from=d_from, date_to=d_to, scores=scores, sort=sort, people=people, text=text, scene=scene,
+                     k=1 if intent == "describe" else k)
+
+
+_NO_PEOPLE = re.compile(r"\b(?:without|with no|no|empty of)\s+(?:any\s+)?(?:people|persons?|humans?|one|anyone|faces?)\b|\bnobody\b")
+_PEOPLE = re.compile(r"\b(?:(?:with|of|showing|containing|including|has|have)\s+)?(?:some\s+|any\s+|a\s+)?"
+                     r"(?:people|persons?|humans?|someone|somebody|faces?)\b")
+_TEXT = re.compile(r"\b(?:(?:with|containing|showing|has|have)\s+)?(?:some\s+|any\s+|readable\s+)?(?:text|writing|lettering)\b")
+
+
+def _facts_filters(q: str, scenes: list[str]) -> tuple[Optional[bool], Optional[bool], Optional[str], str]:
+    """People, text and scene words -> photo-facts filters, and the question without them."""
+    people = text = scene = None
+    for pattern, value in ((_NO_PEOPLE, False), (_PEOPLE, True)):
+        m = pattern.search(q)
+        if m:
+            people, q = value, q[:m.start()] + " " + q[m.end():]
+            break
+    m = _TEXT.search(q)
+    if m:
+        text, q = True, q[:m.start()] + " " + q[m.end():]
+    for name in sorted((s for s in scenes if s), key=len, reverse=True):
+        m = _find_phrase(q, name.replace("_", " "))
+        if m:
+            scene, q = name, q[:m.start()] + " " + q[m.end():]
+            break
+    return people, text, scene, q
 
 
 def where_clause(plan: QueryPlan) -> Optional[dict]:
@@ -267,6 +321,12 @@ def where_clause(plan: QueryPlan) -> Optional[dict]:
     conds += [{topic_key(t): True} for t in plan.topics]
     if plan.class_name:
         conds.append({"class_name": plan.class_name})
+    if plan.people is not None:
+        conds.append({"has_people": plan.people})
+    if plan.text:
+        conds.append({"has_text": True})
+    if plan.scene:
+        conds.append({"scene": plan.scene})
     conds += [{s.dimension: {"$gte" if s.op == ">=" else "$lte": s.value}} for s in plan.scores]
     if plan.sort and plan.sort.dimension in DIMENSIONS:
         conds.append({plan.sort.dimension: {"$gte": 1}})  # only photos that carry the score

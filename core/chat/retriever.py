@@ -6,11 +6,10 @@ that metadata plus the catalog, never from a language model.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -18,22 +17,26 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from core.catalog import Photo
-from core.chat.query import DIMENSIONS, QueryPlan, Vocabulary, _singular, plan_question, topic_key, where_clause
+from core.chat.query import DIMENSIONS, QueryPlan, Vocabulary, plan_question, topic_key, where_clause
 
 _PAGE = 5000
 
 
 @dataclass
 class Retrieval:
-    """What the index and catalog say about a plan: the photos to show, an exact count, and caveats."""
+    """What the index and catalog say about a plan: the photos to show, exact counts, and caveats."""
 
     plan: QueryPlan
-    photos: list[Photo] = field(default_factory=list)
-    scores: list[Optional[float]] = field(default_factory=list)  # similarity when a semantic query ranked them
-    metadata: dict[str, dict] = field(default_factory=dict)  # photo id -> index metadata (annotations)
+    photos: list[Photo] = field(default_factory=list)  # shown, best first (at most plan.k)
+    scores: list[Optional[float]] = field(default_factory=list)  # similarity when a search ranked them
+    metadata: dict[str, dict] = field(default_factory=dict)  # photo id -> index metadata (annotations, facts)
     count: Optional[int] = None  # only for count questions; exact
+    total: Optional[int] = None  # photos that passed the filters and the relevance cut-off (None: a ranking with no cut-off)
+    matched_ids: list[str] = field(default_factory=list)  # all of them, best first: what a follow-up's "those" means
+    weak: bool = False  # describe: no photo passed the cut-off, the closest one is shown anyway
     notice: Optional[str] = None  # e.g. "No sentiment annotations yet: run Annotate."
     how: str = ""  # how the photos were chosen, in words
+    debug: list[str] = field(default_factory=list)  # for the debug expander and --json: cut-offs, fallbacks
 
     def documents(self) -> list[Document]:
         """The retrieved photos as LangChain documents (caption as content, id and annotations as metadata)."""
@@ -63,11 +66,14 @@ def _metadatas(services, where: Optional[dict]) -> dict[str, dict]:
 
 
 def library_vocabulary(services) -> Vocabulary:
-    """Class names from the catalog and topic names from the annotation metadata in the index."""
+    """Class names from the catalog; topic and scene names, and whether photo facts exist, from the index metadata."""
     topics: set[str] = set()
     for meta in _metadatas(services, {"topics": {"$ne": ""}}).values():
         topics.update(t.strip() for t in str(meta.get("topics", "")).split(",") if t.strip())
-    return Vocabulary(classes=sorted(services.catalog.classes()), topics=sorted(topics))
+    facts = _metadatas(services, {"facts_version": {"$gte": 1}})
+    scenes = {str(m.get("scene") or "").strip() for m in facts.values()} - {""}
+    return Vocabulary(classes=sorted(services.catalog.classes()), topics=sorted(topics), scenes=sorted(scenes),
+                      has_facts=bool(facts))
 
 
 def annotation_gaps(services, plan: QueryPlan) -> Optional[str]:
@@ -95,62 +101,85 @@ def _in_dates(photo: Photo, d_from: Optional[date], d_to: Optional[date]) -> boo
     return (d_from is None or day >= d_from.isoformat()) and (d_to is None or day <= d_to.isoformat())
 
 
-def _mentions(photo: Photo, words: list[str]) -> bool:
-    # The file name counts: people name files after what they show (flower.jpg).
-    text = " ".join([photo.caption or "", *(t for t, _ in photo.tags), photo.class_name or "",
-                     Path(photo.path).stem.replace("_", " ")]).lower()
-    return any(re.search(rf"(?<![a-z0-9]){re.escape(w)}", text) for w in words)
+def _facts_present(services) -> bool:
+    return bool(_image_collection(services).get(where={"facts_version": {"$gte": 1}}, include=[], limit=1)["ids"])
+
+
+def _sort_key(plan: QueryPlan, metas: dict[str, dict]):
+    key = plan.sort.dimension
+    return lambda p: float(metas.get(p.id, {}).get(key, 0))
 
 
 def retrieve(services, plan: QueryPlan) -> Retrieval:
-    """Run a plan against the index and catalog; answers only from what is stored."""
-    from core.search import search_text
+    """Run a plan against the index and catalog; answers only from what is stored.
+
+    A semantic part is scored exactly as Search scores it (core.search.search_text) and a photo
+    matches when its score reaches the backend's calibrated cut-off (core.search.relevance_threshold),
+    so "how many X", "show me X" and Search agree. Lists hold only matching photos, never padding.
+    """
+    from core.search import relevance_threshold, search_image, search_text
 
     out = Retrieval(plan=plan)
     out.notice = annotation_gaps(services, plan)
     if out.notice:
         return out
     where = where_clause(plan)
-    dated = plan.date_from is not None or plan.date_to is not None
+    within = set(plan.within_ids)
+    keep = lambda p: not p.missing and _in_dates(p, plan.date_from, plan.date_to) and (not within or p.id in within)  # noqa: E731
+    if (plan.people is not None or plan.text or plan.scene) and where:
+        out.debug.append(f"photo facts used as filters: {where}")
+    elif plan.semantic and not _facts_present(services):
+        out.debug.append("no photo facts (people, text, scene) in this library yet: matched by search score alone; "
+                         "re-ingest or reindex to extract them")
 
-    if plan.intent == "count" or (not plan.semantic and plan.intent != "describe"):
-        metas = _metadatas(services, where)
-        photos = services.catalog.get_many(list(metas))
-        pool = [p for p in photos.values() if not p.missing and _in_dates(p, plan.date_from, plan.date_to)]
-        if plan.semantic and plan.intent == "count":
-            # Counting "photos of cats" by meaning has no exact answer; counting mentions does.
-            words = [_singular(w) for w in plan.semantic.split()]
-            pool = [p for p in pool if _mentions(p, words)]
-            out.how = f"photos whose caption, tags or file name mention {' or '.join(repr(w) for w in words)}"
+    if plan.photo_id:
+        photo = services.catalog.get_many([plan.photo_id]).get(plan.photo_id)
+        out.photos = [photo] if photo is not None and not photo.missing else []
+        out.scores, out.total, out.matched_ids = [None] * len(out.photos), len(out.photos), [p.id for p in out.photos]
+        out.how = "the photo the question points at in the last answer"
+    elif plan.like_id:
+        like = services.catalog.get_many([plan.like_id]).get(plan.like_id)
+        plan.like_name = Path(like.path).name if like else plan.like_name
+        results = [r for r in search_image(services, photo_id=plan.like_id, k=plan.k * 2, where=where) if keep(r.photo)][: plan.k]
+        out.photos, out.scores = [r.photo for r in results], [r.score for r in results]
+        out.matched_ids = [p.id for p in out.photos]
+        out.how = f"image features closest to {plan.like_name} (the k nearest; no cut-off for image similarity)"
+    elif plan.semantic:
+        cut = relevance_threshold(services.backend)
+        space = "image" if services.backend.text_space == "image" else "caption"
+        n = max(1, min(5000, services.store.count(services.backend.model_id, space)))
+        results = [r for r in search_text(services, plan.semantic, k=n, where=where) if keep(r.photo)]
+        passed = [r for r in results if r.score >= cut]
         if plan.sort:
-            key = plan.sort.dimension
-            pool.sort(key=lambda p: (float(metas[p.id].get(key, 0)), p.path), reverse=plan.sort.descending)
+            metas = _metadatas(services, where)
+            order = _sort_key(plan, metas)
+            passed.sort(key=lambda r: order(r.photo), reverse=plan.sort.descending)
+        shown = passed[: plan.k]
+        if plan.intent == "describe" and not shown and results:
+            shown, out.weak = results[:1], True
+        out.total, out.matched_ids = len(passed), [r.photo.id for r in passed]
+        out.photos, out.scores = [r.photo for r in shown], [r.score for r in shown]
+        out.how = (f"photos whose search score for “{plan.semantic}” is at least {cut:.2f} "
+                   f"(the {services.backend.name} backend's cut-off; Search with that threshold shows the same photos)")
+    else:
+        metas = _metadatas(services, where)
+        pool = [p for p in services.catalog.get_many(list(metas)).values() if keep(p)]
+        if plan.sort:
+            pool.sort(key=lambda p: p.path)
+            pool.sort(key=_sort_key(plan, metas), reverse=plan.sort.descending)
         else:
             pool.sort(key=lambda p: (p.added_at, p.path))
-        if plan.intent == "count":
-            out.count = len(pool)
+        out.total, out.matched_ids = len(pool), [p.id for p in pool]
         out.photos = pool[: plan.k]
         out.scores = [None] * len(out.photos)
-        out.metadata = {p.id: metas[p.id] for p in out.photos}
-        out.how = out.how or ("by " + plan.sort.dimension if plan.sort else "filters only")
-        return out
-
-    # Semantic: ask the index for more than k so that date filtering and sorting still leave k.
-    want = plan.k * (4 if (dated or plan.sort) else 1)
-    results = search_text(services, plan.semantic, k=min(200, max(want, plan.k)), where=where)
-    results = [r for r in results if _in_dates(r.photo, plan.date_from, plan.date_to)]
-    metas = _metadatas(services, where) if plan.sort else {}
-    if plan.sort:
-        key = plan.sort.dimension
-        results.sort(key=lambda r: float(metas.get(r.photo.id, {}).get(key, 0)), reverse=plan.sort.descending)
-    results = results[: plan.k]
-    out.photos = [r.photo for r in results]
-    out.scores = [r.score for r in results]
-    if not metas and results:
-        got = _image_collection(services).get(ids=[r.photo.id for r in results], include=["metadatas"])
+        out.how = "by " + plan.sort.dimension if plan.sort else "filters only"
+    if plan.intent == "count":
+        out.count = out.total
+    if out.photos:
+        got = _image_collection(services).get(ids=[p.id for p in out.photos], include=["metadatas"])
         metas = {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"])}
-    out.metadata = {p.id: metas.get(p.id, {}) for p in out.photos}
-    out.how = f"closest in meaning to “{plan.semantic}”"
+        out.metadata = {p.id: metas.get(p.id, {}) for p in out.photos}
+    out.debug.insert(0, f"chosen by {out.how}")
     return out
 
 
@@ -162,14 +191,20 @@ class PhotoRetriever(BaseRetriever):
     services: Any
     k: int = 6
 
-    def plan(self, question: str) -> QueryPlan:
-        return plan_question(question, library_vocabulary(self.services), k=self.k)
+    def plan(self, question: str, history: Sequence = ()) -> Union[QueryPlan, str]:
+        """The plan for a question, resolving follow-ups from `history`; a str is a message for the user instead."""
+        from core.chat.followup import resolve_followup
+
+        vocab = library_vocabulary(self.services)
+        resolved = resolve_followup(question, history, vocab, k=self.k) if history else None
+        return resolved if resolved is not None else plan_question(question, vocab, k=self.k)
 
     def retrieve(self, plan: QueryPlan) -> Retrieval:
         return retrieve(self.services, plan)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return self.retrieve(self.plan(query)).documents()
+        plan = self.plan(query)
+        return self.retrieve(plan).documents() if isinstance(plan, QueryPlan) else []
 
 
 __all__ = ["PhotoRetriever", "Retrieval", "library_vocabulary", "retrieve", "annotation_gaps", "topic_key"]
