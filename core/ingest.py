@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core.catalog import Catalog, FileRecord, Photo, now_iso
-from core.images import IMAGE_EXTENSIONS, DecodedImage, ImageError, decode_image, make_thumbnail, save_jpeg_atomic, sha256_bytes
+from core.images import (IMAGE_EXTENSIONS, DecodedImage, ImageError, atomic_write_bytes, decode_image, jpeg_bytes, make_thumbnail,
+                         sha256_bytes)
 
 ProgressFn = Callable[..., None]
 
@@ -43,6 +45,7 @@ class ReadItem:
     entry: FileEntry
     photo_id: str
     decoded: Optional[DecodedImage]  # None when the photo is already indexed (only a new path)
+    thumbnail: Optional[bytes] = None  # JPEG bytes, made by the read stage when asked to
 
 
 @dataclass
@@ -96,8 +99,10 @@ def scan(root: Path, *, exclude: Sequence[Path] = ()) -> Iterator[FileEntry]:
 
 
 # --- stage 1: read & decode (pure) ------------------------------------------------------------
-def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed: frozenset[str] = frozenset()) -> tuple[list[ReadItem], list[Skip]]:
-    """Read, hash and decode files. Files whose hash is in `already_indexed` are not decoded."""
+def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed: frozenset[str] = frozenset(),
+               max_side: Optional[int] = None, thumb_size: Optional[int] = None) -> tuple[list[ReadItem], list[Skip]]:
+    """Read, hash and decode files (at most `max_side` px, JPEGs decoded reduced); thumbnails when
+    `thumb_size` is given. Files whose hash is in `already_indexed` are not decoded."""
     items, skips = [], []
     for e in entries:
         try:
@@ -113,9 +118,13 @@ def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed
             items.append(ReadItem(e, pid, None))
             continue
         try:
-            items.append(ReadItem(e, pid, decode_image(data, max_pixels=max_pixels, name=e.path)))
+            decoded = decode_image(data, max_pixels=max_pixels, name=e.path, max_side=max_side)
         except ImageError as exc:
             skips.append(Skip(e.path, exc.reason))
+            continue
+        del data  # a phone photo's bytes are several MB: don't hold them while the batch waits
+        thumb = jpeg_bytes(make_thumbnail(decoded.image, thumb_size)) if thumb_size else None
+        items.append(ReadItem(e, pid, decoded, thumb))
     return items, skips
 
 
@@ -145,7 +154,7 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
         d = it.decoded
         thumb = Path(thumbs_dir) / it.photo_id[:2] / f"{it.photo_id}.jpg"
         if not thumb.exists():
-            save_jpeg_atomic(make_thumbnail(d.image, thumb_size), thumb)
+            atomic_write_bytes(thumb, it.thumbnail or jpeg_bytes(make_thumbnail(d.image, thumb_size)))
         desc = embedded[it.photo_id][1]
         photos[it.photo_id] = Photo(
             id=it.photo_id, path=it.entry.path, source=source,
@@ -219,34 +228,54 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
     written: set[str] = set()  # photos written by this run (the prefetched batch cannot know them yet)
 
     def read(batch: list[FileEntry]):
-        return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known)
+        return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known, max_side=s.decode_max_side,
+                          thumb_size=s.thumb_size)
 
-    # Read the next batch on a worker thread while the model embeds the current one.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-read") as pool:
-        future = pool.submit(read, batches[0]) if batches else None
+    def write(k: int, items: list[ReadItem], embedded: dict, skips: list[Skip]):
+        added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
+                                       thumbs_dir=s.thumbs_dir, thumb_size=s.thumb_size, source=source, class_override=class_override)
+        if skips:
+            sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
+            catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips])
+        return k, items, skips, added, new_paths
+
+    def finish(k: int, items: list[ReadItem], skips: list[Skip], added: int, new_paths: int) -> None:
+        nonlocal done  # report and progress on the calling thread (a Streamlit progress bar needs it)
+        report.added += added
+        report.new_paths += new_paths
+        report.skipped.extend(skips)
+        report.photo_ids.extend(it.photo_id for it in items)
+        done += len(batches[k])
+        if on_progress:
+            on_progress(done, total, stage="ingest", added=report.added, skipped=len(report.skipped))
+
+    # Decode workers keep `ahead` batches in flight (memory is bounded by that, not by the folder);
+    # one writer stores batch k while the model embeds batch k+1, so the model rarely waits.
+    # Threads, not processes: Pillow and hashlib release the GIL, and images need no pickling.
+    ahead = s.decode_workers + 1
+    readers = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="photolore-read")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-write")
+    try:
+        pending = deque(readers.submit(read, b) for b in batches[:ahead])
+        writing = None
         for k in range(len(batches)):
-            items, skips = future.result()
-            future = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+            items, skips = pending.popleft().result()
+            if k + ahead < len(batches):
+                pending.append(readers.submit(read, batches[k + ahead]))
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 break
             items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
             embedded = embed_batch(items, backend)
             written.update(embedded)
-            added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
-                                           thumbs_dir=s.thumbs_dir, thumb_size=s.thumb_size, source=source, class_override=class_override)
-            if skips:
-                sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
-                catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips])
-            report.added += added
-            report.new_paths += new_paths
-            report.skipped.extend(skips)
-            report.photo_ids.extend(it.photo_id for it in items)
-            done += len(batches[k])
-            if on_progress:
-                on_progress(done, total, stage="ingest", added=report.added, skipped=len(report.skipped))
-        if future is not None:
-            future.cancel()
+            if writing is not None:
+                finish(*writing.result())
+            writing = writer.submit(write, k, items, embedded, skips)
+        if writing is not None:
+            finish(*writing.result())
+    finally:
+        readers.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True)
     report.seconds += time.perf_counter() - t0
     return report
 

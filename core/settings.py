@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # Decompression-bomb cap: images with more pixels are refused before they are decoded.
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     thumb_size: int = Field(default=320, ge=32, le=2048)
+    # Ingest decodes photos at most this long (JPEGs reduced by libjpeg's DCT scaling): enough for
+    # the 224 px model, thumbnails and face/text detection, never a 12 MP decode.
+    decode_max_side: int = Field(default=1024, ge=224, le=16384)
+    decode_workers: int = Field(default=2, ge=1, le=32, description="Threads reading and decoding photos during ingest.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
