@@ -191,6 +191,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _image_runtime_line(settings) -> str:
+    """What runs the bundled image model, from the decision stored at its last load (loads no model)."""
+    from models.efficientnet_onnx import read_decision
+
+    if settings.image_runtime == "torch":
+        return "torch - set explicitly (PHOTOLORE_IMAGE_RUNTIME=torch)"
+    decision = read_decision(settings.models_dir)
+    if decision is None:
+        return f"{settings.image_runtime} - measured when the model first loads (ONNX Runtime is used when it is faster)"
+    return f"{decision.runtime} - {decision.reason}"
+
+
 def cmd_status(args) -> int:
     from core.catalog import Catalog
     from core.settings import Settings
@@ -201,6 +213,8 @@ def cmd_status(args) -> int:
     cat = Catalog(settings.catalog_path)
     print(f"data dir: {settings.data_dir}")
     print(f"backend: {choice.name} - {choice.reason}")
+    if choice.name == "bundled":
+        print(f"image model runtime: {_image_runtime_line(settings)}")
     print(f"index: {'Chroma server ' + settings.chroma_host + ':' + str(settings.chroma_port) if settings.chroma_host else 'embedded Chroma at ' + str(settings.chroma_path)}")
     print(f"photos: {cat.count()} ({cat.count_files()} files); classes: {cat.classes()}")
     return 0

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Ingest decodes photos at most this long (JPEGs reduced by libjpeg's DCT scaling): enough for
     # the 224 px model, thumbnails and face/text detection, never a 12 MP decode.
     decode_max_side: int = Field(default=1024, ge=224, le=16384)
+    image_runtime: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="Bundled image model on PyTorch or ONNX Runtime; auto: whichever is faster here (measured once).")
     decode_workers: int = Field(default=2, ge=1, le=32, description="Threads reading and decoding photos during ingest.")
 
     @classmethod

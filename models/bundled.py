@@ -6,7 +6,8 @@ caption embeddings; image-to-image search uses the CNN features.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -14,6 +15,11 @@ from PIL import Image
 from models.base import Description, EncodedBatch, caption_from_tags, l2_normalise
 
 MODEL_ID = "bundled-effnetlite0-minilm"
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 def minilm_path() -> str:
@@ -29,7 +35,9 @@ class BundledBackend:
     model_id = MODEL_ID
     text_space = "caption"
 
-    def __init__(self, device: str = "cpu", top_k_tags: int = 5):
+    def __init__(self, device: str = "cpu", top_k_tags: int = 5, runtime: str = "torch", cache_dir: Optional[Path] = None):
+        """`runtime`: "torch", "onnx" or "auto" (ONNX Runtime when it is faster on this CPU; the
+        export and the decision are cached under `cache_dir`, the data dir's models folder)."""
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -43,6 +51,26 @@ class BundledBackend:
         self.text_model = SentenceTransformer(minilm_path(), device=device, local_files_only=True)
         self.categories = imagenet_categories()
         self.top_k_tags = top_k_tags
+        self._onnx = None
+        self.runtime, self.runtime_reason = "torch", "PyTorch (default)"
+        if runtime not in ("torch", "onnx", "auto"):
+            raise ValueError(f"unknown image runtime '{runtime}'; choose torch, onnx or auto")
+        if runtime != "torch":
+            if device != "cpu" or cache_dir is None:
+                self.runtime_reason = f"PyTorch: ONNX Runtime is only used on the CPU with a data dir (device {device})"
+            else:
+                from models.efficientnet import packaged_weights_path
+                from models.efficientnet_onnx import choose_runtime
+
+                try:
+                    decision, self._onnx = choose_runtime(self.cnn, packaged_weights_path(), cache_dir, mode=runtime)
+                except Exception as exc:
+                    if runtime == "onnx":
+                        raise RuntimeError(f"PHOTOLORE_IMAGE_RUNTIME=onnx but ONNX Runtime cannot run the image model ({exc}); "
+                                           "use auto or torch, or reinstall requirements.txt") from exc
+                    self.runtime_reason = f"PyTorch: ONNX Runtime could not be used ({exc})"
+                else:
+                    self.runtime, self.runtime_reason = decision.runtime, decision.reason
 
     @property
     def device(self) -> str:
@@ -56,13 +84,19 @@ class BundledBackend:
     def text_dim(self) -> int:
         return int(self.text_model.get_sentence_embedding_dimension())
 
+    def image_forward(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, 224, 224) preprocessed tensor -> (pooled features (B, 1280), logits (B, 1000)) on the active runtime."""
+        if self._onnx is not None:
+            return self._onnx(x.numpy())
+        with self._torch.inference_mode():
+            pooled, logits = self.cnn(x.to(self.device))
+        return pooled.float().cpu().numpy(), logits.float().cpu().numpy()
+
     def _forward(self, images: Sequence[Image.Image]):
         from models.efficientnet import preprocess
 
-        with self._torch.inference_mode():
-            pooled, logits = self.cnn(preprocess(images).to(self.device))
-            probs = logits.softmax(-1)
-        return pooled.float().cpu().numpy(), probs.float().cpu().numpy()
+        pooled, logits = self.image_forward(preprocess(images))
+        return pooled, _softmax(logits)
 
     def _describe_probs(self, probs: np.ndarray) -> list[Description]:
         out = []
