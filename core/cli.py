@@ -199,7 +199,7 @@ def _image_runtime_line(settings) -> str:
         return "torch - set explicitly (PHOTOLORE_IMAGE_RUNTIME=torch)"
     decision = read_decision(settings.models_dir)
     if decision is None:
-        return f"{settings.image_runtime} - measured when the model first loads (ONNX Runtime is used when it is faster)"
+        return f"{settings.image_runtime} - not measured yet: the first ingest batch times ONNX Runtime against PyTorch"
     return f"{decision.runtime} - {decision.reason}"
 
 

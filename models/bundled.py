@@ -6,6 +6,7 @@ caption embeddings; image-to-image search uses the CNN features.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,6 +16,7 @@ from PIL import Image
 from models.base import Description, EncodedBatch, caption_from_tags, l2_normalise
 
 MODEL_ID = "bundled-effnetlite0-minilm"
+_MIN_BATCH_TO_DECIDE = 4  # `auto` picks the image runtime at the first batch this big (an ingest, not a search)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -45,6 +47,7 @@ class BundledBackend:
         transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
         from models.efficientnet import imagenet_categories, load_efficientnet_lite0
+        from models.efficientnet_onnx import read_decision
 
         self._torch = torch
         self.cnn = load_efficientnet_lite0(device)
@@ -55,22 +58,32 @@ class BundledBackend:
         self.runtime, self.runtime_reason = "torch", "PyTorch (default)"
         if runtime not in ("torch", "onnx", "auto"):
             raise ValueError(f"unknown image runtime '{runtime}'; choose torch, onnx or auto")
+        self._pending_runtime: Optional[tuple[str, Path]] = None
         if runtime != "torch":
             if device != "cpu" or cache_dir is None:
                 self.runtime_reason = f"PyTorch: ONNX Runtime is only used on the CPU with a data dir (device {device})"
+            elif runtime == "auto" and read_decision(Path(cache_dir)) is None:
+                # Decided on the first batch worth timing (an ingest), so opening the app or a
+                # search never waits for the one-off export and measurement.
+                self._pending_runtime = (runtime, Path(cache_dir))
+                self.runtime_reason = "PyTorch until the first ingest batch measures ONNX Runtime against it"
             else:
-                from models.efficientnet import packaged_weights_path
-                from models.efficientnet_onnx import choose_runtime
+                self._decide_runtime(runtime, Path(cache_dir))
+        self._runtime_lock = threading.Lock()
 
-                try:
-                    decision, self._onnx = choose_runtime(self.cnn, packaged_weights_path(), cache_dir, mode=runtime)
-                except Exception as exc:
-                    if runtime == "onnx":
-                        raise RuntimeError(f"PHOTOLORE_IMAGE_RUNTIME=onnx but ONNX Runtime cannot run the image model ({exc}); "
-                                           "use auto or torch, or reinstall requirements.txt") from exc
-                    self.runtime_reason = f"PyTorch: ONNX Runtime could not be used ({exc})"
-                else:
-                    self.runtime, self.runtime_reason = decision.runtime, decision.reason
+    def _decide_runtime(self, mode: str, cache_dir: Path) -> None:
+        from models.efficientnet import packaged_weights_path
+        from models.efficientnet_onnx import choose_runtime
+
+        try:
+            decision, self._onnx = choose_runtime(self.cnn, packaged_weights_path(), cache_dir, mode=mode)
+        except Exception as exc:
+            if mode == "onnx":
+                raise RuntimeError(f"PHOTOLORE_IMAGE_RUNTIME=onnx but ONNX Runtime cannot run the image model ({exc}); "
+                                   "use auto or torch, or reinstall requirements.txt") from exc
+            self.runtime_reason = f"PyTorch: ONNX Runtime could not be used ({exc})"
+        else:
+            self.runtime, self.runtime_reason = decision.runtime, decision.reason
 
     @property
     def device(self) -> str:
@@ -94,6 +107,12 @@ class BundledBackend:
 
     def _forward(self, images: Sequence[Image.Image]):
         from models.efficientnet import preprocess
+
+        if self._pending_runtime is not None and len(images) >= _MIN_BATCH_TO_DECIDE:
+            with self._runtime_lock:
+                if self._pending_runtime is not None:
+                    self._decide_runtime(*self._pending_runtime)
+                    self._pending_runtime = None
 
         pooled, logits = self.image_forward(preprocess(images))
         return pooled, _softmax(logits)

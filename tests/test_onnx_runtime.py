@@ -55,16 +55,22 @@ def test_onnx_matches_pytorch_on_real_photos(onnx_backend, bundled_backend):
     assert (t_enc.image_embeddings * o_enc.image_embeddings).sum(1).min() >= 0.999
 
 
-def test_runtime_decision_is_cached_and_shown_by_status(onnx_backend, onnx_data_dir, tmp_path):
+def test_auto_decides_on_the_first_ingest_batch_and_status_shows_it(onnx_backend, onnx_data_dir, tmp_path):
     from models.bundled import BundledBackend
     from models.efficientnet_onnx import DECISION_FILE
 
     data = onnx_data_dir  # the export made for `onnx_backend` is reused; auto measures both runtimes
+    decision_file = data / "models" / "onnx" / DECISION_FILE
+    decision_file.unlink()
     auto = BundledBackend("cpu", runtime="auto", cache_dir=data / "models")
-    stored = json.loads((data / "models" / "onnx" / DECISION_FILE).read_text())
+    photos = _real_photos()
+    auto.embed_images(photos[:1])  # a search query: no measuring yet
+    assert auto.runtime == "torch" and not decision_file.exists()
+    auto.encode(photos[:4])  # an ingest batch: measured now
+    stored = json.loads(decision_file.read_text())
     assert stored["runtime"] == auto.runtime and stored["torch_ms_per_image"] > 0 and stored["onnx_ms_per_image"] > 0
-    # auto picks the faster one it measured
     assert auto.runtime == ("onnx" if stored["onnx_ms_per_image"] < stored["torch_ms_per_image"] else "torch")
+    assert BundledBackend("cpu", runtime="auto", cache_dir=data / "models").runtime == auto.runtime  # the next load reuses it
     env = dict(os.environ, PHOTOLORE_DATA_DIR=str(data), PHOTOLORE_BACKEND="bundled", PHOTOLORE_SECRETS=str(tmp_path / "none.toml"))
     out = subprocess.run([PYTHON, "-m", "core", "status"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
