@@ -106,7 +106,7 @@ def cmd_search(args) -> int:
             from core.images import ImageError, load_rgb
 
             try:
-                img = load_rgb(Path(args.image), max_pixels=services.settings.max_image_pixels)
+                img = load_rgb(Path(args.image), max_pixels=services.settings.max_image_pixels, max_side=services.settings.decode_max_side)
             except ImageError as exc:
                 print(f"error: {args.image}: {exc.reason}", file=sys.stderr)
                 return 2

@@ -171,8 +171,8 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
     return DecodedImage(image=rgb, width=width, height=height, taken_at=taken_at, orientation=orientation, format=fmt)
 
 
-def read_image_file(path: Path, *, max_pixels: int = 64_000_000) -> tuple[bytes, DecodedImage]:
-    """Read and decode a file; raises `ImageError` for unreadable or bad files."""
+def read_image_file(path: Path, *, max_pixels: int = 64_000_000, max_side: Optional[int] = None) -> tuple[bytes, DecodedImage]:
+    """Read and decode a file (see `decode_image` for `max_side`); raises `ImageError` for unreadable or bad files."""
     try:
         data = Path(path).read_bytes()
     except IsADirectoryError:
@@ -181,12 +181,12 @@ def read_image_file(path: Path, *, max_pixels: int = 64_000_000) -> tuple[bytes,
         raise ImageError("permission denied: PhotoLore cannot read this file; check its permissions") from None
     except OSError as exc:
         raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
-    return data, decode_image(data, max_pixels=max_pixels, name=str(path))
+    return data, decode_image(data, max_pixels=max_pixels, name=str(path), max_side=max_side)
 
 
-def load_rgb(path: Path, *, max_pixels: int = 64_000_000) -> Image.Image:
+def load_rgb(path: Path, *, max_pixels: int = 64_000_000, max_side: Optional[int] = None) -> Image.Image:
     """Convenience: an upright RGB image from a path (raises `ImageError`)."""
-    return read_image_file(path, max_pixels=max_pixels)[1].image
+    return read_image_file(path, max_pixels=max_pixels, max_side=max_side)[1].image
 
 
 def make_thumbnail(image: Image.Image, size: int) -> Image.Image:
