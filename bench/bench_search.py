@@ -1,12 +1,18 @@
-"""Search latency and recall of the Chroma index vs exact brute force, in the same run.
+"""Search latency end to end and recall of the Chroma index vs exact numpy search, in the same run.
 
-    python bench/bench_search.py [--sizes 10000 100000] [--queries 200]
+    python bench/bench_search.py [--sizes 10000 100000] [--queries 200] [--spaces caption image]
 
-Vectors: 384-d (MiniLM's size) drawn from a mixture of clusters, L2-normalised, like real
-caption embeddings. Each query = a real MiniLM text embedding time + the index lookup; the
-baseline is an exact numpy dot product over all vectors with the same query vectors.
-Targets: p95 <= 50 ms at 100k and recall@10 >= 0.95. The text-embedding and index-lookup parts
-are also reported separately, so a slow run shows which part was slow.
+Index: `size` vectors in the caption space (384-d, MiniLM's size) and the image space (1280-d,
+EfficientNet-Lite0's), drawn from a mixture of clusters and L2-normalised like real embeddings,
+plus a real SQLite catalog holding one row per vector. A query, end to end, is what the Search
+page does: the real query embedding (MiniLM for a text; EfficientNet-Lite0 on a real demo photo
+for image-to-image), the Chroma lookup, and the catalog rows of the hits. The lookup uses a
+held-out vector from the same mixture (a real query embedding would land far from synthetic
+clusters), so recall@10 is measured against exact numpy search on that same vector.
+The exact baseline runs in its own loop after the index loop: interleaving them lets numpy's BLAS
+threads compete with the query embedding (the issue's "48 ms instead of 9.5 ms").
+Targets: p95 <= 50 ms at the largest size and recall@10 >= 0.95, for text and image queries.
+Timings on a shared machine vary: compare the parts of one run, not runs.
 """
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import core  # noqa: E402,F401  (sets the OpenMP wait policy before torch is imported, as the app does)
+
+DIMS = {"caption": 384, "image": 1280}
 
 
 def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
@@ -29,7 +38,90 @@ def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -
 
 
 def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values) * 1000.0, q))
+    return round(float(np.percentile(np.asarray(values) * 1000.0, q)), 2)
+
+
+def fill_catalog(catalog, size: int) -> None:
+    from core.catalog import FileRecord, Photo, now_iso
+
+    now = now_iso()
+    for start in range(0, size, 5000):
+        ids = [f"p{i}" for i in range(start, min(size, start + 5000))]
+        photos = [Photo(id=i, path=f"/photos/{i}.jpg", source="bench", class_name="bench", width=640, height=480, format="JPEG",
+                        taken_at=None, orientation=1, added_at=now, thumb_path="", caption=f"a photo of item {i}",
+                        caption_source="bench", tags=[("item", 0.9)]) for i in ids]
+        catalog.commit_batch(photos, [FileRecord(p.path, p.id, 1, 1) for p in photos], "bench", indexed=ids)
+
+
+def query_images(n: int):
+    """Real photos to search with: the demo photos and crops of them."""
+    from PIL import Image
+
+    from core.demo import demo_sources
+
+    base = [Image.fromarray(np.asarray(load()).astype(np.uint8)).convert("RGB") for load in demo_sources().values()]
+    out = []
+    for i in range(n):
+        img = base[i % len(base)]
+        w, h = img.size
+        c = (i // len(base)) % 4 * 0.05
+        out.append(img.crop((int(w * c), int(h * c), w - int(w * c), h - int(h * c))))
+    return out
+
+
+def run_space(space: str, size: int, args, services, rng) -> dict:
+    from core.search import _hits_to_results
+
+    dim = DIMS[space]
+    centres = rng.normal(size=(2000, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    data = clustered(size, dim, rng, centres)
+    queries = clustered(args.queries, dim, rng, centres)
+    t0 = time.perf_counter()
+    services.store.upsert("bench", space, [f"p{i}" for i in range(size)], data, [{"class_name": "bench"}] * size)
+    build_s = time.perf_counter() - t0
+    backend = services.backend
+    if space == "caption":
+        inputs = [f"a photo of item {i} on a table" for i in range(args.queries)]
+        embed = lambda x: backend.embed_texts([x])  # noqa: E731
+    else:
+        inputs = query_images(args.queries)
+        embed = lambda x: backend.embed_images([x])  # noqa: E731
+
+    for x, q in zip(inputs[:10], queries[:10]):  # warm-up: first queries load the index and the model's kernels
+        embed(x)
+        services.store.query("bench", space, q, k=args.k)
+    total, emb, lookup, cat, found = [], [], [], [], []
+    for x, q in zip(inputs, queries):
+        t0 = time.perf_counter()
+        embed(x)
+        t1 = time.perf_counter()
+        hits = services.store.query("bench", space, q, k=args.k + 8)
+        t2 = time.perf_counter()
+        results = _hits_to_results(services, hits, k=args.k, threshold=-1.0)
+        t3 = time.perf_counter()
+        total.append(t3 - t0)
+        emb.append(t1 - t0)
+        lookup.append(t2 - t1)
+        cat.append(t3 - t2)
+        found.append({int(r.photo.id[1:]) for r in results})
+    exact_lat, recalls = [], []
+    for q, got in zip(queries, found):
+        t0 = time.perf_counter()
+        scores = data @ q
+        top = np.argpartition(-scores, args.k)[: args.k]
+        exact = set(top[np.argsort(-scores[top])].tolist())
+        exact_lat.append(time.perf_counter() - t0)
+        recalls.append(len(exact & got) / args.k)
+    return {
+        "space": space, "vectors": size, "dim": dim, "build_s": round(build_s, 1),
+        "e2e_p50_ms": pct(total, 50), "e2e_p95_ms": pct(total, 95),
+        "embed_p50_ms": pct(emb, 50), "embed_p95_ms": pct(emb, 95),
+        "lookup_p50_ms": pct(lookup, 50), "lookup_p95_ms": pct(lookup, 95),
+        "catalog_p50_ms": pct(cat, 50), "catalog_p95_ms": pct(cat, 95),
+        "exact_numpy_p50_ms": pct(exact_lat, 50), "exact_numpy_p95_ms": pct(exact_lat, 95),
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+    }
 
 
 def main() -> None:
@@ -37,60 +129,29 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--spaces", nargs="+", default=["caption", "image"], choices=sorted(DIMS))
+    ap.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="image model runtime for image queries")
     args = ap.parse_args()
 
+    import torch
+
+    from core.services import build_services
     from core.settings import Settings
     from models.bundled import BundledBackend
-    from vectorstore.store import VectorStore
 
-    dim = 384
+    work = Path(tempfile.mkdtemp(prefix="photolore-search-"))
+    backend = BundledBackend("cpu", runtime=args.runtime, cache_dir=work / "models")
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(2000, dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    backend = BundledBackend("cpu")
-    texts = [f"a photo of item {i} on a table" for i in range(args.queries)]
-    backend.embed_texts(texts[:4])  # warm-up
-
     results = []
     for size in args.sizes:
-        data = clustered(size, dim, rng, centres)
-        queries = clustered(args.queries, dim, rng, centres)
-        store = VectorStore.from_settings(Settings(data_dir=Path(tempfile.mkdtemp(prefix="photolore-search-"))))
-        ids = [f"p{i}" for i in range(size)]
-        t0 = time.perf_counter()
-        store.upsert("bench", "caption", ids, data, [{"i": i} for i in range(size)])
-        build_s = time.perf_counter() - t0
-
-        index_lat, exact_lat, lookup_lat, embed_lat, recalls = [], [], [], [], []
-        for q, text in zip(queries, texts):
-            t0 = time.perf_counter()
-            backend.embed_texts([text])
-            t1 = time.perf_counter()
-            hits = store.query("bench", "caption", q, k=args.k)
-            t2 = time.perf_counter()
-            index_lat.append(t2 - t0)
-            embed_lat.append(t1 - t0)
-            lookup_lat.append(t2 - t1)
-            t0 = time.perf_counter()
-            backend.embed_texts([text])
-            scores = data @ q
-            top = np.argpartition(-scores, args.k)[: args.k]
-            exact = set(top[np.argsort(-scores[top])].tolist())
-            exact_lat.append(time.perf_counter() - t0)
-            recalls.append(len(exact & {int(h.id[1:]) for h in hits}) / args.k)
-        results.append({
-            "vectors": size, "build_s": round(build_s, 2),
-            "index_p50_ms": round(pct(index_lat, 50), 2), "index_p95_ms": round(pct(index_lat, 95), 2),
-            "exact_p50_ms": round(pct(exact_lat, 50), 2), "exact_p95_ms": round(pct(exact_lat, 95), 2),
-            "text_embed_p50_ms": round(pct(embed_lat, 50), 2), "index_lookup_p50_ms": round(pct(lookup_lat, 50), 2),
-            "index_lookup_p95_ms": round(pct(lookup_lat, 95), 2),
-            "recall_at_10": round(float(np.mean(recalls)), 4),
-            "p95_ratio_index_over_exact": round(pct(index_lat, 95) / pct(exact_lat, 95), 3),
-        })
-    last = results[-1]
-    print(json.dumps({"bench": "search", "dim": dim, "queries": args.queries, "results": results,
-                      "targets": {"p95_ms": 50, "recall_at_10": 0.95},
-                      "meets_target": last["index_p95_ms"] <= 50 and last["recall_at_10"] >= 0.95}, indent=1))
+        services = build_services(Settings(data_dir=work / f"data-{size}"), backend=backend)
+        fill_catalog(services.catalog, size)
+        for space in args.spaces:
+            results.append(run_space(space, size, args, services, rng))
+    largest = [r for r in results if r["vectors"] == max(args.sizes)]
+    print(json.dumps({"bench": "search", "queries": args.queries, "image_runtime": backend.runtime, "torch_threads": torch.get_num_threads(),
+                      "results": results, "targets": {"e2e_p95_ms": 50, "recall_at_10": 0.95},
+                      "meets_target": all(r["e2e_p95_ms"] <= 50 and r["recall_at_10"] >= 0.95 for r in largest)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def cmd_search(args) -> int:
             from core.images import ImageError, load_rgb
 
             try:
-                img = load_rgb(Path(args.image), max_pixels=services.settings.max_image_pixels)
+                img = load_rgb(Path(args.image), max_pixels=services.settings.max_image_pixels, max_side=services.settings.decode_max_side)
             except ImageError as exc:
                 print(f"error: {args.image}: {exc.reason}", file=sys.stderr)
                 return 2
@@ -229,6 +229,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _image_runtime_line(settings) -> str:
+    """What runs the bundled image model, from the decision stored at its last load (loads no model)."""
+    from models.efficientnet_onnx import read_decision
+
+    if settings.image_runtime == "torch":
+        return "torch - set explicitly (PHOTOLORE_IMAGE_RUNTIME=torch)"
+    decision = read_decision(settings.models_dir)
+    if decision is None:
+        return f"{settings.image_runtime} - not measured yet: the first ingest batch times ONNX Runtime against PyTorch"
+    return f"{decision.runtime} - {decision.reason}"
+
+
 def cmd_status(args) -> int:
     from core.catalog import Catalog
     from core.settings import Settings
@@ -239,6 +251,8 @@ def cmd_status(args) -> int:
     cat = Catalog(settings.catalog_path)
     print(f"data dir: {settings.data_dir}")
     print(f"backend: {choice.name} - {choice.reason}")
+    if choice.name == "bundled":
+        print(f"image model runtime: {_image_runtime_line(settings)}")
     print(f"index: {'Chroma server ' + settings.chroma_host + ':' + str(settings.chroma_port) if settings.chroma_host else 'embedded Chroma at ' + str(settings.chroma_path)}")
     print(f"photos: {cat.count()} ({cat.count_files()} files); classes: {cat.classes()}")
     return 0

@@ -91,9 +91,10 @@ class _EmbedWorker:
         for k, raw in zip(batch["k"], batch["entries"]):
             entries = pickle.loads(raw)
             items, skips = read_batch(entries, max_pixels=self.settings.max_image_pixels, already_indexed=self.known,
-                                      want_phash=self.settings.near_dup_threshold >= 0)
+                                      want_phash=self.settings.near_dup_threshold >= 0, max_side=self.settings.decode_max_side,
+                                      thumb_size=self.settings.thumb_size)
             embedded = embed_batch(items, self.backend)
-            # Only a thumbnail-sized copy travels back: the driver needs pixels for the thumbnail alone.
+            # Only a thumbnail-sized copy travels back: the thumbnail is made already; the driver needs no pixels.
             items = [dataclasses.replace(it, decoded=dataclasses.replace(it.decoded, image=make_thumbnail(it.decoded.image, self.settings.thumb_size)))
                      if it.decoded is not None else it for it in items]
             out.append(pickle.dumps((k, items, skips, embedded), protocol=pickle.HIGHEST_PROTOCOL))

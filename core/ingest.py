@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core.catalog import Catalog, FileRecord, Photo, now_iso
-from core.images import NOT_READ_PREFIX, DecodedImage, ImageError, decode_image, make_thumbnail, save_jpeg_atomic, sha256_bytes, unread_reason
+from core.images import (NOT_READ_PREFIX, DecodedImage, ImageError, atomic_write_bytes, decode_image, jpeg_bytes, make_thumbnail,
+                         sha256_bytes, unread_reason)
 from core.ingest_outcomes import FileOutcome, NearDup, Skip, record_outcomes, split_near_duplicates
 from core.neardup import backfill as backfill_phashes
 from core.neardup import phash, to_hex
@@ -42,6 +44,7 @@ class ReadItem:
     photo_id: str
     decoded: Optional[DecodedImage]  # None when the photo is already indexed (only a new path)
     phash: Optional[int] = None  # perceptual hash of a decoded photo (core.neardup)
+    thumbnail: Optional[bytes] = None  # JPEG bytes, made by the read stage when asked to
 
 
 @dataclass
@@ -123,8 +126,10 @@ def scan(root: Path, *, exclude: Sequence[Path] = (), unread: Optional[list[Skip
 
 # --- stage 1: read & decode (pure) ------------------------------------------------------------
 def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed: frozenset[str] = frozenset(),
-               want_phash: bool = True) -> tuple[list[ReadItem], list[Skip]]:
-    """Read, hash and decode files. Files whose hash is in `already_indexed` are not decoded.
+               want_phash: bool = True, max_side: Optional[int] = None, thumb_size: Optional[int] = None
+               ) -> tuple[list[ReadItem], list[Skip]]:
+    """Read, hash and decode files (at most `max_side` px, JPEGs decoded reduced); thumbnails when
+    `thumb_size` is given. Files whose hash is in `already_indexed` are not decoded.
 
     Any error on one file becomes that file's skip reason: one odd file never stops a folder.
     """
@@ -132,14 +137,15 @@ def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed
     skips: list[Skip] = []
     for e in entries:
         try:
-            got = _read_one(e, max_pixels, already_indexed, want_phash)
+            got = _read_one(e, max_pixels, already_indexed, want_phash, max_side, thumb_size)
         except Exception as exc:  # a decoder or plugin bug must cost this file only
             got = Skip(e.path, f"unexpected error: {type(exc).__name__}: {exc}")
         (skips if isinstance(got, Skip) else items).append(got)
     return items, skips
 
 
-def _read_one(e: FileEntry, max_pixels: int, already_indexed: frozenset[str], want_phash: bool) -> ReadItem | Skip:
+def _read_one(e: FileEntry, max_pixels: int, already_indexed: frozenset[str], want_phash: bool,
+              max_side: Optional[int] = None, thumb_size: Optional[int] = None) -> ReadItem | Skip:
     try:
         data = Path(e.path).read_bytes()
     except IsADirectoryError:
@@ -152,10 +158,12 @@ def _read_one(e: FileEntry, max_pixels: int, already_indexed: frozenset[str], wa
     if pid in already_indexed:
         return ReadItem(e, pid, None)
     try:
-        decoded = decode_image(data, max_pixels=max_pixels, name=e.path)
+        decoded = decode_image(data, max_pixels=max_pixels, name=e.path, max_side=max_side)
     except ImageError as exc:
         return Skip(e.path, exc.reason)
-    return ReadItem(e, pid, decoded, phash(decoded.image) if want_phash else None)
+    del data  # a phone photo's bytes are several MB: don't hold them while the batch waits
+    thumb = jpeg_bytes(make_thumbnail(decoded.image, thumb_size)) if thumb_size else None
+    return ReadItem(e, pid, decoded, phash(decoded.image) if want_phash else None, thumb)
 
 
 # --- stage 2: embed (pure given the model) ------------------------------------------------------
@@ -185,7 +193,7 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
         d = it.decoded
         thumb = Path(thumbs_dir) / it.photo_id[:2] / f"{it.photo_id}.jpg"
         if not thumb.exists():
-            save_jpeg_atomic(make_thumbnail(d.image, thumb_size), thumb)
+            atomic_write_bytes(thumb, it.thumbnail or jpeg_bytes(make_thumbnail(d.image, thumb_size)))
         desc = embedded[it.photo_id][1]
         photos[it.photo_id] = Photo(
             id=it.photo_id, path=it.entry.path, source=source,
@@ -226,29 +234,39 @@ BatchExecutor = Callable[..., Iterator[tuple[int, list[ReadItem], list[Skip], di
 
 
 class LocalExecutor:
-    """Read + decode the next batch on a worker thread while the model embeds the current one."""
+    """Read + decode on a pool of threads that keeps a few batches in flight, embed in this thread.
 
-    def __init__(self, max_pixels: int, want_phash: bool = True):
-        self.max_pixels = max_pixels
+    Memory is bounded by the batches in flight, not by the folder. Threads, not processes:
+    Pillow and hashlib release the GIL, and images need no pickling.
+    """
+
+    def __init__(self, settings, want_phash: bool = True):
+        self.settings = settings
         self.want_phash = want_phash
 
     def __call__(self, batches: list[list[FileEntry]], *, backend, known: frozenset[str], written: set[str],
                  cancel: Optional[threading.Event] = None):
-        def read(batch: list[FileEntry]):
-            return read_batch(batch, max_pixels=self.max_pixels, already_indexed=known, want_phash=self.want_phash)
+        s = self.settings
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-read") as pool:
-            future = pool.submit(read, batches[0]) if batches else None
+        def read(batch: list[FileEntry]):
+            return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known, want_phash=self.want_phash,
+                              max_side=s.decode_max_side, thumb_size=s.thumb_size)
+
+        ahead = s.decode_workers + 1
+        readers = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="photolore-read")
+        try:
+            pending = deque(readers.submit(read, b) for b in batches[:ahead])
             for k in range(len(batches)):
-                items, skips = future.result()
-                future = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+                items, skips = pending.popleft().result()
+                if k + ahead < len(batches):
+                    pending.append(readers.submit(read, batches[k + ahead]))
                 if cancel is not None and cancel.is_set():
                     yield k, [], [], {}  # let the driver see the cancel without doing this batch's work
-                    break
+                    return
                 items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
                 yield k, items, skips, embed_batch(items, backend)
-            if future is not None:
-                future.cancel()
+        finally:
+            readers.shutdown(wait=True, cancel_futures=True)
 
 
 # --- driver ---------------------------------------------------------------------------------------------
@@ -317,23 +335,19 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
     kept = catalog.near_dup_kept([e.path for e in todo]) if todo and threshold >= 0 else set()
     first_path: dict[str, str] = {}  # photo id -> path, for photos of this run
 
-    run = executor or LocalExecutor(s.max_image_pixels, want_phash=threshold >= 0)
-    for k, items, skips, embedded in run(batches, backend=backend, known=known, written=written, cancel=cancel):
-        if cancel is not None and cancel.is_set():
-            report.cancelled = True
-            break
-        items, near = split_near_duplicates(items, catalog, library_hashes, kept, threshold, first_path)
-        # Near duplicates are not written; an executor that embeds batches in parallel may embed one
-        # photo twice: write it once.
-        keep_ids = {it.photo_id for it in items}
-        embedded = {pid: v for pid, v in embedded.items() if pid in keep_ids and pid not in written}
-        written.update(embedded)
+    run = executor or LocalExecutor(s, want_phash=threshold >= 0)
+
+    def write(k: int, items: list[ReadItem], embedded: dict, skips: list[Skip], near: list[NearDup]):
         added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
                                        thumbs_dir=s.thumbs_dir, thumb_size=s.thumb_size, source=source, class_override=class_override)
         sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
         if skips or near:
             catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips]
                                    + [(n.path, *sizes[n.path], n.reason, n.photo_id, n.distance) for n in near])
+        return k, items, embedded, skips, near, added, new_paths
+
+    def finish(k: int, items: list[ReadItem], embedded: dict, skips: list[Skip], near: list[NearDup], added: int, new_paths: int) -> None:
+        nonlocal done  # report and progress on the calling thread (a Streamlit progress bar needs it)
         record_outcomes(report, items, embedded, skips, near, catalog, first_path)
         report.added += added
         report.new_paths += new_paths
@@ -343,6 +357,31 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
         done += len(batches[k])
         if on_progress:
             on_progress(done, total, stage="ingest", added=report.added, skipped=len(report.skipped))
+
+    # One writer stores batch k while the executor embeds batch k+1, so the model rarely waits.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-write")
+    writing = None
+    try:
+        for k, items, skips, embedded in run(batches, backend=backend, known=known, written=written, cancel=cancel):
+            if cancel is not None and cancel.is_set():
+                report.cancelled = True
+                break
+            items, near = split_near_duplicates(items, catalog, library_hashes, kept, threshold, first_path)
+            # Near duplicates are not written; an executor that embeds batches in parallel may embed
+            # one photo twice: write it once.
+            keep_ids = {it.photo_id for it in items}
+            embedded = {pid: v for pid, v in embedded.items() if pid in keep_ids and pid not in written}
+            written.update(embedded)
+            if writing is not None:
+                finish(*writing.result())
+            writing = writer.submit(write, k, items, embedded, skips, near)
+        if writing is not None:
+            finish(*writing.result())
+            writing = None
+    finally:
+        if writing is not None:  # cancelled: the batch already being written still completes
+            finish(*writing.result())
+        writer.shutdown(wait=True)
     report.seconds += time.perf_counter() - t0
     return report
 

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     thumb_size: int = Field(default=320, ge=32, le=2048)
     # Perceptual-hash distance (bits of 64) at which import and crawl call two photos near duplicates; -1: off.
     near_dup_threshold: int = Field(default=NEAR_DUP_DEFAULT, ge=-1, le=64)
+    # Ingest decodes photos at most this long (JPEGs reduced by libjpeg's DCT scaling): enough for
+    # the 224 px model, thumbnails and face/text detection, never a 12 MP decode.
+    decode_max_side: int = Field(default=1024, ge=224, le=16384)
+    image_runtime: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="Bundled image model on PyTorch or ONNX Runtime; auto: whichever is faster here (measured once).")
+    decode_workers: int = Field(default=2, ge=1, le=32, description="Threads reading and decoding photos during ingest.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:

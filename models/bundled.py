@@ -8,7 +8,8 @@ Text queries are scored against both (core.search); image-to-image search uses t
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -16,6 +17,12 @@ from PIL import Image
 from models.base import Description, EncodedBatch, caption_from_tags, l2_normalise
 
 MODEL_ID = "bundled-effnetlite0-minilm"
+_MIN_BATCH_TO_DECIDE = 4  # `auto` picks the image runtime at the first batch this big (an ingest, not a search)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 def minilm_path() -> str:
@@ -31,8 +38,11 @@ class BundledBackend:
     model_id = MODEL_ID
     text_space = "caption"
 
-    def __init__(self, device: str = "cpu", top_k_tags: int = 5, facts: object = "auto"):
-        """`facts`: "auto" builds the FactsExtractor on first use; None turns facts off; or pass a built one."""
+    def __init__(self, device: str = "cpu", top_k_tags: int = 5, facts: object = "auto", runtime: str = "torch",
+                 cache_dir: Optional[Path] = None):
+        """`facts`: "auto" builds the FactsExtractor on first use; None turns facts off; or pass a built one.
+        `runtime`: "torch", "onnx" or "auto" (ONNX Runtime when it is faster on this CPU; the export
+        and the decision are cached under `cache_dir`, the data dir's models folder)."""
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -40,6 +50,7 @@ class BundledBackend:
         transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
         from models.efficientnet import imagenet_categories, load_efficientnet_lite0
+        from models.efficientnet_onnx import read_decision
 
         self._torch = torch
         self.cnn = load_efficientnet_lite0(device)
@@ -49,6 +60,36 @@ class BundledBackend:
         self._facts = facts
         self._facts_lock = threading.Lock()
         self._term_cache: dict = {}  # word -> embedding, for facts vectors
+        self._onnx = None
+        self.runtime, self.runtime_reason = "torch", "PyTorch (default)"
+        if runtime not in ("torch", "onnx", "auto"):
+            raise ValueError(f"unknown image runtime '{runtime}'; choose torch, onnx or auto")
+        self._pending_runtime: Optional[tuple[str, Path]] = None
+        if runtime != "torch":
+            if device != "cpu" or cache_dir is None:
+                self.runtime_reason = f"PyTorch: ONNX Runtime is only used on the CPU with a data dir (device {device})"
+            elif runtime == "auto" and read_decision(Path(cache_dir)) is None:
+                # Decided on the first batch worth timing (an ingest), so opening the app or a
+                # search never waits for the one-off export and measurement.
+                self._pending_runtime = (runtime, Path(cache_dir))
+                self.runtime_reason = "PyTorch until the first ingest batch measures ONNX Runtime against it"
+            else:
+                self._decide_runtime(runtime, Path(cache_dir))
+        self._runtime_lock = threading.Lock()
+
+    def _decide_runtime(self, mode: str, cache_dir: Path) -> None:
+        from models.efficientnet import packaged_weights_path
+        from models.efficientnet_onnx import choose_runtime
+
+        try:
+            decision, self._onnx = choose_runtime(self.cnn, packaged_weights_path(), cache_dir, mode=mode)
+        except Exception as exc:
+            if mode == "onnx":
+                raise RuntimeError(f"PHOTOLORE_IMAGE_RUNTIME=onnx but ONNX Runtime cannot run the image model ({exc}); "
+                                   "use auto or torch, or reinstall requirements.txt") from exc
+            self.runtime_reason = f"PyTorch: ONNX Runtime could not be used ({exc})"
+        else:
+            self.runtime, self.runtime_reason = decision.runtime, decision.reason
 
     @property
     def device(self) -> str:
@@ -73,19 +114,27 @@ class BundledBackend:
                     self._facts = FactsExtractor()
         return self._facts
 
+    def image_forward(self, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, 3, 224, 224) preprocessed tensor -> (pooled features (B, 1280), logits (B, 1000),
+        region logits (B, 4, 1000)) on the active runtime; both runtimes give all three."""
+        if self._onnx is not None:
+            return self._onnx(x.numpy())
+        with self._torch.inference_mode():
+            pooled, logits, regions = self.cnn.forward_with_regions(x.to(self.device))
+        return pooled.float().cpu().numpy(), logits.float().cpu().numpy(), regions.float().cpu().numpy()
+
     def _forward(self, images: Sequence[Image.Image]):
         """(pooled (N, 1280), class probs (N, 1000), region probs (N, 4, 1000)) from one CNN pass."""
         from models.efficientnet import preprocess
 
-        with self._torch.inference_mode():
-            fmap = self.cnn.forward_features(preprocess(images).to(self.device))  # (N, 1280, 7, 7)
-            pooled = fmap.mean(dim=(2, 3))
-            probs = self.cnn._fc(pooled).softmax(-1)
-            # Four overlapping 4x4-cell regions of the 7x7 map (the photo's quadrants): a small object
-            # that loses the whole-photo vote can still win its quadrant, at the cost of one matmul.
-            regions = self._torch.nn.functional.avg_pool2d(fmap, kernel_size=4, stride=3)  # (N, 1280, 2, 2)
-            region_probs = self.cnn._fc(regions.flatten(2).transpose(1, 2)).softmax(-1)  # (N, 4, 1000)
-        return pooled.float().cpu().numpy(), probs.float().cpu().numpy(), region_probs.float().cpu().numpy()
+        if self._pending_runtime is not None and len(images) >= _MIN_BATCH_TO_DECIDE:
+            with self._runtime_lock:
+                if self._pending_runtime is not None:
+                    self._decide_runtime(*self._pending_runtime)
+                    self._pending_runtime = None
+
+        pooled, logits, region_logits = self.image_forward(preprocess(images))
+        return pooled, _softmax(logits), _softmax(region_logits)
 
     def _describe(self, images: Sequence[Image.Image], probs: np.ndarray, region_probs: np.ndarray) -> list[Description]:
         extractor = self.facts_extractor

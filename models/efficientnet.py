@@ -90,6 +90,28 @@ class EfficientNetLite0(nn.Module):
         pooled = self.forward_features(x).mean(dim=(2, 3))
         return pooled, self._fc(pooled)
 
+    def forward_with_regions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pooled (B, 1280), logits (B, 1000), region logits (B, 4, 1000)) from one pass.
+
+        The regions are four overlapping 4x4-cell windows of the 7x7 map (the photo's quadrants): a
+        small object that loses the whole-photo vote can still win its quadrant, for one matmul.
+        """
+        fmap = self.forward_features(x)  # (B, 1280, 7, 7)
+        pooled = fmap.mean(dim=(2, 3))
+        regions = nn.functional.avg_pool2d(fmap, kernel_size=4, stride=3)  # (B, 1280, 2, 2)
+        return pooled, self._fc(pooled), self._fc(regions.flatten(2).transpose(1, 2))
+
+
+class WithRegions(nn.Module):
+    """The model with `forward_with_regions` as its forward, for export (ONNX)."""
+
+    def __init__(self, model: EfficientNetLite0):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.model.forward_with_regions(x)
+
 
 def packaged_weights_path() -> Path:
     try:

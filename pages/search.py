@@ -41,7 +41,8 @@ try:
         upload = st.file_uploader("Photo to search with", key="search-upload", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"])
         if upload is not None:
             try:
-                query = decode_image(upload.getvalue(), max_pixels=services.settings.max_image_pixels).image
+                query = decode_image(upload.getvalue(), max_pixels=services.settings.max_image_pixels,
+                                     max_side=services.settings.decode_max_side).image  # a phone photo: no 12 MP decode
             except ImageError as exc:
                 st.error(f"{md_escape(upload.name)}: {md_escape(exc.reason)}")
                 st.stop()

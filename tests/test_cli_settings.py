@@ -23,6 +23,15 @@ def test_ingest_and_search_commands(demo_env, capsys, tmp_path):
     assert out[0]["path"].endswith("coffee.jpg") and len(out) == 2
     assert main(["search", "--image", str(demo_env / "library" / "demo" / "chelsea.jpg"), "-k", "1"]) == 0
     assert "chelsea.jpg" in capsys.readouterr().out
+    # a phone-size copy stored sideways (EXIF orientation 6): decoded reduced and upright, it still finds the cat
+    from PIL import Image
+
+    phone = Image.open(demo_env / "library" / "demo" / "chelsea.jpg").resize((4032, 3024), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    phone.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", quality=90, exif=exif.tobytes())
+    assert main(["search", "--image", str(tmp_path / "phone.jpg"), "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["path"].endswith("chelsea.jpg")
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
     assert main(["search", "--image", str(bad)]) == 2

@@ -120,3 +120,43 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_bytes(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+def _phone_photo(orientation: int = 1) -> tuple[Image.Image, bytes]:
+    """A real sample photo (scikit-image's coffee) upscaled to phone size, saved with an EXIF orientation."""
+    from skimage import data as skdata
+
+    upright = Image.fromarray(skdata.coffee()).resize((4032, 3024), Image.Resampling.BICUBIC)
+    # orientation 8 = "turn 90 degrees anticlockwise to view": store the picture turned the other way, as a camera held sideways does
+    stored = upright if orientation == 1 else upright.transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return upright, _bytes(stored, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def test_phone_jpeg_is_decoded_reduced_and_keeps_its_true_size():
+    _, data = _phone_photo()
+    d = decode_image(data, max_side=1024)
+    # 1008 = 4032 / 4: libjpeg's DCT scaling did the reduction (a full decode + resize would give 1024)
+    assert d.image.size == (1008, 756)
+    assert (d.width, d.height) == (4032, 3024)
+    full = decode_image(data)
+    assert full.image.size == (4032, 3024)
+    small_full = np.asarray(full.image.resize((1008, 756), Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(np.asarray(d.image, dtype=np.float32) - small_full).mean() < 3.0  # the same picture
+
+
+def test_reduced_decode_applies_exif_rotation():
+    upright, data = _phone_photo(orientation=8)  # stored rotated 90 degrees: the viewer turns it back
+    d = decode_image(data, max_side=1024)
+    assert (d.width, d.height) == (4032, 3024) and d.orientation == 8
+    assert d.image.size == (1008, 756)
+    expected = np.asarray(upright.resize((1008, 756), Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(np.asarray(d.image, dtype=np.float32) - expected).mean() < 3.0
+
+
+def test_max_side_shrinks_other_formats_and_leaves_small_photos_alone():
+    big = decode_image(_bytes(Image.new("RGB", (3000, 1000), (5, 6, 7)), "PNG"), max_side=1024)
+    assert big.image.size == (1024, 341) and (big.width, big.height) == (3000, 1000)
+    small = decode_image(_bytes(Image.new("RGB", (320, 240), (5, 6, 7)), "JPEG"), max_side=1024)
+    assert small.image.size == (320, 240)

@@ -197,3 +197,34 @@ def test_sigkill_midway_then_rerun_holds_every_photo_once(tmp_path):
     assert store.ids("bundled-effnetlite0-minilm", "image") == ids
     assert store.ids("bundled-effnetlite0-minilm", "caption") == ids
     assert cat.indexed_ids("bundled-effnetlite0-minilm") == ids
+
+
+def test_phone_photo_is_ingested_reduced_with_true_size_and_upright_thumbnail(services, tmp_path):
+    from skimage import data as skdata
+
+    # a real photo at phone size, stored sideways with EXIF orientation 6 ("turn 90 degrees clockwise to view")
+    upright = Image.fromarray(skdata.chelsea()).resize((4032, 3024), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "p" / "cat.jpg"
+    path.parent.mkdir()
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, quality=90, exif=exif.tobytes())
+
+    report = ingest_folder(services, path.parent)
+    photo = services.catalog.list_photos()[0]
+    assert report.added == 1 and (photo.width, photo.height) == (4032, 3024) and photo.orientation == 6
+    thumb = Image.open(photo.thumb_path)
+    assert thumb.size == (320, 240)
+    expected = np.asarray(upright.resize((320, 240), Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(np.asarray(thumb, dtype=np.float32) - expected).mean() < 6.0  # upright, the same picture
+    assert any(word in photo.caption for word in ("cat", "tabby", "lynx"))  # the model saw the photo the right way up
+
+
+def test_duplicate_in_a_later_batch_read_ahead_is_written_once(services, tmp_path):
+    root = tmp_path / "p"
+    for i in range(11):
+        write_image(root / f"{i:02d}.jpg", seed=i)
+    (root / "99.jpg").write_bytes((root / "00.jpg").read_bytes())  # a copy three batches later (batch size 4)
+    report = ingest_folder(services, root)
+    assert report.added == 11 and report.new_paths == 1
+    assert services.catalog.count() == 11 and _index_counts(services) == (11, 11)

@@ -109,13 +109,11 @@ class VectorStore:
             )
 
     def query(self, model_id: str, space: str, vector: np.ndarray, k: int = 10, where: Optional[dict] = None) -> list[Hit]:
-        col = self.collection(model_id, space)
-        n = col.count()
-        if n == 0:
-            return []
-        res = col.query(
+        # No count() first: Chroma returns fewer results when it holds fewer (or none), and the
+        # extra call cost a round trip per query (an HTTP request with a Chroma server).
+        res = self.collection(model_id, space).query(
             query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
-            n_results=min(k, n),
+            n_results=k,
             where=where or None,
             include=["distances", "metadatas"],
         )
