@@ -108,6 +108,16 @@ class VectorStore:
                 metadatas=[clean_metadata(m) or {"_": 0} for m in metadatas[i:i + _UPSERT_CHUNK]],
             )
 
+    def update_embeddings(self, model_id: str, space: str, ids: Sequence[str], embeddings: np.ndarray) -> None:
+        """Replace the vectors of existing ids, keeping their metadata (annotations live there too)."""
+        if len(ids) == 0:
+            return
+        col = self.collection(model_id, space)
+        present = set(col.get(ids=list(ids), include=[])["ids"])
+        keep = [k for k, i in enumerate(ids) if i in present]
+        if keep:
+            col.update(ids=[ids[k] for k in keep], embeddings=np.asarray(embeddings, dtype=np.float32)[keep])
+
     def query(self, model_id: str, space: str, vector: np.ndarray, k: int = 10, where: Optional[dict] = None) -> list[Hit]:
         col = self.collection(model_id, space)
         n = col.count()
