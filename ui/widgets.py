@@ -42,6 +42,10 @@ def photo_dialog(photo, paths: Sequence[str]) -> None:
     facts = {"id": photo.id, "class": photo.class_name or "—", "source": photo.source, "size": f"{photo.width}×{photo.height}",
              "format": photo.format, "taken": photo.taken_at or "—", "EXIF orientation": photo.orientation, "added": photo.added_at}
     st.table({"field": list(facts), "value": [str(v) for v in facts.values()]})
+    from core.facts.view import facts_lines
+
+    st.markdown("**Photo facts**")
+    st.text("\n".join(facts_lines(getattr(photo, "facts", None))))  # plain text: OCR'd words are data, never markup
     st.text("Files:\n" + "\n".join(paths))
 
 

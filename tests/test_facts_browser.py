@@ -1,0 +1,56 @@
+"""End to end in headless Chromium: the Library's photo details show the facts, Search filters by them."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import serve, streamlit_argv
+from tests.test_facts_use import FACTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def facts_server(demo_env_copy, bundled_backend, tmp_path):
+    """`streamlit run` over a copy of the demo library whose photos carry hand-written true facts."""
+    from core.facts.refresh import store_facts
+    from core.services import build_services
+    from core.settings import Settings
+
+    s = build_services(Settings(), backend=bundled_backend)
+    ids = {p.path.rsplit("/", 1)[-1]: p.id for p in s.catalog.list_photos(limit=100)}
+    store_facts(s, [(ids[n], f) for n, f in FACTS.items()])
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
+        yield url, ids
+
+
+def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page, tmp_path):
+    url, ids = facts_server
+    page = browser_page
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text("photos have older facts", exact=False).first.wait_for(timeout=120_000)  # 11 demo photos have none
+    page.locator(f".st-key-lib-grid-details-{ids['rocket.jpg']} button").first.click()  # the info icon (tooltip "Details")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Photo facts", exact=True).wait_for(timeout=60_000)
+    facts = dialog.get_by_text('Text read: "SPACEX" (0.93)', exact=False)
+    facts.wait_for(timeout=60_000)
+    facts.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "library-facts.png"), full_page=True)
+    body = dialog.inner_text()
+    assert "Scene: street (0.30)" in body and "People: none found" in body and "Objects: rocket (0.80), vehicle (0.80)" in body
+
+
+def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    page = browser_page
+    page.goto(f"{url}/search", wait_until="domcontentloaded")
+    box = page.get_by_label("Describe the photo")
+    box.wait_for(timeout=120_000)
+    box.fill("a photo")
+    box.press("Enter")
+    page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)  # unfiltered: every photo
+    page.get_by_text("with people (2)", exact=True).click()
+    page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
+    page.get_by_text("astronaut.jpg", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(tmp_path / "search-people.png"), full_page=True)
+    names = [t for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t]
+    assert sorted(n.split("·")[-1].strip() for n in names) == ["astronaut.jpg", "camera.jpg"], names
