@@ -26,3 +26,9 @@ def fuse_probs(caption: Optional[np.ndarray], image: Optional[np.ndarray]) -> Op
     """Mean of the two distributions (either alone when the other is missing)."""
     parts = [p for p in (caption, image) if p is not None]
     return None if not parts else np.mean(parts, axis=0)
+
+
+def with_topics(picked: list[str], extra: Sequence[str]) -> list[str]:
+    """`picked` plus topics the evidence proves (after them); 'other' goes once a real topic is present."""
+    out = [t for t in picked if t != OTHER] + [t for t in extra if t not in picked]
+    return out or [OTHER]
