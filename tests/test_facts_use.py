@@ -10,7 +10,8 @@ from core.search import search_text
 
 pytestmark = pytest.mark.slow
 
-# Hand-written facts that are true of the demo photos (the rocket carries the word SPACEX).
+# Hand-written facts for four demo photos: people and scenes as a person labels them; the rocket is
+# given a text line so the text filter has one photo to find.
 FACTS = {
     "astronaut.jpg": PhotoFacts(caption="a portrait of a person", objects=[("person", 0.9)], people=1, faces=1, scene="portrait",
                                 scene_score=0.7, text_checked=True),
