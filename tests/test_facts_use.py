@@ -64,11 +64,15 @@ def test_a_rewritten_backend_caption_is_searchable_at_once(demo_services):
     caption = "a sign that says Cafe Milano"
     vec = s.backend.embed_texts([caption])
     store_facts(s, [(ids["clock.jpg"], PhotoFacts(caption=caption, text=[("Cafe Milano", 0.9)], text_checked=True))],
-                captions=[(ids["clock.jpg"], caption)], caption_vectors=vec)
+                captions=[(ids["clock.jpg"], caption)], vectors={"caption": ([ids["clock.jpg"]], vec), "facts": ([ids["clock.jpg"]], vec)})
     photo = s.catalog.get(ids["clock.jpg"])
     assert photo.caption == caption and photo.caption_source == f"{s.backend.name}:{s.backend.model_id}"
     hits = search_text(s, "Cafe Milano sign", k=3)
     assert hits[0].photo.id == ids["clock.jpg"] and hits[0].photo.caption == caption
+    # A space the photo was not in yet (facts vectors) gets it, with the metadata of its image entry.
+    meta = s.store.get_metadata(s.backend.model_id, "facts", [ids["clock.jpg"]])[ids["clock.jpg"]]
+    assert meta["class_name"] == "demo" and meta["has_text"] is True and meta["caption"] == caption
+    assert s.store.count(s.backend.model_id, "facts") == 1
 
 
 def test_cli_search_filters(demo_services, capsys):

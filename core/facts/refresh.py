@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from core.facts import FACTS_VERSION, PhotoFacts
 
 ProgressFn = Callable[..., None]
@@ -80,7 +82,7 @@ def refresh_facts(services, *, on_progress: Optional[ProgressFn] = None, cancel:
 
 
 def _write(services, batch, enc, facts, own_source: str, report: FactsReport) -> None:
-    items, captions, vectors = [], [], []
+    items, captions, caption_rows = [], [], []
     for k, (photo, f) in enumerate(zip(batch, facts)):
         if f is None:
             report.failed.append((photo.path, "the backend gave no facts for this photo"))
@@ -89,28 +91,49 @@ def _write(services, batch, enc, facts, own_source: str, report: FactsReport) ->
         new_caption = enc.descriptions[k].caption
         if photo.caption_source == own_source and new_caption and new_caption != photo.caption:
             captions.append((photo.id, new_caption))
-            if enc.caption_embeddings is not None:
-                vectors.append(enc.caption_embeddings[k])
-    store_facts(services, items, captions=captions, caption_vectors=vectors or None)
+            caption_rows.append(k)
+    vectors = {}
+    if enc.caption_embeddings is not None and caption_rows:
+        vectors["caption"] = ([batch[k].id for k in caption_rows], enc.caption_embeddings[caption_rows])
+    facts_emb = getattr(enc, "facts_embeddings", None)  # facts as their own vectors (scored by core.search)
+    if facts_emb is not None:
+        rows = [k for k, f in enumerate(facts) if f is not None]
+        vectors["facts"] = ([batch[k].id for k in rows], facts_emb[rows])
+    store_facts(services, items, captions=captions, vectors=vectors)
     report.updated += len(items)
     report.captions += len(captions)
 
 
 def store_facts(services, items: Sequence[tuple[str, PhotoFacts]], *, captions: Sequence[tuple[str, str]] = (),
-                caption_vectors: Optional[Sequence] = None) -> None:
+                vectors: Optional[dict[str, tuple[list[str], np.ndarray]]] = None) -> None:
     """Write (photo_id, facts) to the index metadata and the catalog, with optional new backend captions
-    (photo_id, caption) and their caption-space vectors (same order). Idempotent; index first, catalog last."""
+    (photo_id, caption) and vectors per index space ({"caption": (ids, embeddings), "facts": ...}) of the
+    active backend. Idempotent; index first, catalog last."""
     catalog, backend, store = services.catalog, services.backend, services.store
     if not items:
         return
     photos = catalog.get_many([pid for pid, _ in items])
     new_caption = dict(captions)
-    if caption_vectors is not None and backend.text_space == "caption":
-        # Bundled text search reads caption vectors: a rewritten caption must be re-embedded.
-        store.update_embeddings(backend.model_id, "caption", [pid for pid, _ in captions], caption_vectors)
+    metas = {pid: {"caption": new_caption.get(pid, photos[pid].caption if pid in photos else "") or ""} | f.index_metadata()
+             for pid, f in items}
+    indexed = catalog.indexed_ids(backend.model_id, list(metas))
+    for space, (ids, emb) in (vectors or {}).items():
+        rows = [k for k, pid in enumerate(ids) if pid in indexed]  # never index a photo the backend has not indexed
+        if rows:
+            _put_vectors(store, backend.model_id, space, [ids[k] for k in rows], np.asarray(emb)[rows], metas)
     # Flat facts keys merged into every collection holding the photo (annotation keys are kept).
-    metas = [{"caption": new_caption.get(pid, photos[pid].caption if pid in photos else "") or ""} | f.index_metadata()
-             for pid, f in items]
-    store.update_metadata([pid for pid, _ in items], metas)
+    store.update_metadata(list(metas), list(metas.values()))
     own_source = f"{backend.name}:{backend.model_id}"
     catalog.set_facts(list(items), [(pid, c, own_source) for pid, c in captions])
+
+
+def _put_vectors(store, model_id: str, space: str, ids: list[str], emb: np.ndarray, metas: dict) -> None:
+    """New vectors for `ids` in one space: replaced where present (metadata kept), added where not,
+    with the metadata the photo has in the image collection (class, annotations) plus the new facts."""
+    present = store.ids_present(model_id, space, ids)
+    keep = [k for k, i in enumerate(ids) if i in present]
+    store.update_embeddings(model_id, space, [ids[k] for k in keep], emb[keep])
+    new = [k for k, i in enumerate(ids) if i not in present]
+    if new:
+        base = store.get_metadata(model_id, "image", [ids[k] for k in new])
+        store.upsert(model_id, space, [ids[k] for k in new], emb[new], [base.get(ids[k], {}) | metas[ids[k]] for k in new])
