@@ -34,7 +34,7 @@ def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page
     facts = dialog.get_by_text('Text read: "SPACEX" (0.93)', exact=False)
     facts.wait_for(timeout=60_000)
     facts.scroll_into_view_if_needed()
-    page.screenshot(path=str(tmp_path / "library-facts.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "library-facts.png"))  # the viewport: the dialog scrolls inside it
     body = dialog.inner_text()
     assert "Scene: street (0.30)" in body and "People: none found" in body and "Objects: rocket (0.80), vehicle (0.80)" in body
 
@@ -54,3 +54,17 @@ def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, 
     page.screenshot(path=str(tmp_path / "search-people.png"), full_page=True)
     names = [t for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t]
     assert sorted(n.split("·")[-1].strip() for n in names) == ["astronaut.jpg", "camera.jpg"], names
+
+
+def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    page = browser_page
+    page.goto(f"{url}/dashboards", wait_until="domcontentloaded")
+    page.get_by_text("Photo facts", exact=True).first.wait_for(timeout=120_000)
+    page.get_by_text("4 of 15", exact=True).wait_for(timeout=60_000)
+    heading = page.get_by_text("With people", exact=True)
+    heading.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "dashboards-facts.png"), full_page=True)
+    metrics = page.locator("[data-testid='stMetric']").all_inner_texts()
+    assert any("With people" in m and "50%" in m for m in metrics), metrics
+    assert any("With text" in m and "25%" in m for m in metrics), metrics
