@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.facts import PhotoFacts
 from tests.conftest import serve, streamlit_argv
 from tests.test_facts_use import FACTS
 
@@ -18,7 +19,8 @@ def facts_server(demo_env_copy, bundled_backend, tmp_path):
 
     s = build_services(Settings(), backend=bundled_backend)
     ids = {p.path.rsplit("/", 1)[-1]: p.id for p in s.catalog.list_photos(limit=100)}
-    store_facts(s, [(ids[n], f) for n, f in FACTS.items()])
+    # Every photo gets hand facts (the others: none found), so the page shows exactly these.
+    store_facts(s, [(pid, FACTS.get(n, PhotoFacts(text_checked=True))) for n, pid in ids.items()])
     with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
         yield url, ids
 
@@ -27,7 +29,7 @@ def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page
     url, ids = facts_server
     page = browser_page
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_text("photos have older facts", exact=False).first.wait_for(timeout=120_000)  # 11 demo photos have none
+    page.get_by_text("Photos", exact=True).first.wait_for(timeout=120_000)
     page.locator(f".st-key-lib-grid-details-{ids['rocket.jpg']} button").first.click()  # the info icon (tooltip "Details")
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Photo facts", exact=True).wait_for(timeout=60_000)
@@ -61,10 +63,10 @@ def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):
     page = browser_page
     page.goto(f"{url}/dashboards", wait_until="domcontentloaded")
     page.get_by_text("Photo facts", exact=True).first.wait_for(timeout=120_000)
-    page.get_by_text("4 of 15", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("15 of 15", exact=True).wait_for(timeout=60_000)
     heading = page.get_by_text("With people", exact=True)
     heading.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "dashboards-facts.png"), full_page=True)
     metrics = page.locator("[data-testid='stMetric']").all_inner_texts()
-    assert any("With people" in m and "50%" in m for m in metrics), metrics
-    assert any("With text" in m and "25%" in m for m in metrics), metrics
+    assert any("With people" in m and "13%" in m for m in metrics), metrics
+    assert any("With text" in m and "7%" in m for m in metrics), metrics
