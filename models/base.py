@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -12,6 +12,9 @@ from PIL import Image
 #   "caption": texts are compared with the embeddings of the photos' captions (bundled).
 TextSpace = Literal["image", "caption"]
 
+if TYPE_CHECKING:  # pragma: no cover
+    from core.facts import PhotoFacts
+
 
 @dataclass
 class Description:
@@ -19,6 +22,7 @@ class Description:
 
     caption: str
     tags: list[tuple[str, float]] = field(default_factory=list)  # (label, probability), best first
+    facts: Optional["PhotoFacts"] = None  # people, text, scene, objects... when the backend extracts them
 
 
 @dataclass
@@ -28,6 +32,7 @@ class EncodedBatch:
     image_embeddings: np.ndarray  # (N, D_img) float32, L2-normalised
     descriptions: list[Description]
     caption_embeddings: np.ndarray | None = None  # (N, D_txt) when text_space == "caption"
+    facts_embeddings: np.ndarray | None = None  # (N, D_txt) the facts in the text space (see core.facts.vector)
 
 
 @runtime_checkable

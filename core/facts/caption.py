@@ -1,0 +1,52 @@
+"""A caption sentence written from a photo's facts ("a bathroom with a bathtub and a washbasin")."""
+from __future__ import annotations
+
+from typing import Sequence
+
+PORTRAIT_FACE_SHARE = 0.03  # a face covering >= 3% of the frame makes the photo a portrait
+_NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def article(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def people_phrase(people: int, faces: int, largest_face: float) -> str:
+    if people <= 0:
+        return ""
+    if people == 1:
+        return "a portrait of a person" if faces == 1 and largest_face >= PORTRAIT_FACE_SHARE else "a person"
+    if people <= 5:
+        return f"{_NUMBERS[people]} people" if people < 3 else f"a group of {_NUMBERS[people]} people"
+    return "a group of people"
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" and {items[-1]}"
+
+
+def write_caption(*, people: str, scene_phrase: str, scene_where: str = "", scene_objects: Sequence[str], objects: Sequence[str],
+                  text: str = "", colours: Sequence[str] = ()) -> str:
+    """Compose the caption. `scene_objects` are the detected objects that are evidence for the scene;
+    `objects` are the most specific likely objects, best first."""
+    others = [o for o in objects if o not in scene_objects]
+    if people and scene_phrase:
+        sentence = f"{people} {scene_where or 'in ' + scene_phrase}"
+    elif people:
+        sentence = people + (f" with {article(others[0])}" if others else "")
+    elif scene_phrase and others and not scene_objects:
+        sentence = f"{article(others[0])} {scene_where or 'in ' + scene_phrase}"
+    elif scene_phrase:
+        shown = [article(o) for o in (scene_objects or others)[:2]]
+        sentence = scene_phrase + (f" with {_join(shown)}" if shown else "")
+    elif objects:
+        sentence = _join([article(o) for o in objects[:2]])
+    else:
+        sentence = f"a mostly {colours[0]} photo" if colours else "a photo"
+    if text:
+        short = text if len(text) <= 40 else text[:37].rstrip() + "..."
+        sentence += f' with the text "{short}"'
+    return sentence

@@ -1,0 +1,124 @@
+"""FactsExtractor: ImageNet probabilities + detectors -> PhotoFacts, one per photo.
+
+Built once (it loads the people detector, OCR and the scene rules) and then called per batch
+with the class probabilities the backend already computed in its forward pass, so objects cost
+no extra network run. Each detector runs under a time limit; one that fails or times out leaves
+the other facts and a note, never an exception that loses the batch.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from core.facts import PhotoFacts
+from core.facts.caption import people_phrase, write_caption
+from core.facts.colours import dominant_colours
+from core.facts.scenes import SCENES_FILE, load_scene_rules
+from core.facts.words import specific_words, top_objects, vocabulary, word_scores
+
+log = logging.getLogger(__name__)
+
+# A region of the 7x7 feature map sees a quarter of the photo; its vote counts this much of the
+# whole-photo vote, so a small object must be clear in its region to enter the facts.
+REGION_WEIGHT = 0.6
+
+
+def merge_region_probs(class_probs: np.ndarray, region_probs: Optional[np.ndarray]) -> np.ndarray:
+    """(N, 1000) whole-photo probabilities, raised where a region (N, R, 1000) saw a class more clearly."""
+    if region_probs is None or len(region_probs) == 0:
+        return class_probs
+    return np.maximum(class_probs, REGION_WEIGHT * region_probs.max(axis=1))
+
+
+class FactsExtractor:
+    """Extracts PhotoFacts; detectors are loaded once and may be switched off (None)."""
+
+    def __init__(self, *, people: object | str | None = "auto", ocr: object | str | None = "auto",
+                 scenes_path: Path | str = SCENES_FILE, timeout_s: float = 30.0):
+        self.timeout_s = timeout_s
+        self.load_notes: list[str] = []
+        vocab = vocabulary()
+        self.scenes = load_scene_rules(scenes_path, known_words=set(vocab.words))
+        self.people = self._load(people, "people detector", _make_people)
+        self.ocr = self._load(ocr, "OCR", _make_ocr)
+        # One worker: detectors are not thread-safe, and a time limit needs the call off this thread.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-facts")
+
+    def _load(self, spec, what: str, factory: Callable[[str], object]):
+        if spec is None or not isinstance(spec, str):
+            return spec  # None (off) or a ready-made detector
+        try:
+            return factory(spec)
+        except Exception as exc:  # a missing package or a broken model must not stop ingest
+            log.warning("%s unavailable: %s", what, exc)
+            self.load_notes.append(f"{what} unavailable ({type(exc).__name__}: {exc})")
+            return None
+
+    def _timed(self, fn, image: Image.Image, what: str, notes: list[str]):
+        future = self._pool.submit(fn, image)
+        try:
+            return future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            # the worker thread cannot be killed; the next call queues behind it and times out too
+            notes.append(f"{what} timed out after {self.timeout_s:.0f}s")
+        except Exception as exc:
+            notes.append(f"{what} failed ({type(exc).__name__}: {exc})")
+        return None
+
+    def extract(self, images: Sequence[Image.Image], class_probs: np.ndarray,
+                region_probs: Optional[np.ndarray] = None) -> list[PhotoFacts]:
+        """One PhotoFacts per image from its (1000,) class probabilities (+ optional (R, 1000) region ones)."""
+        if len(images) != len(class_probs):
+            raise ValueError(f"{len(images)} images but {len(class_probs)} rows of class probabilities")
+        if not len(images):
+            return []
+        vocab = vocabulary()
+        merged = merge_region_probs(np.asarray(class_probs, np.float32), region_probs)
+        scores = word_scores(merged)  # (N, V)
+        return [self._one(img, class_probs[i], scores[i], vocab) for i, img in enumerate(images)]
+
+    def _one(self, image: Image.Image, probs: np.ndarray, scores: np.ndarray, vocab) -> PhotoFacts:
+        notes = list(self.load_notes)
+        top = np.argsort(-probs)[:5]
+        facts = PhotoFacts(labels=[(vocab.class_words[c], round(float(probs[c]), 4)) for c in top],
+                           objects=top_objects(scores), notes=notes)
+        found = None if self.people is None else self._timed(self.people.detect, image, "people detector", notes)
+        largest = 0.0
+        if found is not None:
+            facts.people, facts.faces, largest = int(found.people), int(found.faces), float(found.largest_face)
+        if self.ocr is not None:
+            lines = self._timed(self.ocr.read, image, "OCR", notes)
+            if lines is not None:
+                facts.text, facts.text_checked = list(lines), True
+        try:
+            facts.colours = dominant_colours(image)
+        except Exception as exc:  # a strange image mode must not cost the other facts
+            notes.append(f"colours failed ({type(exc).__name__}: {exc})")
+        word_score = {vocab.words[i]: float(scores[i]) for i in np.flatnonzero(scores >= 0.01)}
+        facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text)
+        rule = self.scenes.rule(facts.scene) if facts.scene else None
+        specific = [w for w, _ in specific_words(scores)]
+        evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1),
+                                                 key=lambda w: -word_score[w] * rule.objects[w])
+        facts.caption = write_caption(
+            people=people_phrase(facts.people, facts.faces, largest), scene_phrase=rule.phrase if rule else "",
+            scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
+            text=facts.text[0][0] if facts.text else "", colours=facts.colours)
+        return facts
+
+
+def _make_people(kind: str):
+    from models.faces import make_people_detector
+
+    return make_people_detector(kind)
+
+
+def _make_ocr(kind: str):
+    from models.ocr import RapidOCRReader
+
+    return RapidOCRReader()

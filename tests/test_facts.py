@@ -1,0 +1,144 @@
+"""Photo facts on real sample photos: WordNet words, people, OCR, scenes, colours, captions, failures."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+EVAL = Path(__file__).parent / "data" / "eval" / "photos"
+
+
+def _photo(name: str) -> Image.Image:
+    return Image.open(EVAL / name).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def people_detector():
+    from models.faces import make_people_detector
+
+    return make_people_detector()
+
+
+@pytest.fixture(scope="module")
+def ocr_reader():
+    from models.ocr import RapidOCRReader
+
+    return RapidOCRReader()
+
+
+def _probs_for(name: str) -> np.ndarray:
+    from core.facts.words import vocabulary
+
+    p = np.zeros((1, 1000), np.float32)
+    p[0, vocabulary().class_words.index(name)] = 1.0
+    return p
+
+
+def test_wordnet_parents_of_imagenet_classes():
+    from core.facts.words import top_objects, vocabulary, word_scores
+
+    vocab = vocabulary()
+    tabby = {w for w, _ in top_objects(word_scores(_probs_for("tabby"))[0], k=40)}
+    assert {"tabby", "cat", "animal"} <= tabby and "dog" not in tabby
+    bed = {w for w, _ in top_objects(word_scores(_probs_for("four-poster"))[0], k=40)}
+    assert {"four-poster", "bed", "furniture"} <= bed
+    # a parent collects its classes' probabilities: three cat breeds at 0.3 make a confident "cat"
+    p = np.zeros((1, 1000), np.float32)
+    for name in ("tabby", "tiger cat", "egyptian cat"):
+        p[0, vocab.class_words.index(name)] = 0.3
+    scores = word_scores(p)[0]
+    assert scores[vocab.index("cat")] == pytest.approx(0.9, abs=1e-5)
+    assert scores[vocab.index("tabby")] == pytest.approx(0.3, abs=1e-5)
+
+
+def test_a_face_on_the_astronaut_none_on_the_coffee_cup(people_detector):
+    astronaut = people_detector.detect(_photo("astronaut.jpg"))
+    assert astronaut.faces == 1 and astronaut.people == 1 and astronaut.largest_face > 0.01
+    for name in ("coffee_cup.jpg", "tabby_cat.jpg", "rocket_launch_pad.jpg"):
+        assert people_detector.detect(_photo(name)).people == 0, name
+
+
+def test_ocr_reads_the_printed_page_and_nothing_on_the_cat(ocr_reader):
+    lines = ocr_reader.read(_photo("book_page_text.jpg"))
+    text = " ".join(t for t, _ in lines)
+    assert "Region-based segmentation" in text
+    assert all(score >= 0.8 for _, score in lines)
+    assert ocr_reader.read(_photo("tabby_cat.jpg")) == []
+
+
+def test_scene_rules_bad_files_name_the_file_and_line(tmp_path):
+    from core.facts.scenes import SceneRulesError, load_scene_rules
+    from core.facts.words import vocabulary
+
+    known = set(vocabulary().words)
+    broken = tmp_path / "scenes.toml"
+    broken.write_text('min_confidence = 0.4\n\n[scene.kitchen]\nobjects = { "stove" = 2.0 \n')
+    with pytest.raises(SceneRulesError, match=r"scenes\.toml, line [34]"):
+        load_scene_rules(broken, known_words=known)
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[scene.kitchen]\nobjects = { "stove" = 2.0 }\n\n[scene.bath]\nobjects = { "bathtubb" = 1.0 }\n')
+    with pytest.raises(SceneRulesError, match=r"typo\.toml, line 4 .*'bathtubb' is not an object word"):
+        load_scene_rules(typo, known_words=known)
+    weight = tmp_path / "weight.toml"
+    weight.write_text('[scene.kitchen]\nobjects = { "stove" = "lots" }\n')
+    with pytest.raises(SceneRulesError, match=r"weight\.toml, line 1 .*must be a number"):
+        load_scene_rules(weight, known_words=known)
+    with pytest.raises(SceneRulesError, match="cannot read"):
+        load_scene_rules(tmp_path / "missing.toml")
+    # the shipped rules load, and name real words only
+    rules = load_scene_rules(known_words=known)
+    assert {"kitchen", "bathroom", "bedroom", "street", "beach", "forest"} <= {r.name for r in rules.rules}
+
+
+def test_scene_needs_objects_and_grows_with_evidence():
+    from core.facts.scenes import load_scene_rules
+
+    rules = load_scene_rules()
+    one, _ = rules.infer({"bathtub": 0.3}), None
+    both = rules.infer({"bathtub": 0.6, "washbasin": 0.6})
+    assert both[0] == "bathroom" and both[1] > one[1]
+    assert rules.infer({}, people=3, has_text=True)[0] == ""
+
+
+def test_dominant_colours_of_real_photos():
+    from core.facts.colours import dominant_colours
+
+    assert dominant_colours(Image.new("RGB", (50, 40), (200, 30, 35))) == ["red"]
+    pier = dominant_colours(_photo("pier_black_white.jpg"))
+    assert set(pier) <= {"black", "white", "grey"}
+
+
+class _Broken:
+    def detect(self, image):
+        raise RuntimeError("model file is corrupt")
+
+
+class _Slow:
+    def read(self, image):
+        time.sleep(3)
+        return [("never", 1.0)]
+
+
+def test_a_failing_or_slow_detector_leaves_the_other_facts_and_a_note(bundled_backend):
+    from core.facts.extract import FactsExtractor
+
+    img = _photo("tabby_cat.jpg")
+    _, probs, regions = bundled_backend._forward([img])
+    ex = FactsExtractor(people=_Broken(), ocr=_Slow(), timeout_s=0.5)
+    facts = ex.extract([img], probs, regions)[0]
+    assert "cat" in [w for w, _ in facts.objects] and facts.colours and "cat" in facts.caption
+    assert facts.people == 0 and facts.text == [] and not facts.text_checked
+    notes = " | ".join(facts.notes)
+    assert "people detector failed (RuntimeError: model file is corrupt)" in notes and "OCR timed out" in notes
+
+
+def test_captions_from_facts(bundled_backend):
+    descs = bundled_backend.describe([_photo("astronaut.jpg"), _photo("book_page_text.jpg"), _photo("tabby_cat.jpg")])
+    astronaut, page, cat = descs
+    assert "person" in astronaut.caption and astronaut.facts.faces == 1
+    assert 'text "Region-based segmentation"' in page.caption and page.facts.has_text
+    assert "cat" in cat.caption and cat.facts.people == 0
+    assert all(d.tags and d.facts.version >= 1 for d in descs)
