@@ -121,7 +121,7 @@ def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed
 
 # --- stage 2: embed (pure given the model) ------------------------------------------------------
 def embed_batch(items: Sequence[ReadItem], backend) -> dict[str, tuple]:
-    """photo id -> (image embedding, description, caption embedding | None) for items to index."""
+    """photo id -> (image embedding, description, caption embedding | None, facts embedding | None)."""
     todo: dict[str, ReadItem] = {}
     for it in items:
         if it.decoded is not None and it.photo_id not in todo:  # same bytes twice in a batch: embed once
@@ -130,8 +130,9 @@ def embed_batch(items: Sequence[ReadItem], backend) -> dict[str, tuple]:
         return {}
     ids = list(todo)
     enc = backend.encode([todo[i].decoded.image for i in ids])
-    caps = enc.caption_embeddings
-    return {pid: (enc.image_embeddings[k], enc.descriptions[k], None if caps is None else caps[k]) for k, pid in enumerate(ids)}
+    caps, facts = enc.caption_embeddings, getattr(enc, "facts_embeddings", None)
+    return {pid: (enc.image_embeddings[k], enc.descriptions[k], None if caps is None else caps[k],
+                  None if facts is None else facts[k]) for k, pid in enumerate(ids)}
 
 
 # --- stage 3: write (idempotent) --------------------------------------------------------------------
@@ -163,6 +164,10 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
         store.upsert(backend.model_id, "image", ids, [embedded[i][0] for i in ids], metas)
         if backend.text_space == "caption":
             store.upsert(backend.model_id, "caption", ids, [embedded[i][2] for i in ids], metas)
+            with_facts = [i for i in ids if len(embedded[i]) > 3 and embedded[i][3] is not None]
+            if with_facts:  # photo facts as their own vectors, scored beside the caption by core.search
+                store.upsert(backend.model_id, "facts", with_facts, [embedded[i][3] for i in with_facts],
+                             [metas[ids.index(i)] for i in with_facts])
     files = [FileRecord(it.entry.path, it.photo_id, it.entry.size, it.entry.mtime_ns) for it in items]
     catalog.commit_batch(list(photos.values()), files, backend.model_id, indexed=list(photos))
     firsts: set[str] = set()

@@ -97,3 +97,21 @@ def test_unknown_relevant_photo_and_bad_count_are_reported(tmp_path):
     (d / "chat_questions.json").write_text(json.dumps(chat))
     with pytest.raises(EvalSetError, match=r"chat_questions\.json, entry 1: 'expected_count'"):
         load_chat_questions(d / "chat_questions.json")
+
+
+def test_chat_answers_follow_the_documented_definitions(photos):
+    """The README's definitions, applied to photos.csv, give the answers in chat_questions.json."""
+    questions = {q.question: q for q in load_chat_questions(photos=photos)}
+    landscape = {"beach", "mountain", "forest", "field", "water"}
+    expect = {
+        "which photos are landscapes?": {p.filename for p in photos if p.scene in landscape},
+        "how many photos of animals are there?": {p.filename for p in photos if "animal" in p.topics},
+        "how many photos of vehicles are there?": {p.filename for p in photos if "vehicle" in p.topics},
+        "which photos are negative?": {p.filename for p in photos if p.sentiment == "negative"},
+        "which photos show a group of people?": {p.filename for p in photos if p.people >= 3},
+        "how many photos are there?": {p.filename for p in photos},
+    }
+    for question, names in expect.items():
+        assert set(questions[question].expected_photos) == names, question
+    follow = questions["which of those are positive?"]
+    assert set(follow.expected_photos) <= set(load_chat_questions(photos=photos)[follow.follow_up_of].expected_photos)

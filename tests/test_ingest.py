@@ -143,8 +143,8 @@ def test_backend_switch_keeps_collections_apart_and_reindexes(settings, bundled_
     assert clip.store.count(tiny_clip_backend.model_id, "image") == 3
     assert bundled.store.count(bundled_backend.model_id, "image") == 3
     assert sorted(c for c in clip.store.collections()) == sorted([
-        "photos-bundled-effnetlite0-minilm-caption", "photos-bundled-effnetlite0-minilm-image",
-        "photos-clip-PhotoLore-Tiny-ViT-random-image"])
+        "photos-bundled-effnetlite0-minilm-caption", "photos-bundled-effnetlite0-minilm-facts",
+        "photos-bundled-effnetlite0-minilm-image", "photos-clip-PhotoLore-Tiny-ViT-random-image"])
     assert clip.catalog.count() == 3 and ingest_folder(clip, root).unchanged == 3
     from core.search import search_image, search_text
 
