@@ -51,7 +51,7 @@ def refresh_facts(services, *, on_progress: Optional[ProgressFn] = None, cancel:
     from core.images import ImageError, load_rgb
 
     t0 = time.perf_counter()
-    catalog, backend, store, s = services.catalog, services.backend, services.store, services.settings
+    catalog, backend, s = services.catalog, services.backend, services.settings
     stale = catalog.photos_with_stale_facts(FACTS_VERSION)
     report = FactsReport(stale=len(stale))
     progress = on_progress or (lambda *a, **k: None)
