@@ -61,7 +61,7 @@ def test_facts_sentence_leaves_out_missing_facts():
     assert coins == "coins, showing coin, money, metal" and "people" not in coins
     assert facts_sentence(FACTS["astronaut.jpg"], prompts).startswith("a portrait of a person, a studio/indoor, with a person")
     assert facts_sentence(PhotoFacts(), prompts) == "a photo"
-    assert evidence(FACTS["astronaut.jpg"]) == {"suit", "clothing", "people", "scene:studio/indoor"}
+    assert evidence(FACTS["astronaut.jpg"], prompts) == {"suit", "clothing", "people", "scene:studio/indoor"}
 
 
 def test_rules_naming_an_unknown_topic_are_refused_with_the_file(tmp_path):

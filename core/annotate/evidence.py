@@ -27,7 +27,7 @@ def facts_sentence(facts: PhotoFacts, prompts: PromptSet) -> str:
     """One sentence from the facts, e.g. 'a kitchen, with a person, showing cup, coffee, beverage'."""
     values = {
         "caption": facts.caption.strip(),
-        "scene": facts.scene.strip(),
+        "scene": facts.scene.strip().replace("_", " "),
         "people": people_phrase(facts.people),
         "objects": ", ".join(w for w, _ in facts.objects[:prompts.facts_objects]),
         "text": facts.text_content().strip()[:200],
@@ -36,8 +36,10 @@ def facts_sentence(facts: PhotoFacts, prompts: PromptSet) -> str:
     return ", ".join(pieces) or "a photo"
 
 
-def evidence(facts: PhotoFacts) -> set[str]:
-    words = {w.strip().lower() for w, _ in facts.objects}
+def evidence(facts: PhotoFacts, prompts: PromptSet) -> set[str]:
+    """The evidence words of a photo: the object words its sentence shows (best `[facts] objects`), plus
+    "people", "text" and "scene:<name>" when found. Weaker object guesses are not evidence."""
+    words = {w.strip().lower() for w, _ in facts.objects[:prompts.facts_objects]}
     if facts.has_people:
         words.add("people")
     if facts.has_text:

@@ -28,7 +28,7 @@ def fuse_probs(caption: Optional[np.ndarray], image: Optional[np.ndarray]) -> Op
     return None if not parts else np.mean(parts, axis=0)
 
 
-def with_topics(picked: list[str], extra: Sequence[str]) -> list[str]:
-    """`picked` plus topics the evidence proves (after them); 'other' goes once a real topic is present."""
-    out = [t for t in picked if t != OTHER] + [t for t in extra if t not in picked]
+def with_topics(picked: list[str], proven: Sequence[str]) -> list[str]:
+    """Topics the evidence proves first (evidence beats similarity), then `picked`; no 'other' beside a real topic."""
+    out = list(dict.fromkeys([*proven, *(t for t in picked if t != OTHER)]))
     return out or [OTHER]

@@ -116,7 +116,7 @@ class ZeroShotAnnotator:
         for row, k in enumerate(usable):
             photo, iv, tv = photos[k], img_vecs[row], txt_vecs[row]
             facts = getattr(photo, "facts", None)
-            found = ev.evidence(facts) if facts is not None else None  # None = no facts: no rules apply
+            found = ev.evidence(facts, self.prompts) if facts is not None else None  # None = no facts: no rules apply
             ladder_sims = self.ladder_emb @ iv  # (6, 5)
             scores = {d: ladder_score(ladder_sims[j], T) for j, d in enumerate(DIMENSIONS)}
             # With facts, a caption-space backend reads the concept from the facts sentence, not the tag caption.
@@ -124,10 +124,13 @@ class ZeroShotAnnotator:
             concept = ev.best_concept(self.concept_emb @ concept_vec, self.prompts.concepts, found, self.prompts)
             s_cap = sent.caption_sentiment(photo.caption)
             s_img = sent.zero_shot_sentiment(self._sentiment_sims(iv), T)
-            s_fused = sent.fuse(s_cap, s_img)
+            # A caption the backend wrote from these same facts is no second view: fusing it would count the
+            # facts twice through a lossier sentence, so the combined view is the facts view alone.
+            own = facts is not None and (photo.caption_source or "").startswith(f"{self.backend.name}:")
+            s_fused = sent.fuse(None if own else s_cap, s_img)
             p_img = ev.gate_topics(tp.topic_probs(self.topic_emb @ iv, T), self.topic_names, found, self.prompts)
             p_cap = tp.topic_probs(self.topic_emb @ tv, T) if has_text[row] else None
-            p_fused = ev.gate_topics(tp.fuse_probs(p_cap, p_img), self.topic_names, found, self.prompts)
+            p_fused = ev.gate_topics(tp.fuse_probs(None if own else p_cap, p_img), self.topic_names, found, self.prompts)
             th = self.prompts.topic_threshold
             implied = ev.implied_topics(self.topic_names, found, self.prompts)
             results[k] = AnnotationResult(
