@@ -47,9 +47,9 @@ def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, 
     page.goto(f"{url}/search", wait_until="domcontentloaded")
     box = page.get_by_label("Describe the photo")
     box.wait_for(timeout=120_000)
-    box.fill("a photo")
+    box.fill("a cup of coffee")
     box.press("Enter")
-    page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)  # unfiltered: every photo
+    page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)  # unfiltered: the coffee photo leads
     page.get_by_text("with people (2)", exact=True).click()
     page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
     page.get_by_text("astronaut.jpg", exact=False).first.wait_for(timeout=60_000)
@@ -70,3 +70,24 @@ def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):
     metrics = page.locator("[data-testid='stMetric']").all_inner_texts()
     assert any("With people" in m and "13%" in m for m in metrics), metrics
     assert any("With text" in m and "7%" in m for m in metrics), metrics
+
+
+@pytest.fixture
+def old_library_server(demo_env_copy, bundled_backend, tmp_path):
+    """`streamlit run` over a copy of the demo library made to look older (facts missing or outdated)."""
+    from core.settings import Settings
+    from tests.test_facts_reindex import _age_library
+
+    _age_library(Settings().catalog_path)
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
+        yield url
+
+
+def test_library_updates_older_facts_in_a_real_browser(old_library_server, browser_page, tmp_path):
+    page = browser_page
+    page.goto(old_library_server, wait_until="domcontentloaded")
+    page.get_by_text("15 photos have older facts", exact=False).first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Update their facts").click()
+    page.get_by_text("facts updated for 15 of 15 photos", exact=False).first.wait_for(timeout=300_000)
+    page.screenshot(path=str(tmp_path / "library-updated.png"), full_page=True)
+    assert page.get_by_text("photos have older facts", exact=False).count() == 0

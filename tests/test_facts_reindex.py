@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow
 
 
 def _age_library(db) -> None:
-    """Make the demo library look older: half the photos have no facts, the rest facts of an older version."""
+    """Make the demo library look older: half the photos have no facts, the rest facts of an older version,
+    and the backend's captions are the old three-tag sentences."""
     with sqlite3.connect(db) as con:
+        con.execute("UPDATE photos SET caption='a photo of ' || json_extract(tags, '$[0][0]') WHERE caption_source LIKE 'bundled:%'")
         con.execute("UPDATE photos SET facts=json_set(facts, '$.version', ?)", (FACTS_VERSION - 1,))
         con.execute("UPDATE photos SET facts=NULL WHERE rowid % 2 = 0")
 
@@ -64,6 +66,7 @@ def test_reindex_upgrades_facts_in_place_resumable_and_keeps_annotations(old_lib
     rest = refresh_facts(s)
     assert not rest.cancelled and not rest.failed and rest.updated == 11 and stale_count(s.catalog) == 0
     assert refresh_facts(s).updated == 0  # nothing left: a rerun does no work
+    assert first.captions + rest.captions == 15  # every old tag caption was the backend's: rewritten from the facts
 
     assert (s.catalog.count(), s.catalog.count_files(), s.store.count(model, "image"), s.store.count(model, "caption")) == counts
     photos = {p.path.rsplit("/", 1)[-1]: p for p in s.catalog.list_photos(limit=100)}
