@@ -8,11 +8,14 @@ dir unless --data-dir is given), then prints one JSON object:
 - search: every query of queries.json through each scoring method -> success@1, precision@3,
   recall@10, mAP (core.retrieval.metrics). "search" is whatever core.search.search_text does
   today; "random" is the chance baseline of the same run; `--compare` adds methods side by side
-  (default "captions": the caption-embedding index queried directly, i.e. the bundled scoring
-  before photo facts) and the gain of "search" over each.
+  (default "captions": the caption-embedding index queried directly; "labels": the bundled scoring
+  before photo facts, rebuilt from the stored top labels) and the gain of "search" over each.
 - ingest: seconds per photo, beside the backend's bare `embed_images` on the same photos in the
   same run (ratio), so a slower pipeline shows even on a loaded machine.
 - facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none).
+- ingest_cost (--ingest-cost): seconds per photo of whole ingests without facts, with facts but no
+  OCR, and with all facts, in this run, and their ratios to the first (the issue's budget: <= 1.5x
+  without OCR).
 - topics: the zero-shot annotator's topics (fused, caption-only, image-only) and image sentiment
   against the hand labels.
 With --verbose, the top-1 misses of each method: (query, got, wanted).
@@ -123,6 +126,24 @@ def score_captions(services, query: str, k: int) -> list[str]:
     return [h.id for h in services.store.query(backend.model_id, "caption", vec, k=k)]
 
 
+def score_labels(services, query: str, k: int) -> list[str]:
+    """The bundled search before photo facts: query vs. the embedding of the top-3-label sentence
+    ("a photo of bobsled, with go-kart") rebuilt from each photo's stored tags."""
+    from models.base import caption_from_tags
+
+    backend = services.backend
+    photos = services.catalog.list_photos(limit=100_000)
+    key = (id(services), len(photos))
+    if _LABEL_CACHE.get("key") != key:
+        _LABEL_CACHE.update(key=key, ids=[p.id for p in photos],
+                            emb=backend.embed_texts([caption_from_tags(p.tags) for p in photos]))
+    scores = _LABEL_CACHE["emb"] @ backend.embed_texts([query])[0]
+    return [_LABEL_CACHE["ids"][i] for i in scores.argsort()[::-1][:k]]
+
+
+_LABEL_CACHE: dict = {}
+
+
 def score_random(services, query: str, k: int) -> list[str]:
     """Chance level: a seeded shuffle of the library (seeded by the query, so reruns agree)."""
     ids = sorted(p.id for p in services.catalog.list_photos(limit=100_000))
@@ -131,7 +152,7 @@ def score_random(services, query: str, k: int) -> list[str]:
 
 
 # Add a method here to compare it with "search" in the same run (`--compare NAME`).
-SCORERS: dict[str, Scorer] = {"search": score_search, "captions": score_captions, "random": score_random}
+SCORERS: dict[str, Scorer] = {"search": score_search, "captions": score_captions, "labels": score_labels, "random": score_random}
 
 
 # ---------------------------------------------------------------- the run
@@ -162,6 +183,39 @@ def ingest_eval(services, photo_dir: Path, names: set[str]) -> dict:
         per = report.seconds / report.added
         out |= {"seconds_per_photo": round(per, 4), "ratio_to_forward": round(per / forward_s, 3)}
     return out
+
+
+def ingest_cost(photo_dir: Path, names: set[str], batch: int) -> dict:
+    """Seconds per photo of a full ingest without facts (the bundled backend before #14), with facts but
+    no OCR, and with everything, each into its own temporary library in this run; ratios to the first."""
+    from core.facts.extract import FactsExtractor
+    from core.ingest import ingest_paths
+    from core.services import build_services
+    from core.settings import Settings
+    from models.bundled import BundledBackend
+
+    paths = sorted(p for p in photo_dir.iterdir() if p.name in names)
+    variants = {"no_facts": None, "facts_without_ocr": FactsExtractor(ocr=None), "facts_with_ocr": "auto"}
+    out: dict = {}
+    for name, facts in variants.items():
+        backend = BundledBackend(facts=facts)
+        backend.encode([load_photo(paths[0])])  # warm-up: model and detector first-call costs are not ingest
+        tmp = Path(tempfile.mkdtemp(prefix="photolore-cost-"))
+        try:
+            services = build_services(Settings(data_dir=tmp, batch_size=batch), backend=backend)
+            report = ingest_paths(services, paths, source="eval")
+            out[name] = round(report.seconds / max(report.added, 1), 4)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    base = out["no_facts"]
+    out |= {f"ratio_{k}": round(v / base, 3) for k, v in list(out.items()) if k != "no_facts"}
+    return out
+
+
+def load_photo(path: Path):
+    from core.images import load_rgb
+
+    return load_rgb(path)
 
 
 def annotate_topics(services, photos: Sequence[EvalPhoto], ids: Mapping[str, str]) -> dict:
@@ -221,6 +275,7 @@ def run(args) -> dict:
                                     for m in methods if m != "search"},
             "facts": facts_accuracy(photos, facts),
             "topics": annotate_topics(services, photos, ids) if not args.no_topics else None,
+            "ingest_cost": ingest_cost(photo_dir, names, args.batch) if args.ingest_cost else None,
             "cpu_count": os.cpu_count(),
         }
         if not args.verbose and result["facts"]:
@@ -243,6 +298,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="only the first N photos (and the queries about them)")
     ap.add_argument("--no-topics", action="store_true", help="skip the zero-shot annotator")
+    ap.add_argument("--ingest-cost", action="store_true",
+                    help="also time full ingests without facts / facts without OCR / all facts (bundled; three more ingests)")
     ap.add_argument("--verbose", action="store_true", help="list every top-1 miss: query, got, wanted")
     args = ap.parse_args(argv)
     if args.compare is not None and not args.compare:

@@ -54,6 +54,7 @@ def test_chat_questions_match_labels(photos):
     assert len(questions) >= 40
     assert {q.kind for q in questions} == {"count", "list", "filter"}
     assert sum(q.follow_up_of is not None for q in questions) >= 5
+    assert all((q.kind == "count") == q.question.lower().startswith(("how many", "and how many")) for q in questions)
     by_name = {p.filename: p for p in photos}
     people = next(q for q in questions if q.question == "how many photos show people?")
     assert set(people.expected_photos) == {n for n, p in by_name.items() if p.people > 0}

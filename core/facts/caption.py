@@ -44,6 +44,8 @@ def write_caption(*, people: str, scene_phrase: str, scene_where: str = "", scen
         sentence = scene_phrase + (f" with {_join(shown)}" if shown else "")
     elif objects:
         sentence = _join([article(o) for o in objects[:2]])
+    elif text:
+        sentence = "a photo"  # the text says more than a colour would
     else:
         sentence = f"a mostly {colours[0]} photo" if colours else "a photo"
     if text:

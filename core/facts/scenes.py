@@ -76,7 +76,8 @@ def load_scene_rules(path: Path | str = SCENES_FILE, *, known_words: set[str] | 
         raise SceneRulesError(f"{path}, {where}: not valid TOML ({exc}); fix that line or restore the file from git") from exc
 
     def fail(scene: str, msg: str) -> SceneRulesError:
-        return SceneRulesError(f"{path}, line {_line_of(text, f'[scene.{scene}]') or '?'} ([scene.{scene}]): {msg}")
+        line = _line_of(text, f"[scene.{scene}]") or _line_of(text, f'[scene."{scene}"]') or "?"
+        return SceneRulesError(f"{path}, line {line} ([scene.{scene}]): {msg}")
 
     min_conf = data.get("min_confidence", 0.4)
     if not isinstance(min_conf, (int, float)) or not 0 <= min_conf <= 1:
