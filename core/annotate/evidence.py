@@ -27,7 +27,7 @@ def facts_sentence(facts: PhotoFacts, prompts: PromptSet) -> str:
     """One sentence from the facts, e.g. 'a kitchen, with a person, showing cup, coffee, beverage'."""
     values = {
         "caption": facts.caption.strip(),
-        "scene": facts.scene.strip().replace("_", " "),
+        "scene": facts.scene.strip(),
         "people": people_phrase(facts.people),
         "objects": ", ".join(w for w, _ in facts.objects[:prompts.facts_objects]),
         "text": facts.text_content().strip()[:200],
