@@ -43,14 +43,25 @@ def _services():
 
 
 def _print_report(report, as_json: bool) -> None:
+    """The ingest report: every file seen, counts per outcome and reason. Paths as `display_path` shows them."""
+    from core.pathnames import display_path
+
     if as_json:
         print(json.dumps({"summary": report.summary(), "added": report.added, "new_paths": report.new_paths,
                           "unchanged": report.unchanged, "scanned": report.scanned, "cancelled": report.cancelled,
-                          "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped]}, indent=1))
+                          "counts": report.reason_counts(),
+                          "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in report.skipped],
+                          "near_duplicates": [{"path": display_path(n.path), "of": display_path(n.of_path), "distance": n.distance}
+                                              for n in report.near_duplicates],
+                          "files": [{"path": display_path(f.path), "status": f.status, "detail": f.detail} for f in report.files]},
+                         indent=1))
         return
     print(report.summary())
-    for s in report.skipped:
-        print(f"  skipped {s.path}: {s.reason}")
+    for reason, n in report.reason_counts().items():
+        print(f"  {n:6d}  {reason}")
+    for f in report.files:
+        if f.status in ("skipped", "near duplicate", "not read"):
+            print(f"  {f.status} {display_path(f.path)}: {f.detail}")
 
 
 def _with_cancel(fn):
@@ -78,27 +89,45 @@ def _run_job(desc: str, job, as_json: bool) -> int:
     return 0
 
 
+def _executor(services, args):
+    """The Ray executor when `--ray` (or PHOTOLORE_RAY_ADDRESS) names a cluster, else None (local)."""
+    from core.cluster import executor_for
+
+    return executor_for(services.settings, args.ray or services.settings.ray_address, args.ray_workers)
+
+
 def cmd_ingest(args) -> int:
+    from core.cluster import ClusterError
     from core.ingest import ingest_folder
 
     services = _services()
     worst = 0
-    for folder in args.folders:
-        job = lambda update, cancel, f=Path(folder): ingest_folder(services, f, source=args.source, class_override=args.class_name,
-                                                                  on_progress=update, cancel=cancel)
-        worst = max(worst, _run_job(f"ingest {Path(folder).name}", job, args.json))
+    try:
+        executor = _executor(services, args)
+        for folder in args.folders:
+            job = lambda update, cancel, f=Path(folder): ingest_folder(services, f, source=args.source, class_override=args.class_name,
+                                                                      on_progress=update, cancel=cancel, executor=executor)
+            worst = max(worst, _run_job(f"ingest {Path(folder).name}", job, args.json))
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return worst
 
 
 def cmd_reindex(args) -> int:
     """Embed photos missing from the active index, then bring stale photo facts up to date (both resumable)."""
+    from core.cluster import ClusterError
     from core.facts.refresh import refresh_facts
     from core.ingest import reindex
 
     services = _services()
     update, close = tqdm_progress("reindex")
     try:
-        report = _with_cancel(lambda c: reindex(services, on_progress=update, cancel=c))
+        executor = _executor(services, args)
+        report = _with_cancel(lambda c: reindex(services, on_progress=update, cancel=c, executor=executor))
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         close()
     facts = None
@@ -124,8 +153,16 @@ def cmd_reindex(args) -> int:
     return 0
 
 
+def _add_ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="auto|HOST:PORT", default=None,
+                   help="run read+embed on a Ray cluster: 'auto' (the one `ray start` runs here) or the head's address "
+                        "(default: PHOTOLORE_RAY_ADDRESS, else this process)")
+    p.add_argument("--ray-workers", type=int, default=None, help="actors in the Ray pool (default: one per cluster CPU, or per GPU)")
+
+
 def cmd_search(args) -> int:
     from core.facts.view import facts_where
+    from core.pathnames import display_path
     from core.search import search_image, search_text
 
     services = _services()
@@ -146,12 +183,12 @@ def cmd_search(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([{"id": r.photo.id, "score": round(r.score, 4), "path": r.photo.path, "caption": r.photo.caption} for r in results], indent=1))
+        print(json.dumps([{"id": r.photo.id, "score": round(r.score, 4), "path": display_path(r.photo.path), "caption": r.photo.caption} for r in results], indent=1))
     else:
         if not results:
             print("no match (is the library empty? run `python -m core demo` or `python -m core ingest DIR`)")
         for r in results:
-            print(f"{r.score:6.3f}  {r.photo.path}  [{r.photo.caption}]")
+            print(f"{r.score:6.3f}  {display_path(r.photo.path)}  [{r.photo.caption}]")
     return 0
 
 
@@ -244,11 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="folder", help="provenance label stored per photo (default: folder)")
     p.add_argument("--class-name", default=None, help="class for every photo (default: first sub-folder name)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_ray_args(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("reindex", help="embed catalog photos missing from the active backend's index, then update older photo facts")
     p.add_argument("--no-facts", action="store_true", help="skip updating photos whose facts are missing or older")
     p.add_argument("--json", action="store_true")
+    _add_ray_args(p)
     p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("search", help="text-to-image (or --image for image-to-image) search")

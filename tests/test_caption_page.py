@@ -40,7 +40,9 @@ def test_caption_tab_captions_library_photos_and_saves_them(demo_env_copy):
     texts = _texts(at)
     # No checkpoint yet: the bundled backend's description writes the captions, and says so.
     assert "Captioner: bundled backend description" in texts and "no usable trained captioner" in texts
-    assert texts.count("a photo of") == 2
+    lines = [t.value for t in at.text]
+    signed = [i for i, v in enumerate(lines) if " - by " in v]  # each caption is followed by "<file> - by <captioner>"
+    assert len(signed) == 2 and all(lines[i - 1].startswith("a") for i in signed)  # "a ..."/"an ...", from the facts
     at.button(key="caption_save").click().run()
     assert "Saved 2 new caption(s) into the library." in [s.value for s in at.success]
     catalog = Catalog(demo_env_copy / "catalog.sqlite")

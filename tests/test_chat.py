@@ -210,4 +210,4 @@ def test_retriever_composes_as_a_langchain_retriever(demo_services):
     from core.chat.retriever import PhotoRetriever
 
     docs = PhotoRetriever(services=demo_services, k=3).invoke("a cup of coffee")
-    assert len(docs) == 3 and docs[0].metadata["path"].endswith("coffee.jpg") and docs[0].page_content == "a photo of espresso"
+    assert len(docs) == 3 and docs[0].metadata["path"].endswith("coffee.jpg") and docs[0].page_content == demo_services.catalog.get(docs[0].id).caption == "an espresso"

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # A region of the 7x7 feature map sees a quarter of the photo; its vote counts this much of the
 # whole-photo vote, so a small object must be clear in its region to enter the facts.
 REGION_WEIGHT = 0.6
+SMALL_EDGE = 640  # the face detector's working size (models/faces.py DETECT_EDGE)
 
 
 def merge_region_probs(class_probs: np.ndarray, region_probs: Optional[np.ndarray]) -> np.ndarray:
@@ -84,10 +85,11 @@ class FactsExtractor:
 
     def _one(self, image: Image.Image, probs: np.ndarray, scores: np.ndarray, vocab) -> PhotoFacts:
         notes = list(self.load_notes)
+        small = _shrunk(image, SMALL_EDGE)  # one cheap copy for the face detector and colours; OCR gets the full photo
         top = np.argsort(-probs)[:5]
         facts = PhotoFacts(labels=[(vocab.class_words[c], round(float(probs[c]), 4)) for c in top],
                            objects=top_objects(scores), notes=notes)
-        found = None if self.people is None else self._timed(self.people.detect, image, "people detector", notes)
+        found = None if self.people is None else self._timed(self.people.detect, small, "people detector", notes)
         largest = 0.0
         if found is not None:
             facts.people, facts.faces, largest = int(found.people), int(found.faces), float(found.largest_face)
@@ -96,7 +98,7 @@ class FactsExtractor:
             if lines is not None:
                 facts.text, facts.text_checked = list(lines), True
         try:
-            facts.colours = dominant_colours(image)
+            facts.colours = dominant_colours(small)
         except Exception as exc:  # a strange image mode must not cost the other facts
             notes.append(f"colours failed ({type(exc).__name__}: {exc})")
         word_score = {vocab.words[i]: float(scores[i]) for i in np.flatnonzero(scores >= 0.01)}
@@ -110,6 +112,17 @@ class FactsExtractor:
             scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
             text=facts.text[0][0] if facts.text else "", colours=facts.colours)
         return facts
+
+
+def _shrunk(image: Image.Image, edge: int) -> Image.Image:
+    if max(image.size) <= edge:
+        return image
+    factor = max(image.size) // edge
+    small = image.reduce(factor) if factor > 1 else image  # box-average by an integer factor: fast on big photos
+    scale = edge / max(small.size)
+    if scale < 1:
+        small = small.resize((max(1, round(small.width * scale)), max(1, round(small.height * scale))), Image.Resampling.BILINEAR)
+    return small
 
 
 def _make_people(kind: str):

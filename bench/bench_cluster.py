@@ -1,0 +1,114 @@
+"""Ingest throughput: the local pipeline vs 1 and 2 single-threaded Ray workers, same photos, same run.
+
+Starts its own one-node Ray cluster on 127.0.0.1 (two CPUs), ingests the same generated folder
+three times into fresh data dirs through the real CLI, and prints one JSON object. Throughput is
+steady state: photos written after the first batch, divided by the time from the first batch to
+the last (model loading and Ray start-up are reported apart, as `startup_s`).
+
+    .venv/bin/python -m bench.bench_cluster [--photos 256] [--json-out FILE]
+
+Targets (issue 17): ray_2_workers >= 1.7x ray_1_worker; ray_1_worker >= 0.9x local at one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}  # keep Ray on 127.0.0.1
+
+
+def make_photos(folder: Path, n: int) -> None:
+    """Distinct 320x240 crops of the real scikit-image / scikit-learn sample photos."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+
+    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), *load_sample_images().images]
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = Image.fromarray(sources[i % len(sources)]).convert("RGB")
+        w, h = img.size
+        x, y = int(rng.integers(0, w // 4)), int(rng.integers(0, h // 4))
+        img.crop((x, y, x + 3 * w // 4, y + 3 * h // 4)).resize((320, 240)).save(folder / f"p{i:04d}.jpg", quality=90)
+
+
+def _count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return int(con.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def run_ingest(folder: Path, data_dir: Path, n: int, extra: list[str]) -> dict:
+    env = {**os.environ, **ONE_THREAD, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(data_dir), "PHOTOLORE_BACKEND": "bundled",
+           "PHOTOLORE_BATCH_SIZE": "16", "PHOTOLORE_SECRETS": str(data_dir / "none.toml"),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "core", "ingest", str(folder), "--json", *extra], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    db = data_dir / "catalog.sqlite"
+    first_t = first_n = None
+    while proc.poll() is None:
+        c = _count(db)
+        if c and first_t is None:
+            first_t, first_n = time.perf_counter(), c
+        time.sleep(0.05)
+    end = time.perf_counter()
+    out = proc.stdout.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"ingest {' '.join(extra)} failed: {out[-2000:]}")
+    added = json.loads(out[out.index("{"):])["added"]
+    steady = (added - first_n) / max(end - first_t, 1e-9) if first_t is not None and added > first_n else None
+    return {"photos": added, "wall_s": round(end - t0, 2), "startup_s": round((first_t or end) - t0, 2),
+            "photos_per_s": round(steady, 2) if steady else None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--photos", type=int, default=256)
+    ap.add_argument("--json-out")
+    args = ap.parse_args(argv)
+    port = 26000 + os.getpid() % 1000
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        tmp = Path(tmp)
+        make_photos(tmp / "photos", args.photos)
+        env = {**os.environ, **RAY_ENV}
+        subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                        "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
+                       check=True, env=env, capture_output=True)
+        try:
+            address = f"127.0.0.1:{port}"
+            result = {
+                "local_1_thread": run_ingest(tmp / "photos", tmp / "local", args.photos, []),
+                "ray_1_worker": run_ingest(tmp / "photos", tmp / "ray1", args.photos, ["--ray", address, "--ray-workers", "1"]),
+                "ray_2_workers": run_ingest(tmp / "photos", tmp / "ray2", args.photos, ["--ray", address, "--ray-workers", "2"]),
+            }
+        finally:
+            subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True)
+    rate = {k: v["photos_per_s"] or 0.0 for k, v in result.items()}
+    result["ratio_2_vs_1_worker"] = round(rate["ray_2_workers"] / max(rate["ray_1_worker"], 1e-9), 3)
+    result["ratio_1_worker_vs_local"] = round(rate["ray_1_worker"] / max(rate["local_1_thread"], 1e-9), 3)
+    result["targets_met"] = result["ratio_2_vs_1_worker"] >= 1.7 and result["ratio_1_worker_vs_local"] >= 0.9
+    result["cpus"] = os.cpu_count()
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

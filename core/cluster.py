@@ -1,0 +1,155 @@
+"""Batch jobs on a Ray cluster: the same read -> decode -> embed stages, run by Ray Data.
+
+`RayExecutor` plugs into `core.ingest.ingest_entries` (and so into folder ingest, path lists and
+reindex) in place of the in-process executor. Each batch of files becomes one row of a Ray
+dataset; an actor pool (one model load per actor, a GPU per actor when the cluster has them)
+runs `read_batch` + `embed_batch` on it and sends back the embeddings, descriptions and a
+thumbnail-sized copy of each photo. The driver writes them with the one idempotent
+`write_batch`, so a Ray worker that dies is retried by Ray (its batch runs again, upserts the
+same ids) and a job killed as a whole resumes from the catalog like a local one: every photo ends
+up exactly once in the catalog and the index.
+
+Photos must be readable at the same path by every worker (a shared mount), and the catalog
+and index must be shared too (`PHOTOLORE_CATALOG_URL`/`CHROMA_HOST` on several machines; on one
+machine the local data dir works). Ray is imported only here, only when asked for.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import threading
+from typing import TYPE_CHECKING, Iterator, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.ingest import FileEntry, ReadItem, Skip
+    from core.settings import Settings
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster could not be reached or used; the message says what to do."""
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes: ray.init retries an address that nobody answers for a long time."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"cannot connect to the Ray cluster at '{address}' ({exc}); check the address "
+                           "(HOST:PORT of `ray start --head`, port 6379 by default) and that the head is running") from exc
+
+
+def _ray_init(address: str) -> None:
+    import logging
+
+    import ray
+
+    import core
+    import models
+    import vectorstore
+
+    if ray.is_initialized():
+        return
+    if address != "auto":
+        _check_reachable(address)
+    try:
+        # py_modules ships PhotoLore's own code to every worker, so nodes need only the same
+        # Python packages (the venv), not a checkout at the same path.
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR",
+                 runtime_env={"py_modules": [core, models, vectorstore], "excludes": ["__pycache__"],
+                              "env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}})
+    except Exception as exc:  # ConnectionError, ValueError ("could not find any running Ray instance"), ...
+        raise ClusterError(f"cannot connect to the Ray cluster at '{address}' ({exc}); start one with `ray start --head` "
+                           "(and `ray start --address HEAD:6379` on each worker machine)") from exc
+    # Our own progress bar and report say what happened; Ray Data's per-operator log lines would bury them.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+class _EmbedWorker:
+    """One per Ray actor: loads the backend once, then reads, decodes and embeds batch after batch."""
+
+    def __init__(self, settings: "Settings", known: frozenset[str], threads: int):
+        import torch
+
+        from models.registry import create_backend
+
+        torch.set_num_threads(max(1, threads))
+        self.settings = settings
+        self.known = known
+        self.backend, _ = create_backend(settings)
+
+    def __call__(self, batch: dict) -> dict:
+        from core.images import make_thumbnail
+        from core.ingest import embed_batch, read_batch
+
+        out = []
+        for k, raw in zip(batch["k"], batch["entries"]):
+            entries = pickle.loads(raw)
+            items, skips = read_batch(entries, max_pixels=self.settings.max_image_pixels, already_indexed=self.known,
+                                      want_phash=self.settings.near_dup_threshold >= 0)
+            embedded = embed_batch(items, self.backend)
+            # Only a thumbnail-sized copy travels back: the driver needs pixels for the thumbnail alone.
+            items = [dataclasses.replace(it, decoded=dataclasses.replace(it.decoded, image=make_thumbnail(it.decoded.image, self.settings.thumb_size)))
+                     if it.decoded is not None else it for it in items]
+            out.append(pickle.dumps((k, items, skips, embedded), protocol=pickle.HIGHEST_PROTOCOL))
+        return {"result": out}
+
+
+@dataclasses.dataclass
+class RayExecutor:
+    """Run read + embed on a Ray cluster (`address`: "auto" or HOST:PORT of the head)."""
+
+    settings: "Settings"
+    address: str = "auto"
+    workers: Optional[int] = None  # actors in the pool; default: one per CPU the cluster has (GPUs when present)
+    cpus_per_worker: int = 1
+
+    def _pool_size(self) -> tuple[int, float]:
+        import ray
+
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if self.workers:
+            return self.workers, (1.0 if gpus >= self.workers else 0.0)
+        if gpus:
+            return gpus, 1.0
+        return max(1, int(resources.get("CPU", 1) // self.cpus_per_worker)), 0.0
+
+    def __call__(self, batches: "list[list[FileEntry]]", *, backend, known: frozenset[str], written: set[str],
+                 cancel: Optional[threading.Event] = None) -> "Iterator[tuple[int, list[ReadItem], list[Skip], dict]]":
+        if not batches:
+            return
+        _ray_init(self.address)
+        import ray
+
+        size, gpus = self._pool_size()
+        rows = [{"k": k, "entries": pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL)} for k, b in enumerate(batches)]
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+        ds = ds.map_batches(
+            _EmbedWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
+            fn_constructor_kwargs={"settings": self.settings, "known": known, "threads": self.cpus_per_worker},
+            num_cpus=self.cpus_per_worker, num_gpus=gpus,
+            # A dead actor is restarted and its batch retried: the write path is idempotent.
+            max_restarts=-1, max_task_retries=-1,
+        )
+        for row in ds.iter_rows():
+            yield pickle.loads(row["result"])
+            if cancel is not None and cancel.is_set():
+                return
+
+
+def executor_for(settings: "Settings", ray_address: Optional[str], workers: Optional[int] = None):
+    """None (run locally) unless a Ray address is given; Ray is not imported otherwise."""
+    if not ray_address:
+        return None
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ClusterError("Ray is not installed: `pip install 'ray[data]'` in this venv and on every worker") from exc
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    return RayExecutor(settings, ray_address, workers)

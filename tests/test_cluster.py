@@ -1,0 +1,178 @@
+"""Batch ingest on a real local Ray cluster (`ray start`) into a real `chroma run` server.
+
+The cluster is one head node bound to 127.0.0.1 with two CPUs, so the actor pool runs two
+worker processes. (A second `ray start --address` node would need a routable, non-loopback
+address: Ray replaces 127.0.0.1 with the machine's own IP for nodes that join a cluster, and
+tests here talk to loopback only.) RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is what keeps Ray on
+127.0.0.1: with it Ray takes the loopback address as the node address.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYTHON, REPO, free_port, serve, write_image
+
+RAY = str(Path(sys.executable).with_name("ray"))
+CHROMA = str(Path(sys.executable).with_name("chroma"))
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    pytest.importorskip("ray")
+    port = free_port()
+    env = {**os.environ, **RAY_ENV}
+    subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    argv = [CHROMA, "run", "--host", "127.0.0.1", "--port", "{port}", "--path", str(tmp_path / "chroma-server")]
+    with serve(argv, "/api/v2/heartbeat", tmp_path / "chroma.log", timeout=90) as url:
+        yield url.rsplit(":", 1)[1]
+
+
+def _photos(folder: Path, n: int, start: int) -> None:
+    for i in range(start, start + n):
+        write_image(folder / f"p{i:04d}.jpg", size=(64, 48), colour=(i % 255, (i * 7) % 255, (i * 13) % 255), seed=i)
+
+
+def _count(db: Path, table: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError:  # catalog not created yet
+        return 0
+
+
+def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"job ended (rc={proc.returncode}) before {what}: {proc.stdout.read() if proc.stdout else ''}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _actor_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", r"MapBatches\(_EmbedWorker\)"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _chroma_counts(port: str) -> dict[str, int]:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(port), settings=ChromaSettings(anonymized_telemetry=False))
+    return {c.name: client.get_collection(c.name).count() for c in client.list_collections()}
+
+
+def test_ray_ingest_into_chroma_server_survives_a_killed_worker_and_a_killed_job(ray_head, chroma_server, tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(data), "PHOTOLORE_BACKEND": "bundled",
+           "PHOTOLORE_BATCH_SIZE": "4", "PHOTOLORE_SECRETS": str(tmp_path / "none.toml"),
+           "CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": chroma_server}
+    first, second = tmp_path / "first", tmp_path / "second"
+    _photos(first, 200, 0)
+    _photos(second, 100, 200)
+    db = data / "catalog.sqlite"
+
+    def ingest(folder: Path) -> subprocess.Popen:
+        return subprocess.Popen([PYTHON, "-m", "core", "ingest", str(folder), "--ray", ray_head, "--json"], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    # 1. One Ray worker process killed mid-job: Ray restarts it and reruns its batch; nothing lost.
+    job = ingest(first)
+    _wait(lambda: _count(db, "photos") >= 4, 300, "the first batch to be written", job)
+    pids = _actor_pids()
+    assert pids, "no Ray actor process found"
+    os.kill(pids[0], signal.SIGKILL)
+    out, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, out
+    assert _count(db, "photos") == 200 and _count(db, "files") == 200
+    assert _count(db, "photos") < 200 + 1  # exactly once
+
+    # 2. The whole job killed mid-way, then run again: it resumes, every photo exactly once.
+    job = ingest(second)
+    _wait(lambda: _count(db, "photos") >= 204, 300, "part of the second folder to be written", job)
+    job.send_signal(signal.SIGKILL)
+    job.wait(30)
+    assert _count(db, "photos") < 300, "the job finished before it could be killed; the test proves nothing"
+    job = ingest(second)
+    out, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, out
+    report = json.loads(out[out.index("{"):])
+    assert report["added"] + report["unchanged"] == 100
+    assert _count(db, "photos") == 300 and _count(db, "files") == 300 and _count(db, "indexed") == 300
+    counts = _chroma_counts(chroma_server)
+    assert counts and all(n == 300 for n in counts.values()), counts
+
+    # 3. Search reads what the cluster wrote, from the shared server.
+    found = subprocess.run([PYTHON, "-m", "core", "search", "--image", str(second / "p0250.jpg"), "-k", "1", "--json"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["path"].endswith("p0250.jpg")
+
+
+def test_unreachable_cluster_is_a_clear_error(tmp_path):
+    write_image(tmp_path / "photos" / "a.jpg")
+    env = {**os.environ, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(tmp_path / "data"), "PHOTOLORE_BACKEND": "bundled",
+           "PHOTOLORE_SECRETS": str(tmp_path / "none.toml")}
+    run = subprocess.run([PYTHON, "-m", "core", "ingest", str(tmp_path / "photos"), "--ray", f"127.0.0.1:{free_port()}"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert "cannot connect to the Ray cluster" in run.stderr and "ray start --head" in run.stderr
+
+
+def test_without_ray_nothing_imports_ray(tmp_path):
+    write_image(tmp_path / "photos" / "a.jpg")
+    env = {**os.environ, "PHOTOLORE_DATA_DIR": str(tmp_path / "data"), "PHOTOLORE_BACKEND": "bundled",
+           "PHOTOLORE_SECRETS": str(tmp_path / "none.toml")}
+    code = ("import sys; from core.cli import main; rc = main(['ingest', sys.argv[1]]); "
+            "assert rc == 0; assert 'ray' not in sys.modules, 'ray was imported'; print('ok')")
+    run = subprocess.run([PYTHON, "-c", code, str(tmp_path / "photos")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr
+
+
+def test_library_page_offers_the_configured_cluster_and_names_the_fix_when_it_is_down(tmp_path, monkeypatch):
+    """PHOTOLORE_RAY_ADDRESS set: the Library page offers the cluster; a dead one is a clear error, nothing imported."""
+    from streamlit.testing.v1 import AppTest
+
+    photos = tmp_path / "photos"
+    write_image(photos / "a.jpg")
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("PHOTOLORE_RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    at = AppTest.from_file(str(REPO / "pages" / "library.py"), default_timeout=300)
+    at.run()
+    assert not at.exception
+    assert at.checkbox(key="lib-add-ray").value is True
+    at.text_input(key="lib-add-folder").input(str(photos)).run()
+    at.button(key="lib-add-import").click()
+    at.run()
+    errors = " ".join(e.value for e in at.error)
+    assert "cannot connect to the Ray cluster" in errors and "Untick" in errors
+    at.checkbox(key="lib-add-ray").uncheck()
+    at.button(key="lib-add-import").click()
+    at.run()
+    assert not at.error
+    assert "1 new photos" in " ".join(s.value for s in at.success)
