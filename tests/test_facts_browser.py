@@ -1,6 +1,8 @@
 """End to end in headless Chromium: the Library's photo details show the facts, Search filters by them."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core.facts import PhotoFacts
@@ -53,9 +55,16 @@ def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, 
     page.get_by_text("with people (2)", exact=True).click()
     page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
     page.get_by_text("astronaut.jpg", exact=False).first.wait_for(timeout=60_000)
+    # Streamlit keeps the previous run's cards (stale) until the rerun finishes: wait for the final grid.
+    names: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        names = sorted(t.split("·")[-1].strip() for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t)
+        if names == ["astronaut.jpg", "camera.jpg"]:
+            break
+        time.sleep(0.5)
     page.screenshot(path=str(tmp_path / "search-people.png"), full_page=True)
-    names = [t for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t]
-    assert sorted(n.split("·")[-1].strip() for n in names) == ["astronaut.jpg", "camera.jpg"], names
+    assert names == ["astronaut.jpg", "camera.jpg"], names
 
 
 def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):
