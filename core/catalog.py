@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
+from core.facts import FACTS_VERSION, PhotoFacts
 from core.pathnames import display_path, from_db, to_db
 
 _SCHEMA = """
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS skipped (
 # is created at version 1 (`_SCHEMA`) and runs them all, so every catalog reaches the current
 # schema by the same path. Append (version, SQL statements); never edit an entry that shipped.
 _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+    (2, ("ALTER TABLE photos ADD COLUMN facts TEXT",)),  # PhotoFacts JSON (core.facts); NULL = not extracted yet
     # 3: perceptual hash per photo (near duplicates on import); a near-duplicate skip names its photo;
     # files the user chose to keep although they look like a library photo.
     (3, ("ALTER TABLE photos ADD COLUMN phash TEXT",
@@ -87,6 +89,7 @@ class Photo:
     caption_source: Optional[str] = None
     tags: list[tuple[str, float]] = field(default_factory=list)
     missing: bool = False
+    facts: Optional[PhotoFacts] = None  # None = not extracted yet (reindex fills it in)
     phash: Optional[str] = None  # 64-bit perceptual hash, hex (core.neardup)
 
     @classmethod
@@ -94,6 +97,7 @@ class Photo:
         data = {k: v for k, v in dict(row).items() if k in _PHOTO_FIELDS}  # columns of later versions stay in SQL
         data["tags"] = [tuple(t) for t in json.loads(data.get("tags") or "[]")]
         data["missing"] = bool(data.get("missing"))
+        data["facts"] = PhotoFacts.from_json(data.get("facts"))
         data["path"] = from_db(data["path"])
         if data.get("thumb_path"):
             data["thumb_path"] = from_db(data["thumb_path"])
@@ -105,7 +109,7 @@ class Photo:
             "path": display_path(self.path), "source": self.source, "class_name": self.class_name,
             "caption": self.caption or "", "tags": [t for t, _ in self.tags[:5]],
             "width": self.width, "height": self.height, "taken_at": self.taken_at,
-        }
+        } | (self.facts.index_metadata() if self.facts else {})
 
 
 _PHOTO_FIELDS = frozenset(Photo.__dataclass_fields__)
@@ -323,16 +327,17 @@ class Catalog:
             for p in photos:
                 con.execute(
                     """INSERT INTO photos (id, path, source, class_name, width, height, format, taken_at, orientation,
-                                           added_at, thumb_path, caption, caption_source, tags, missing)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)
+                                           added_at, thumb_path, caption, caption_source, tags, missing, facts)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)
                        ON CONFLICT(id) DO UPDATE SET missing=0, path=excluded.path,
                            thumb_path=COALESCE(photos.thumb_path, excluded.thumb_path),
                            caption=COALESCE(photos.caption, excluded.caption),
                            caption_source=COALESCE(photos.caption_source, excluded.caption_source),
-                           tags=CASE WHEN photos.tags='[]' THEN excluded.tags ELSE photos.tags END""",
+                           tags=CASE WHEN photos.tags='[]' THEN excluded.tags ELSE photos.tags END,
+                           facts=COALESCE(excluded.facts, photos.facts)""",
                     (p.id, to_db(p.path), p.source, p.class_name, p.width, p.height, p.format, p.taken_at, p.orientation,
                      p.added_at or now_iso(), to_db(p.thumb_path) if p.thumb_path else None, p.caption, p.caption_source,
-                     json.dumps(p.tags)),
+                     json.dumps(p.tags), p.facts.to_json() if p.facts else None),
                 )
                 if p.phash:
                     con.execute("UPDATE photos SET phash=COALESCE(phash, ?) WHERE id=?", (p.phash, p.id))
@@ -382,6 +387,35 @@ class Catalog:
     def set_caption(self, photo_id: str, caption: str, source: str) -> None:
         with self._conn() as con:
             con.execute("UPDATE photos SET caption=?, caption_source=? WHERE id=?", (caption, source, photo_id))
+
+    def set_facts(self, items: Sequence[tuple[str, PhotoFacts]], captions: Sequence[tuple[str, str, str]] = ()) -> None:
+        """Store (photo_id, facts) pairs, and (photo_id, caption, source) for captions written from them, in one transaction."""
+        with self._conn() as con:
+            con.executemany("UPDATE photos SET facts=? WHERE id=?", [(f.to_json(), pid) for pid, f in items])
+            con.executemany("UPDATE photos SET caption=?, caption_source=? WHERE id=?", [(c, s, pid) for pid, c, s in captions])
+
+    def photos_with_stale_facts(self, version: int = FACTS_VERSION) -> list[Photo]:
+        """Photos whose facts are missing or were extracted by an older FACTS_VERSION."""
+        with self._conn() as con:
+            rows = con.execute(
+                "SELECT * FROM photos WHERE missing=0 AND (facts IS NULL OR COALESCE(json_extract(facts, '$.version'), 0) < ?) ORDER BY path",
+                (version,),
+            ).fetchall()
+        return [Photo.from_row(r) for r in rows]
+
+    def facts_summary(self) -> dict:
+        """Counts for filters and dashboards: photos, with facts, with people, with text, per scene."""
+        with self._conn() as con:
+            row = con.execute(
+                """SELECT COUNT(*), COUNT(facts),
+                          SUM(CASE WHEN json_extract(facts, '$.people') > 0 THEN 1 ELSE 0 END),
+                          SUM(CASE WHEN json_array_length(json_extract(facts, '$.text')) > 0 THEN 1 ELSE 0 END)
+                   FROM photos WHERE missing=0""").fetchone()
+            scenes = con.execute(
+                "SELECT json_extract(facts, '$.scene') AS s, COUNT(*) FROM photos WHERE missing=0 AND facts IS NOT NULL "
+                "AND COALESCE(json_extract(facts, '$.scene'), '') != '' GROUP BY s ORDER BY COUNT(*) DESC, s").fetchall()
+        return {"photos": int(row[0]), "with_facts": int(row[1]), "with_people": int(row[2] or 0),
+                "with_text": int(row[3] or 0), "scenes": {r[0]: int(r[1]) for r in scenes}}
 
     def photos_not_indexed(self, model_id: str) -> list[Photo]:
         with self._conn() as con:

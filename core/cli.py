@@ -115,16 +115,42 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_reindex(args) -> int:
+    """Embed photos missing from the active index, then bring stale photo facts up to date (both resumable)."""
     from core.cluster import ClusterError
+    from core.facts.refresh import refresh_facts
     from core.ingest import reindex
 
     services = _services()
+    update, close = tqdm_progress("reindex")
     try:
         executor = _executor(services, args)
-        return _run_job("reindex", lambda update, cancel: reindex(services, on_progress=update, cancel=cancel, executor=executor), args.json)
+        report = _with_cancel(lambda c: reindex(services, on_progress=update, cancel=c, executor=executor))
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        close()
+    facts = None
+    if not args.no_facts and not report.cancelled:
+        update, close = tqdm_progress("facts")
+        try:
+            facts = _with_cancel(lambda c: refresh_facts(services, on_progress=update, cancel=c))
+        finally:
+            close()
+    if args.json:
+        print(json.dumps({"summary": report.summary(), "reindexed": report.reindexed, "cancelled": report.cancelled,
+                          "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+                          "facts": None if facts is None else {"summary": facts.summary(), "stale": facts.stale, "updated": facts.updated,
+                                                               "captions": facts.captions, "unsupported": facts.unsupported,
+                                                               "cancelled": facts.cancelled,
+                                                               "failed": [{"path": p, "reason": r} for p, r in facts.failed]}}, indent=1))
+        return 0
+    _print_report(report, False)
+    if facts is not None:
+        print(facts.summary())
+        for path, reason in facts.failed:
+            print(f"  facts failed {path}: {reason}")
+    return 0
 
 
 def _add_ray_args(p: argparse.ArgumentParser) -> None:
@@ -135,10 +161,12 @@ def _add_ray_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_search(args) -> int:
+    from core.facts.view import facts_where
     from core.pathnames import display_path
     from core.search import search_image, search_text
 
     services = _services()
+    where = facts_where(has_people=True if args.has_people else None, has_text=True if args.has_text else None, scene=args.scene)
     try:
         if args.image:
             from core.images import ImageError, load_rgb
@@ -148,9 +176,9 @@ def cmd_search(args) -> int:
             except ImageError as exc:
                 print(f"error: {args.image}: {exc.reason}", file=sys.stderr)
                 return 2
-            results = search_image(services, image=img, k=args.k, threshold=args.threshold)
+            results = search_image(services, image=img, k=args.k, threshold=args.threshold, where=where)
         else:
-            results = search_text(services, " ".join(args.text), k=args.k, threshold=args.threshold)
+            results = search_text(services, " ".join(args.text), k=args.k, threshold=args.threshold, where=where)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -270,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ray_args(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("reindex", help="embed catalog photos missing from the active backend's index")
+    p = sub.add_parser("reindex", help="embed catalog photos missing from the active backend's index, then update older photo facts")
+    p.add_argument("--no-facts", action="store_true", help="skip updating photos whose facts are missing or older")
     p.add_argument("--json", action="store_true")
     _add_ray_args(p)
     p.set_defaults(func=cmd_reindex)
@@ -280,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="search with this image file instead of text")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--threshold", type=float, default=-1.0, help="minimum cosine similarity (default: no minimum)")
+    p.add_argument("--has-people", action="store_true", help="only photos where people were found")
+    p.add_argument("--has-text", action="store_true", help="only photos with text read in them")
+    p.add_argument("--scene", help="only photos of this scene, e.g. kitchen")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

@@ -200,13 +200,15 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
             class_name=class_override if class_override is not None else it.entry.class_name,
             width=d.width, height=d.height, format=d.format, taken_at=d.taken_at, orientation=d.orientation,
             added_at=now_iso(), thumb_path=str(thumb), caption=desc.caption, caption_source=f"{backend.name}:{backend.model_id}",
-            tags=[(t, round(p, 4)) for t, p in desc.tags], phash=None if it.phash is None else to_hex(it.phash),
+            tags=[(t, round(p, 4)) for t, p in desc.tags], facts=getattr(desc, "facts", None),
+            phash=None if it.phash is None else to_hex(it.phash),
         )
     if photos:
         ids = list(photos)
         # Keep any caption the catalog already has (user's own, crawler alt text) in the index metadata.
         known = catalog.get_many(ids)
-        metas = [(known.get(i) or photos[i]).index_metadata() | {"class_name": photos[i].class_name} for i in ids]
+        metas = [(known.get(i) or photos[i]).index_metadata() | {"class_name": photos[i].class_name}
+                 | (photos[i].facts.index_metadata() if photos[i].facts else {}) for i in ids]  # new facts win, as in the catalog
         store.upsert(backend.model_id, "image", ids, [embedded[i][0] for i in ids], metas)
         if backend.text_space == "caption":
             store.upsert(backend.model_id, "caption", ids, [embedded[i][2] for i in ids], metas)

@@ -72,6 +72,21 @@ for section in sections:
                        file_name=f"photolore-{section.key}.svg", mime="image/svg+xml", key=f"dash-svg-{section.key}",
                        on_click="ignore", icon=":material/download:")
 
+# --- photo facts (whole library: facts are not annotations, the filters above do not apply) ----------
+st.subheader("Photo facts")
+facts = services.catalog.facts_summary()
+if not facts["with_facts"]:
+    st.info("No photo has facts yet: update them on the Library page (or run `python -m core reindex`).")
+else:
+    f1, f2, f3 = st.columns(3)
+    f1.metric("Photos with facts", f"{facts['with_facts']} of {facts['photos']}")
+    f2.metric("With people", f"{facts['with_people'] / facts['with_facts']:.0%}")
+    f3.metric("With text", f"{facts['with_text'] / facts['with_facts']:.0%}")
+    if facts["scenes"]:
+        st.bar_chart(pd.DataFrame({"scene": list(facts["scenes"]), "photos": list(facts["scenes"].values())}),
+                     x="scene", y="photos", horizontal=True)
+    st.caption("Whole library; shares are of the photos with facts. Search filters by the same facts.")
+
 # --- embedding map ----------------------------------------------------------------------------------
 st.subheader("Embedding map")
 ids = df["photo_id"].tolist()

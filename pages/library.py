@@ -3,7 +3,8 @@ import streamlit as st
 
 from core.pathnames import display_path
 from ui.resources import services_or_stop
-from ui.widgets import add_photos_panel, backend_badge, keep_report, near_duplicates_panel, photo_grid, progress_callback, show_last_report
+from ui.widgets import (add_photos_panel, backend_badge, keep_report, md_escape, near_duplicates_panel, photo_grid, progress_callback,
+                        show_last_report)
 
 services = services_or_stop()
 st.title("Library")
@@ -36,6 +37,20 @@ if services.backend.model_id and catalog.count():
             from core.ingest import reindex
 
             keep_report("lib-report", reindex(services, on_progress=progress_callback("Re-index")))
+
+if catalog.count():
+    from core.facts.refresh import stale_count
+
+    stale = stale_count(catalog)
+    if stale:
+        st.info(f"{stale} photos have older facts (people, text, scene, objects) or none yet.")
+        if st.button("Update their facts", key="lib-facts"):
+            from core.facts.refresh import refresh_facts
+
+            st.session_state["lib-facts-report"] = refresh_facts(services, on_progress=progress_callback("Photo facts")).summary()
+            st.rerun()
+if "lib-facts-report" in st.session_state:
+    st.success(md_escape(st.session_state["lib-facts-report"]))
 
 if classes:
     names = ["(all)"] + sorted(classes)

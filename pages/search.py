@@ -1,6 +1,7 @@
 """Search: text-to-image and image-to-image over the active backend's index."""
 import streamlit as st
 
+from core.facts.view import facts_where
 from core.images import ImageError, decode_image
 from core.search import search_image, search_text
 from ui.resources import services_or_stop
@@ -15,6 +16,19 @@ if services.backend.text_space == "caption":
 k = st.sidebar.slider("Results", 1, 48, 12, key="search-k")
 threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01, key="search-threshold",
                               help="Cosine similarity: results below it are hidden.")
+
+# Facts filters (a `where` on the index metadata); photos whose facts are not extracted yet never pass one.
+summary = services.catalog.facts_summary()
+st.sidebar.markdown("**Only photos…**")
+only_people = st.sidebar.checkbox(f"with people ({summary['with_people']})", key="search-has-people")
+only_text = st.sidebar.checkbox(f"with text ({summary['with_text']})", key="search-has-text")
+scenes = ["(any)", *summary["scenes"]]
+scene = st.sidebar.selectbox("Scene", scenes, key="search-scene",
+                             format_func=lambda s: s if s == "(any)" else f"{s} ({summary['scenes'][s]})")
+where = facts_where(has_people=True if only_people else None, has_text=True if only_text else None,
+                    scene=None if scene == "(any)" else scene)
+if summary["photos"] and summary["with_facts"] < summary["photos"]:
+    st.sidebar.caption(f"{summary['photos'] - summary['with_facts']} photos have no facts yet (Library page: update).")
 
 
 def more_like(photo_id: str) -> None:
@@ -32,11 +46,11 @@ try:
         if st.button("Clear", key="search-like-clear"):
             del st.session_state["search-like"]
             st.rerun()
-        results = search_image(services, photo_id=like, k=k, threshold=threshold)
+        results = search_image(services, photo_id=like, k=k, threshold=threshold, where=where)
     elif mode == "Text":
         text = st.text_input("Describe the photo", key="search-text", placeholder="a cup of coffee")
         if text.strip():
-            results = search_text(services, text, k=k, threshold=threshold)
+            results = search_text(services, text, k=k, threshold=threshold, where=where)
     else:
         upload = st.file_uploader("Photo to search with", key="search-upload", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"])
         if upload is not None:
@@ -47,13 +61,13 @@ try:
                 st.error(f"{md_escape(upload.name)}: {md_escape(exc.reason)}")
                 st.stop()
             st.image(query, width=200)
-            results = search_image(services, image=query, k=k, threshold=threshold)
+            results = search_image(services, image=query, k=k, threshold=threshold, where=where)
 except (ValueError, KeyError) as exc:
     st.error(md_escape(exc))
 
 if results is not None:
     if not results:
-        st.warning("No photo passes the threshold." if services.catalog.count() else "The library is empty: add photos on the Library page.")
+        st.warning("No photo passes the threshold and filters." if services.catalog.count() else "The library is empty: add photos on the Library page.")
     else:
         query = st.session_state.get("search-text", "").strip() if mode == "Text" and not like else None
         photo_grid([(r.photo, r.score) for r in results], key="search-grid", on_more_like=more_like, services=services,

@@ -57,6 +57,10 @@ def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None)
         facts |= {"source page": provenance.get("page_url") or "—", "image URL": provenance.get("image_url") or "—",
                   "alt text": provenance.get("alt") or "—", "page title": provenance.get("title") or "—"}
     st.table({"field": list(facts), "value": [str(v) for v in facts.values()]})
+    from core.facts.view import facts_lines
+
+    st.markdown("**Photo facts**")
+    st.text("\n".join(facts_lines(getattr(photo, "facts", None))))  # plain text: OCR'd words are data, never markup
     st.text("Files:\n" + "\n".join(display_path(p) for p in paths))
 
 

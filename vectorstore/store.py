@@ -108,6 +108,24 @@ class VectorStore:
                 metadatas=[clean_metadata(m) or {"_": 0} for m in metadatas[i:i + _UPSERT_CHUNK]],
             )
 
+    def ids_present(self, model_id: str, space: str, ids: Sequence[str]) -> set[str]:
+        if len(ids) == 0:
+            return set()
+        return set(self.collection(model_id, space).get(ids=list(ids), include=[])["ids"])
+
+    def get_metadata(self, model_id: str, space: str, ids: Sequence[str]) -> dict[str, dict]:
+        if len(ids) == 0:
+            return {}
+        res = self.collection(model_id, space).get(ids=list(ids), include=["metadatas"])
+        return {i: dict(m or {}) for i, m in zip(res["ids"], res["metadatas"])}
+
+    def update_embeddings(self, model_id: str, space: str, ids: Sequence[str], embeddings: np.ndarray) -> None:
+        """Replace the vectors of existing ids, keeping their metadata (annotations live there too)."""
+        present = self.ids_present(model_id, space, ids)
+        keep = [k for k, i in enumerate(ids) if i in present]
+        if keep:
+            self.collection(model_id, space).update(ids=[ids[k] for k in keep], embeddings=np.asarray(embeddings, dtype=np.float32)[keep])
+
     def query(self, model_id: str, space: str, vector: np.ndarray, k: int = 10, where: Optional[dict] = None) -> list[Hit]:
         # No count() first: Chroma returns fewer results when it holds fewer (or none), and the
         # extra call cost a round trip per query (an HTTP request with a Chroma server).

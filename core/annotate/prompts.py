@@ -12,6 +12,7 @@ from typing import Optional
 DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
 SENTIMENTS = ("negative", "neutral", "positive")
 DEFAULT_PATH = Path(__file__).with_name("prompts.toml")
+FACT_PIECES = ("caption", "scene", "people", "objects", "text")
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,15 @@ class PromptSet:
     topic_threshold: float = 0.2
     temperature: float = 0.02
     concepts: list[str] = field(default_factory=list)
+    facts_sentence: dict[str, str] = field(default_factory=dict)  # piece name -> template (see prompts.toml [facts])
+    facts_objects: int = 8
+    requires: dict[str, list[str]] = field(default_factory=dict)  # topic or concept -> evidence words (any one)
+    implies: dict[str, list[str]] = field(default_factory=dict)  # topic -> evidence words that add it
 
     def digest(self) -> str:
         """A short hash of the prompts: part of the annotator version, so edits never mix with old results."""
-        blob = json.dumps([self.ladders, self.sentiment, self.topics, self.topic_threshold, self.temperature, self.concepts], sort_keys=True)
+        blob = json.dumps([self.ladders, self.sentiment, self.topics, self.topic_threshold, self.temperature, self.concepts,
+                           self.facts_sentence, self.facts_objects, self.requires, self.implies], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
@@ -60,4 +66,23 @@ def load_prompts(path: Optional[Path] = None) -> PromptSet:
     if temperature <= 0:
         raise ValueError(f"{path}: temperature must be > 0, got {temperature}")
     concepts = [str(c) for c in data.get("concepts", {}).get("phrases", [])] or ["a photo"]
-    return PromptSet({d: list(ladders[d]) for d in DIMENSIONS}, sentiment, topics, threshold, temperature, concepts)
+    facts = data.get("facts", {})
+    sentence = {str(k): str(v) for k, v in facts.get("sentence", {}).items()}
+    unknown = set(sentence) - set(FACT_PIECES)
+    if unknown:
+        raise ValueError(f"{path}: [facts.sentence] {sorted(unknown)[0]!r} is not a fact; use {', '.join(FACT_PIECES)}")
+    for piece, template in sentence.items():
+        if "{" + piece + "}" not in template:
+            raise ValueError(f"{path}: [facts.sentence] {piece} must contain {{{piece}}}, got {template!r}")
+    rules = {}
+    for table, allowed in (("requires", set(topics) | set(concepts)), ("implies", set(topics))):
+        rules[table] = {}
+        for name, words in facts.get(table, {}).items():
+            if name not in allowed:
+                raise ValueError(f"{path}: [facts.{table}] {name!r} is not a {'topic or concept phrase' if table == 'requires' else 'topic'} of this file")
+            words = [words] if isinstance(words, str) else list(words)
+            if not words or not all(isinstance(w, str) and w.strip() for w in words):
+                raise ValueError(f"{path}: [facts.{table}] {name!r} needs a non-empty list of evidence words")
+            rules[table][name] = [w.strip().lower() for w in words]
+    return PromptSet({d: list(ladders[d]) for d in DIMENSIONS}, sentiment, topics, threshold, temperature, concepts,
+                     sentence, int(facts.get("objects", 8)), rules["requires"], rules["implies"])

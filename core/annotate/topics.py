@@ -26,3 +26,9 @@ def fuse_probs(caption: Optional[np.ndarray], image: Optional[np.ndarray]) -> Op
     """Mean of the two distributions (either alone when the other is missing)."""
     parts = [p for p in (caption, image) if p is not None]
     return None if not parts else np.mean(parts, axis=0)
+
+
+def with_topics(picked: list[str], proven: Sequence[str]) -> list[str]:
+    """Topics the evidence proves first (evidence beats similarity), then `picked`; no 'other' beside a real topic."""
+    out = list(dict.fromkeys([*proven, *(t for t in picked if t != OTHER)]))
+    return out or [OTHER]

@@ -1,0 +1,54 @@
+"""How readers present and filter photo facts: plain-text lines for details, `where` filters for search.
+
+Both work on the flat keys of `PhotoFacts.index_metadata()`, the same keys Chat counts on, so a
+filter on the Search page and a count in Chat select the same photos.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from core.facts import PhotoFacts
+
+
+def facts_where(*, has_people: Optional[bool] = None, has_text: Optional[bool] = None, scene: Optional[str] = None) -> Optional[dict]:
+    """A Chroma `where` for the given facts filters (None = not filtered); None when nothing is filtered.
+
+    Photos without facts (not yet reindexed) carry none of these keys, so any filter leaves them out."""
+    parts: list[dict] = []
+    if has_people is not None:
+        parts.append({"has_people": bool(has_people)})
+    if has_text is not None:
+        parts.append({"has_text": bool(has_text)})
+    if scene:
+        parts.append({"scene": str(scene).strip()})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _people_phrase(n: int) -> str:
+    return "none found" if n <= 0 else ("1 person" if n == 1 else f"{n} people")
+
+
+def facts_lines(facts: Optional[PhotoFacts]) -> list[str]:
+    """What the photo details show, as plain text lines (rendered with st.text, never as HTML/Markdown)."""
+    if facts is None:
+        return ["No facts yet: run Reindex (Library page) or `python -m core reindex`."]
+    lines = []
+    if facts.caption:
+        lines.append(f"Described as: {facts.caption}")
+    faces = f" ({facts.faces} face{'s' if facts.faces != 1 else ''})" if facts.faces else ""
+    lines.append(f"People: {_people_phrase(facts.people)}{faces}")
+    if facts.text:
+        lines.append("Text read: " + " | ".join(f'"{t}" ({c:.2f})' for t, c in facts.text))
+    else:
+        lines.append("Text read: " + ("none" if facts.text_checked else "not checked"))
+    lines.append(f"Scene: {facts.scene} ({facts.scene_score:.2f})" if facts.scene else "Scene: unknown")
+    if facts.objects:
+        lines.append("Objects: " + ", ".join(f"{w} ({p:.2f})" for w, p in facts.objects[:12]))
+    if facts.colours:
+        lines.append("Colours: " + ", ".join(facts.colours))
+    for note in facts.notes:
+        lines.append(f"Note: {note}")
+    lines.append(f"Facts version: {facts.version}")
+    return lines

@@ -1,0 +1,102 @@
+"""End to end in headless Chromium: the Library's photo details show the facts, Search filters by them."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.facts import PhotoFacts
+from tests.conftest import serve, streamlit_argv
+from tests.test_facts_use import FACTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def facts_server(demo_env_copy, bundled_backend, tmp_path):
+    """`streamlit run` over a copy of the demo library whose photos carry hand-written true facts."""
+    from core.facts.refresh import store_facts
+    from core.services import build_services
+    from core.settings import Settings
+
+    s = build_services(Settings(), backend=bundled_backend)
+    ids = {p.path.rsplit("/", 1)[-1]: p.id for p in s.catalog.list_photos(limit=100)}
+    # Every photo gets hand facts (the others: none found), so the page shows exactly these.
+    store_facts(s, [(pid, FACTS.get(n, PhotoFacts(text_checked=True))) for n, pid in ids.items()])
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
+        yield url, ids
+
+
+def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page, tmp_path):
+    url, ids = facts_server
+    page = browser_page
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text("Photos", exact=True).first.wait_for(timeout=120_000)
+    page.locator(f".st-key-lib-grid-details-{ids['rocket.jpg']} button").first.click()  # the info icon (tooltip "Details")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Photo facts", exact=True).wait_for(timeout=60_000)
+    facts = dialog.get_by_text('Text read: "SPACEX" (0.93)', exact=False)
+    facts.wait_for(timeout=60_000)
+    facts.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "library-facts.png"))  # the viewport: the dialog scrolls inside it
+    body = dialog.inner_text()
+    assert "Scene: street (0.30)" in body and "People: none found" in body and "Objects: rocket (0.80), vehicle (0.80)" in body
+
+
+def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    page = browser_page
+    page.goto(f"{url}/search", wait_until="domcontentloaded")
+    box = page.get_by_label("Describe the photo")
+    box.wait_for(timeout=120_000)
+    box.fill("a cup of coffee")
+    box.press("Enter")
+    page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)  # unfiltered: the coffee photo leads
+    page.get_by_text("with people (2)", exact=True).click()
+    page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
+    page.get_by_text("astronaut.jpg", exact=False).first.wait_for(timeout=60_000)
+    # Streamlit keeps the previous run's cards (stale) until the rerun finishes: wait for the final grid.
+    names: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        names = sorted(t.split("·")[-1].strip() for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t)
+        if names == ["astronaut.jpg", "camera.jpg"]:
+            break
+        time.sleep(0.5)
+    page.screenshot(path=str(tmp_path / "search-people.png"), full_page=True)
+    assert names == ["astronaut.jpg", "camera.jpg"], names
+
+
+def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    page = browser_page
+    page.goto(f"{url}/dashboards", wait_until="domcontentloaded")
+    page.get_by_text("Photo facts", exact=True).first.wait_for(timeout=120_000)
+    page.get_by_text("15 of 15", exact=True).wait_for(timeout=60_000)
+    heading = page.get_by_text("With people", exact=True)
+    heading.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "dashboards-facts.png"), full_page=True)
+    metrics = page.locator("[data-testid='stMetric']").all_inner_texts()
+    assert any("With people" in m and "13%" in m for m in metrics), metrics
+    assert any("With text" in m and "7%" in m for m in metrics), metrics
+
+
+@pytest.fixture
+def old_library_server(demo_env_copy, bundled_backend, tmp_path):
+    """`streamlit run` over a copy of the demo library made to look older (facts missing or outdated)."""
+    from core.settings import Settings
+    from tests.test_facts_reindex import _age_library
+
+    _age_library(Settings().catalog_path)
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
+        yield url
+
+
+def test_library_updates_older_facts_in_a_real_browser(old_library_server, browser_page, tmp_path):
+    page = browser_page
+    page.goto(old_library_server, wait_until="domcontentloaded")
+    page.get_by_text("15 photos have older facts", exact=False).first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Update their facts").click()
+    page.get_by_text("facts updated for 15 of 15 photos", exact=False).first.wait_for(timeout=300_000)
+    page.screenshot(path=str(tmp_path / "library-updated.png"), full_page=True)
+    assert page.get_by_text("photos have older facts", exact=False).count() == 0
