@@ -13,6 +13,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from core.facts.view import facts_where
+
 Sentiment = Literal["negative", "neutral", "positive"]
 Intent = Literal["search", "count", "describe", "rank", "similar"]
 DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
@@ -321,12 +323,10 @@ def where_clause(plan: QueryPlan) -> Optional[dict]:
     conds += [{topic_key(t): True} for t in plan.topics]
     if plan.class_name:
         conds.append({"class_name": plan.class_name})
-    if plan.people is not None:
-        conds.append({"has_people": plan.people})
-    if plan.text:
-        conds.append({"has_text": True})
-    if plan.scene:
-        conds.append({"scene": plan.scene})
+    # Facts filters come from the one place Search's filters come from, so both select the same photos.
+    facts = facts_where(has_people=plan.people, has_text=True if plan.text else None, scene=plan.scene)
+    if facts:
+        conds += facts.get("$and", [facts])
     conds += [{s.dimension: {"$gte" if s.op == ">=" else "$lte": s.value}} for s in plan.scores]
     if plan.sort and plan.sort.dimension in DIMENSIONS:
         conds.append({plan.sort.dimension: {"$gte": 1}})  # only photos that carry the score
