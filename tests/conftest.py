@@ -172,3 +172,18 @@ def browser_page(tmp_path):
             yield page
         finally:
             browser.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """Screenshot the browser viewport to tmp_path/<name>.png (look at it when a test fails).
+
+    With PHOTOLORE_SCREENSHOTS=<dir> set the same picture is also written there: the README's
+    screenshots are made this way (`PHOTOLORE_SCREENSHOTS=docs/screenshots pytest -m browser ...`).
+    """
+    path = Path(tmp_path) / f"{name}.png"
+    page.screenshot(path=str(path))
+    extra = os.environ.get("PHOTOLORE_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(extra) / f"{name}.png")
+    return path
