@@ -5,7 +5,7 @@ the legend's entries and which axis labels are visible (Vega hides overlapping o
 """
 import pytest
 
-from tests.conftest import serve, shot, streamlit_argv
+from tests.conftest import add_library_class, serve, shot, streamlit_argv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,22 +30,12 @@ _READ_CHART = """(root) => {
 @pytest.fixture
 def annotated_library(demo_env_copy, bundled_backend, tmp_path):
     """The demo library plus a second class, annotated by the local zero-shot annotator."""
-    from skimage import data as skdata
-    from PIL import Image
-
     from core.annotate.runner import make_annotator, run_annotations
-    from core.ingest import ingest_folder
     from core.services import build_services
     from core.settings import Settings
 
     services = build_services(Settings(data_dir=demo_env_copy), backend=bundled_backend)
-    street = tmp_path / "more" / "street"
-    street.mkdir(parents=True)
-    for i, name in enumerate(["rocket", "astronaut", "coffee", "chelsea"]):
-        arr = getattr(skdata, name)()
-        h, w = arr.shape[:2]
-        Image.fromarray(arr[h // 4 * (i % 2): h // 4 * (i % 2) + h // 2, : w // 2]).save(street / f"street_{i}.jpg")
-    ingest_folder(services, tmp_path / "more")
+    add_library_class(services, tmp_path / "more", "street", 4)
     run_annotations(services, make_annotator("zeroshot", services), None)
     from core import dashboards as d
 
