@@ -46,10 +46,12 @@ def photo_dialog(photo, paths: Sequence[str]) -> None:
 
 
 @st.dialog("Why this match", width="large")
-def why_dialog(services, photo, text: str) -> None:
-    """A heat map over the photo of what made it match `text` (Grad-CAM / attention, see core.explain)."""
-    from core.explain import explain
+def why_dialog(services, photo, text: str, score: Optional[float] = None) -> None:
+    """A heat map over the photo of what made it match `text` (Grad-CAM / attention, see core.explain),
+    with the match strength: below the calibrated cut-off it is greyed and labelled a weak match."""
+    from core.explain import explain, faded
     from core.images import ImageError, load_rgb
+    from core.search import relevance_threshold
 
     try:
         image = load_rgb(Path(photo.path), max_pixels=services.settings.max_image_pixels)
@@ -62,9 +64,20 @@ def why_dialog(services, photo, text: str) -> None:
         except ValueError as exc:
             st.error(md_escape(exc))
             return
-    st.image(result.overlay, width="stretch")
+    cut = relevance_threshold(services.backend)
+    weak = score is not None and score < cut
+    if score is None:
+        st.caption("Match strength unknown: the map shows where the model would look for the text, not that the photo shows it.")
+    elif weak:
+        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.2f} for this backend. "
+                   f"The map shows where the model would look for “{md_escape(text)}”, not that the photo shows it.")
+    else:
+        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.2f} for this backend.")
+    st.image(faded(result.overlay) if weak else result.overlay, width="stretch",
+             caption="weak match: greyed" if weak else None)
     st.caption(f"Method: {md_escape(result.method)}")
-    st.text("Explained by: " + ", ".join(f"{t} ({w:.2f})" for t, w in result.targets))
+    # The weights are relative (they sum to 1 over the explained targets), not a confidence.
+    st.text("Explained by (relative weight): " + ", ".join(f"{t} ({w:.2f})" for t, w in result.targets))
 
 
 def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_like: Optional[Callable[[str], None]] = None,
@@ -86,7 +99,7 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
                 on_more_like(photo.id)
             if query_text and services is not None and b3.button(":material/local_fire_department:", help="Why this match: a heat map over the photo",
                                                                  key=f"{key}-why-{photo.id}"):
-                why_dialog(services, photo, query_text)
+                why_dialog(services, photo, query_text, score)
 
 
 def show_last_report(key: str) -> None:
