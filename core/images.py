@@ -11,7 +11,7 @@ import io
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -52,6 +52,7 @@ class DecodedImage:
     taken_at: Optional[str]  # ISO 8601 from EXIF, when present
     orientation: int  # EXIF orientation tag as stored (1 = upright)
     format: str
+    alpha: Optional[Image.Image] = field(default=None, repr=False)  # "L" transparency mask, when the file has one
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -106,6 +107,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
+def _alpha_of(img: Image.Image) -> Optional[Image.Image]:
+    """The transparency mask of an image that uses one, else None."""
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+        alpha = img.convert("RGBA").getchannel("A")
+        return alpha if alpha.getextrema()[0] < 255 else None
+    return None
+
+
 def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "image") -> DecodedImage:
     """Decode bytes into an upright RGB image, or raise `ImageError` saying why not."""
     if not data:
@@ -129,6 +138,7 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
             taken_at, orientation = _exif_facts(img)
             img = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(img)
+            alpha = _alpha_of(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -140,7 +150,7 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
         if "truncated" in text.lower():
             raise ImageError("truncated image: the file ends before the image data does (incomplete download?)") from None
         raise ImageError(f"cannot decode image: {text or type(exc).__name__}") from None
-    return DecodedImage(image=rgb, width=rgb.width, height=rgb.height, taken_at=taken_at, orientation=orientation, format=fmt)
+    return DecodedImage(image=rgb, width=rgb.width, height=rgb.height, taken_at=taken_at, orientation=orientation, format=fmt, alpha=alpha)
 
 
 def read_image_file(path: Path, *, max_pixels: int = 64_000_000) -> tuple[bytes, DecodedImage]:
@@ -161,10 +171,23 @@ def load_rgb(path: Path, *, max_pixels: int = 64_000_000) -> Image.Image:
     return read_image_file(path, max_pixels=max_pixels)[1].image
 
 
-def make_thumbnail(image: Image.Image, size: int) -> Image.Image:
+def make_thumbnail(image: Image.Image, size: int, alpha: Optional[Image.Image] = None) -> Image.Image:
+    """A JPEG-ready RGB thumbnail; with an `alpha` mask, transparent parts show a grey checkerboard.
+
+    The model input composites transparency on white, so a white logo on a transparent
+    background became a blank white thumbnail; a checkerboard shows dark and light logos alike.
+    """
     thumb = image.copy()
     thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return thumb
+    if alpha is None or alpha.size != image.size:
+        return thumb
+    # Opaque pixels keep their colour; where alpha is 0 the RGB is the white of the model input.
+    mask = alpha.convert("L").resize(thumb.size, Image.Resampling.LANCZOS)
+    yy, xx = np.mgrid[0:thumb.height, 0:thumb.width]
+    light = ((yy // 8 + xx // 8) % 2 == 0)[..., None]
+    board = Image.fromarray(np.where(light, 200, 150).astype(np.uint8).repeat(3, axis=2), "RGB")
+    board.paste(thumb.convert("RGB"), mask=mask)
+    return board
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

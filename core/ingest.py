@@ -145,7 +145,7 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
         d = it.decoded
         thumb = Path(thumbs_dir) / it.photo_id[:2] / f"{it.photo_id}.jpg"
         if not thumb.exists():
-            save_jpeg_atomic(make_thumbnail(d.image, thumb_size), thumb)
+            save_jpeg_atomic(make_thumbnail(d.image, thumb_size, alpha=d.alpha), thumb)
         desc = embedded[it.photo_id][1]
         photos[it.photo_id] = Photo(
             id=it.photo_id, path=it.entry.path, source=source,

@@ -32,16 +32,23 @@ def progress_callback(label: str) -> Callable[..., None]:
 
 @st.dialog("Photo details", width="large")
 def photo_dialog(photo, paths: Sequence[str]) -> None:
-    if Path(photo.path).exists():
-        st.image(photo.path, width="stretch")
-    elif photo.thumb_path and Path(photo.thumb_path).exists():
-        st.image(photo.thumb_path)
-    st.markdown("**Caption:** " + md_escape(photo.caption or "—") + f"  \n*({md_escape(photo.caption_source or 'unknown')})*")
-    if photo.tags:
-        st.markdown("**Tags:** " + ", ".join(f"{md_escape(t)} ({p:.2f})" for t, p in photo.tags))
-    facts = {"id": photo.id, "class": photo.class_name or "—", "source": photo.source, "size": f"{photo.width}×{photo.height}",
-             "format": photo.format, "taken": photo.taken_at or "—", "EXIF orientation": photo.orientation, "added": photo.added_at}
-    st.table({"field": list(facts), "value": [str(v) for v in facts.values()]})
+    # The photo at its own size (at most half the dialog) beside what is known about it, so a
+    # small photo is not blown up and the caption and facts stay above the fold.
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        if Path(photo.path).exists():
+            st.image(photo.path, width=min(int(photo.width or 560), 560))
+        elif photo.thumb_path and Path(photo.thumb_path).exists():
+            st.image(photo.thumb_path)
+    with right:
+        st.markdown("**Caption:** " + md_escape(photo.caption or "—") + f"  \n*({md_escape(photo.caption_source or 'unknown')})*")
+        if photo.tags:
+            st.markdown("**Tags:** " + ", ".join(f"{md_escape(t)} ({p:.2f})" for t, p in photo.tags))
+        st.markdown("**Id** (content hash)")
+        st.code(photo.id, language=None, wrap_lines=True)  # the whole id, wrapped and copyable
+        facts = {"class": photo.class_name or "—", "source": photo.source, "size": f"{photo.width}×{photo.height}",
+                 "format": photo.format, "taken": photo.taken_at or "—", "EXIF orientation": photo.orientation, "added": photo.added_at}
+        st.dataframe({"field": list(facts), "value": [str(v) for v in facts.values()]}, hide_index=True, width="stretch")
     st.text("Files:\n" + "\n".join(paths))
 
 
