@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 
 from core.annotate.prompts import DIMENSIONS, SENTIMENTS, topic_key
 from core.catalog import Catalog, Photo, now_iso
+from core.pathnames import display_path, from_db
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -251,9 +252,9 @@ def photo_filename(photo: Photo, library_dir: Path) -> str:
     """Relative to the library root when under it, else the base name (see module doc)."""
     path = Path(photo.path)
     try:
-        return path.resolve().relative_to(Path(library_dir).resolve()).as_posix()
+        return display_path(path.resolve().relative_to(Path(library_dir).resolve()).as_posix())
     except ValueError:
-        return path.name
+        return display_path(path.name)
 
 
 def library_dir_of(catalog: Catalog) -> Path:
@@ -414,12 +415,12 @@ class _FilenameIndex:
         self.by_base: dict[str, list[str]] = {}
         photos = _all_photos(catalog, None)
         with catalog._conn() as con:  # every file path at once: one query, not one per photo
-            pairs = [(p.path, p.id) for p in photos] + [(r[0], r[1]) for r in con.execute("SELECT path, photo_id FROM files")]
+            pairs = [(p.path, p.id) for p in photos] + [(from_db(r[0]), r[1]) for r in con.execute("SELECT path, photo_id FROM files")]
         live = {p.id for p in photos}
         for p in photos:
             self.by_name[photo_filename(p, lib)] = p.id
         for path, pid in pairs:
-            ids = self.by_base.setdefault(Path(path).name, [])
+            ids = self.by_base.setdefault(display_path(Path(path).name), [])
             if pid in live and pid not in ids:
                 ids.append(pid)
 

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
+from core.pathnames import display_path, from_db, to_db
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS photos (
@@ -53,7 +55,14 @@ CREATE TABLE IF NOT EXISTS skipped (
 # Schema upgrades, applied in order to a catalog of an older version, in place. A fresh catalog
 # is created at version 1 (`_SCHEMA`) and runs them all, so every catalog reaches the current
 # schema by the same path. Append (version, SQL statements); never edit an entry that shipped.
-_MIGRATIONS: list[tuple[int, tuple[str, ...]]] = []
+_MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+    # 3: perceptual hash per photo (near duplicates on import); a near-duplicate skip names its photo;
+    # files the user chose to keep although they look like a library photo.
+    (3, ("ALTER TABLE photos ADD COLUMN phash TEXT",
+         "ALTER TABLE skipped ADD COLUMN near_of TEXT",
+         "ALTER TABLE skipped ADD COLUMN distance INTEGER",
+         "CREATE TABLE IF NOT EXISTS near_dup_kept (path TEXT PRIMARY KEY, at TEXT NOT NULL)")),
+]
 SCHEMA_VERSION = max([1, *(v for v, _ in _MIGRATIONS)])
 
 
@@ -78,21 +87,38 @@ class Photo:
     caption_source: Optional[str] = None
     tags: list[tuple[str, float]] = field(default_factory=list)
     missing: bool = False
+    phash: Optional[str] = None  # 64-bit perceptual hash, hex (core.neardup)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Photo":
-        data = dict(row)
+        data = {k: v for k, v in dict(row).items() if k in _PHOTO_FIELDS}  # columns of later versions stay in SQL
         data["tags"] = [tuple(t) for t in json.loads(data.get("tags") or "[]")]
         data["missing"] = bool(data.get("missing"))
+        data["path"] = from_db(data["path"])
+        if data.get("thumb_path"):
+            data["thumb_path"] = from_db(data["thumb_path"])
         return cls(**data)
 
     def index_metadata(self) -> dict:
         """What the vector index stores beside the embedding, for filters and display."""
         return {
-            "path": self.path, "source": self.source, "class_name": self.class_name,
+            "path": display_path(self.path), "source": self.source, "class_name": self.class_name,
             "caption": self.caption or "", "tags": [t for t, _ in self.tags[:5]],
             "width": self.width, "height": self.height, "taken_at": self.taken_at,
         }
+
+
+_PHOTO_FIELDS = frozenset(Photo.__dataclass_fields__)
+
+
+@dataclass
+class NearDuplicate:
+    """A file not imported because it looks like a library photo; the user may keep it anyway."""
+
+    path: str
+    photo_id: str
+    distance: int
+    reason: str
 
 
 @dataclass
@@ -124,13 +150,18 @@ class Catalog:
                 current = 1 if row is None else int(row[0])
                 if current > SCHEMA_VERSION:
                     raise RuntimeError(f"{self.path} was written by a newer PhotoLore (schema {current}); upgrade PhotoLore")
+                # Which upgrades ran is recorded one by one, not as one number, so an upgrade added on a
+                # branch that lands after a higher-numbered one still runs on catalogs opened in between.
+                row = con.execute("SELECT value FROM meta WHERE key='migrations'").fetchone()
+                applied = set(json.loads(row[0])) if row else set(range(2, current + 1))
                 for version, statements in sorted(_MIGRATIONS):
-                    if version > current:
+                    if version not in applied:
                         for stmt in statements:
                             con.execute(stmt)
-                        current = version
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                            (str(current),))
+                        applied.add(version)
+                        current = max(current, version)
+                for key, value in (("schema_version", str(current)), ("migrations", json.dumps(sorted(applied)))):
+                    con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -154,19 +185,21 @@ class Catalog:
     def file_state(self, paths: Sequence[str]) -> dict[str, FileRecord]:
         out: dict[str, FileRecord] = {}
         with self._conn() as con:
-            for chunk in _chunks(list(paths), 500):
+            for chunk in _chunks([to_db(p) for p in paths], 500):
                 q = f"SELECT path, photo_id, size, mtime_ns FROM files WHERE path IN ({','.join('?' * len(chunk))})"
                 for r in con.execute(q, chunk):
-                    out[r["path"]] = FileRecord(r["path"], r["photo_id"], r["size"], r["mtime_ns"])
+                    path = from_db(r["path"])
+                    out[path] = FileRecord(path, r["photo_id"], r["size"], r["mtime_ns"])
         return out
 
-    def skipped_state(self, paths: Sequence[str]) -> dict[str, tuple[int, int, str]]:
+    def skipped_state(self, paths: Sequence[str]) -> dict[str, tuple[int, int, str, Optional[str], Optional[int]]]:
+        """path -> (size, mtime_ns, reason, near-duplicate photo id or None, distance or None)."""
         out = {}
         with self._conn() as con:
-            for chunk in _chunks(list(paths), 500):
-                q = f"SELECT path, size, mtime_ns, reason FROM skipped WHERE path IN ({','.join('?' * len(chunk))})"
+            for chunk in _chunks([to_db(p) for p in paths], 500):
+                q = f"SELECT path, size, mtime_ns, reason, near_of, distance FROM skipped WHERE path IN ({','.join('?' * len(chunk))})"
                 for r in con.execute(q, chunk):
-                    out[r["path"]] = (r["size"], r["mtime_ns"], r["reason"])
+                    out[from_db(r["path"])] = (r["size"], r["mtime_ns"], r["reason"], r["near_of"], r["distance"])
         return out
 
     def indexed_ids(self, model_id: str, ids: Optional[Iterable[str]] = None) -> set[str]:
@@ -214,7 +247,7 @@ class Catalog:
 
     def paths_of(self, photo_id: str) -> list[str]:
         with self._conn() as con:
-            return [r[0] for r in con.execute("SELECT path FROM files WHERE photo_id=? ORDER BY path", (photo_id,))]
+            return [from_db(r[0]) for r in con.execute("SELECT path FROM files WHERE photo_id=? ORDER BY path", (photo_id,))]
 
     def count(self, *, include_missing: bool = False) -> int:
         with self._conn() as con:
@@ -232,7 +265,56 @@ class Catalog:
 
     def skipped(self, limit: int = 1000) -> list[tuple[str, str]]:
         with self._conn() as con:
-            return [(r[0], r[1]) for r in con.execute("SELECT path, reason FROM skipped ORDER BY at DESC LIMIT ?", (limit,))]
+            return [(from_db(r[0]), r[1]) for r in con.execute("SELECT path, reason FROM skipped ORDER BY at DESC LIMIT ?", (limit,))]
+
+    def near_duplicates(self, limit: int = 1000) -> list[NearDuplicate]:
+        """Files left out of the library as near duplicates of a photo, newest first."""
+        with self._conn() as con:
+            rows = con.execute("SELECT path, near_of, distance, reason FROM skipped WHERE near_of IS NOT NULL ORDER BY at DESC LIMIT ?",
+                               (limit,)).fetchall()
+        return [NearDuplicate(from_db(r[0]), r[1], int(r[2]), r[3]) for r in rows]
+
+    def phashes(self) -> list[tuple[int, str]]:
+        """(perceptual hash, photo id) of every photo in the library that has one."""
+        with self._conn() as con:
+            rows = con.execute("SELECT phash, id FROM photos WHERE missing=0 AND phash IS NOT NULL").fetchall()
+        return [(int(r[0], 16), r[1]) for r in rows]
+
+    def photos_without_phash(self) -> list[tuple[str, Optional[str]]]:
+        """(id, thumbnail path) of photos stored before perceptual hashes were (schema < 3)."""
+        with self._conn() as con:
+            rows = con.execute("SELECT id, thumb_path FROM photos WHERE phash IS NULL AND missing=0").fetchall()
+        return [(r[0], from_db(r[1]) if r[1] else None) for r in rows]
+
+    def set_phashes(self, items: Sequence[tuple[str, str]]) -> None:
+        with self._conn() as con:
+            con.executemany("UPDATE photos SET phash=? WHERE id=? AND phash IS NULL", [(h, pid) for pid, h in items])
+
+    def near_dup_kept(self, paths: Sequence[str]) -> set[str]:
+        """Which of `paths` the user chose to keep although they look like a library photo."""
+        out: set[str] = set()
+        with self._conn() as con:
+            for chunk in _chunks([to_db(p) for p in paths], 500):
+                q = f"SELECT path FROM near_dup_kept WHERE path IN ({','.join('?' * len(chunk))})"
+                out.update(from_db(r[0]) for r in con.execute(q, chunk))
+        return out
+
+    def keep_near_duplicate(self, path: str) -> None:
+        """Remember that `path` is wanted as a photo of its own; the next ingest of it adds it."""
+        with self._conn() as con:
+            con.execute("INSERT OR IGNORE INTO near_dup_kept (path, at) VALUES (?,?)", (to_db(path), now_iso()))
+            con.execute("DELETE FROM skipped WHERE path=?", (to_db(path),))
+
+    def remove_photo(self, photo_id: str) -> list[str]:
+        """Forget a photo (catalog rows only, never the file); returns its paths."""
+        with self._conn() as con:
+            paths = [from_db(r[0]) for r in con.execute("SELECT path FROM files WHERE photo_id=?", (photo_id,))]
+            con.execute("DELETE FROM files WHERE photo_id=?", (photo_id,))
+            con.execute("DELETE FROM indexed WHERE photo_id=?", (photo_id,))
+            con.execute("DELETE FROM photos WHERE id=?", (photo_id,))
+            con.execute("UPDATE skipped SET near_of=NULL, distance=NULL, reason='near duplicate of a removed photo', size=-1 "
+                        "WHERE near_of=?", (photo_id,))
+        return paths
 
     # --- writes (each one transaction) ----------------------------------------------------
     def commit_batch(self, photos: Sequence[Photo], files: Sequence[FileRecord], model_id: Optional[str], indexed: Sequence[str] = ()) -> None:
@@ -248,33 +330,41 @@ class Catalog:
                            caption=COALESCE(photos.caption, excluded.caption),
                            caption_source=COALESCE(photos.caption_source, excluded.caption_source),
                            tags=CASE WHEN photos.tags='[]' THEN excluded.tags ELSE photos.tags END""",
-                    (p.id, p.path, p.source, p.class_name, p.width, p.height, p.format, p.taken_at, p.orientation,
-                     p.added_at or now_iso(), p.thumb_path, p.caption, p.caption_source, json.dumps(p.tags)),
+                    (p.id, to_db(p.path), p.source, p.class_name, p.width, p.height, p.format, p.taken_at, p.orientation,
+                     p.added_at or now_iso(), to_db(p.thumb_path) if p.thumb_path else None, p.caption, p.caption_source,
+                     json.dumps(p.tags)),
                 )
+                if p.phash:
+                    con.execute("UPDATE photos SET phash=COALESCE(phash, ?) WHERE id=?", (p.phash, p.id))
             for f in files:
                 con.execute(
                     "INSERT INTO files (path, photo_id, size, mtime_ns) VALUES (?,?,?,?) "
                     "ON CONFLICT(path) DO UPDATE SET photo_id=excluded.photo_id, size=excluded.size, mtime_ns=excluded.mtime_ns",
-                    (f.path, f.photo_id, f.size, f.mtime_ns),
+                    (to_db(f.path), f.photo_id, f.size, f.mtime_ns),
                 )
                 con.execute("UPDATE photos SET missing=0 WHERE id=?", (f.photo_id,))
-                con.execute("DELETE FROM skipped WHERE path=?", (f.path,))
+                con.execute("DELETE FROM skipped WHERE path=?", (to_db(f.path),))
             if model_id:
                 con.executemany("INSERT OR IGNORE INTO indexed (photo_id, model_id) VALUES (?,?)", [(i, model_id) for i in indexed])
 
-    def record_skipped(self, items: Sequence[tuple[str, int, int, str]]) -> None:
-        """(path, size, mtime_ns, reason): remembered so an unchanged bad file is not re-read every run."""
+    def record_skipped(self, items: Sequence[tuple]) -> None:
+        """(path, size, mtime_ns, reason[, near-duplicate photo id, distance]): remembered so an unchanged
+        bad file is not re-read every run."""
+        rows = [(to_db(it[0]), it[1], it[2], it[3], it[4] if len(it) > 4 else None, it[5] if len(it) > 5 else None, now_iso())
+                for it in items]
         with self._conn() as con:
             con.executemany(
-                "INSERT INTO skipped (path, size, mtime_ns, reason, at) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, reason=excluded.reason, at=excluded.at",
-                [(p, s, m, r, now_iso()) for p, s, m, r in items],
+                "INSERT INTO skipped (path, size, mtime_ns, reason, near_of, distance, at) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, reason=excluded.reason, "
+                "near_of=excluded.near_of, distance=excluded.distance, at=excluded.at",
+                rows,
             )
-            con.executemany("DELETE FROM files WHERE path=?", [(p,) for p, *_ in items])
+            con.executemany("DELETE FROM files WHERE path=?", [(r[0],) for r in rows])
 
     def prune_missing(self, root: Path, seen: set[str]) -> int:
         """Forget file rows under `root` that a scan no longer saw; photos with no file left are marked missing."""
-        prefix = str(Path(root).resolve()).rstrip("/") + "/"
+        prefix = to_db(str(Path(root).resolve()).rstrip("/") + "/")
+        seen = {to_db(p) for p in seen}
         with self._conn() as con:
             rows = con.execute("SELECT path, photo_id FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)).fetchall()
             gone = [(r[0], r[1]) for r in rows if r[0] not in seen]

@@ -43,14 +43,25 @@ def _services():
 
 
 def _print_report(report, as_json: bool) -> None:
+    """The ingest report: every file seen, counts per outcome and reason. Paths as `display_path` shows them."""
+    from core.pathnames import display_path
+
     if as_json:
         print(json.dumps({"summary": report.summary(), "added": report.added, "new_paths": report.new_paths,
                           "unchanged": report.unchanged, "scanned": report.scanned, "cancelled": report.cancelled,
-                          "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped]}, indent=1))
+                          "counts": report.reason_counts(),
+                          "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in report.skipped],
+                          "near_duplicates": [{"path": display_path(n.path), "of": display_path(n.of_path), "distance": n.distance}
+                                              for n in report.near_duplicates],
+                          "files": [{"path": display_path(f.path), "status": f.status, "detail": f.detail} for f in report.files]},
+                         indent=1))
         return
     print(report.summary())
-    for s in report.skipped:
-        print(f"  skipped {s.path}: {s.reason}")
+    for reason, n in report.reason_counts().items():
+        print(f"  {n:6d}  {reason}")
+    for f in report.files:
+        if f.status in ("skipped", "near duplicate", "not read"):
+            print(f"  {f.status} {display_path(f.path)}: {f.detail}")
 
 
 def _with_cancel(fn):
@@ -98,6 +109,7 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_search(args) -> int:
+    from core.pathnames import display_path
     from core.search import search_image, search_text
 
     services = _services()
@@ -117,12 +129,12 @@ def cmd_search(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([{"id": r.photo.id, "score": round(r.score, 4), "path": r.photo.path, "caption": r.photo.caption} for r in results], indent=1))
+        print(json.dumps([{"id": r.photo.id, "score": round(r.score, 4), "path": display_path(r.photo.path), "caption": r.photo.caption} for r in results], indent=1))
     else:
         if not results:
             print("no match (is the library empty? run `python -m core demo` or `python -m core ingest DIR`)")
         for r in results:
-            print(f"{r.score:6.3f}  {r.photo.path}  [{r.photo.caption}]")
+            print(f"{r.score:6.3f}  {display_path(r.photo.path)}  [{r.photo.caption}]")
     return 0
 
 

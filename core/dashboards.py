@@ -15,6 +15,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core.pathnames import display_path
+
 DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
 SENTIMENTS = ("negative", "neutral", "positive")
 # method name -> column holding that method's sentiment label
@@ -274,7 +276,7 @@ def frame_from_catalog(catalog) -> pd.DataFrame:
     from pathlib import Path
 
     return normalise(pd.DataFrame({
-        "photo_id": [p.id for p in photos], "filename": [Path(p.path).name for p in photos],
+        "photo_id": [p.id for p in photos], "filename": [display_path(Path(p.path).name) for p in photos],
         "class_name": [p.class_name for p in photos], "caption": [p.caption for p in photos],
         "taken_at": [p.taken_at for p in photos],
     }))

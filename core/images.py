@@ -19,7 +19,14 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# HEIC/HEIF through the pi-heif plugin (LGPL, decode only; pillow-heif is used instead when installed),
+# registered on first decode; AVIF is read by Pillow itself.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"})
+FORMATS_READ = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF"
+# Camera RAW: no maintained reader that works offline here; such files get a clear skip reason.
+RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
+                            ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".iiq", ".raw"})
+NOT_READ_PREFIX = "not an image type PhotoLore reads"
 
 # Never decode a partially downloaded file as if it were whole.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -53,6 +60,38 @@ class DecodedImage:
     orientation: int  # EXIF orientation tag as stored (1 = upright)
     format: str
     alpha: Optional[Image.Image] = field(default=None, repr=False)  # "L" transparency mask, when the file has one
+
+
+def unread_reason(name: str) -> Optional[str]:
+    """Why a file is not read at all, judged by its name; None for a file import should read."""
+    if name.startswith("."):
+        return f"{NOT_READ_PREFIX} (hidden file)"
+    ext = os.path.splitext(name)[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return None
+    if ext in RAW_EXTENSIONS:
+        return f"camera RAW ({ext}) is not supported: export it as JPEG, HEIC or TIFF from your camera software"
+    return f"{NOT_READ_PREFIX} ({ext or 'no extension'}; reads {FORMATS_READ})"
+
+
+_plugins_ready = False
+
+
+def register_plugins() -> None:
+    """Teach Pillow HEIC/HEIF (once per process); without the plugin such files get a skip reason."""
+    global _plugins_ready
+    if _plugins_ready:
+        return
+    try:
+        from pi_heif import register_heif_opener
+    except ImportError:
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:
+            register_heif_opener = None
+    if register_heif_opener is not None:
+        register_heif_opener()
+    _plugins_ready = True
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -119,6 +158,7 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
     """Decode bytes into an upright RGB image, or raise `ImageError` saying why not."""
     if not data:
         raise ImageError("empty file (0 bytes)")
+    register_plugins()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -136,13 +176,15 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
                 img.seek(0)  # first frame of an animation stands for the file
             img.load()
             taken_at, orientation = _exif_facts(img)
+            # libheif turns the photo upright itself and resets the EXIF tag; keep what the file said.
+            orientation = int(img.info.get("original_orientation") or orientation)
             img = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(img)
             alpha = _alpha_of(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("not an image: the content is no image format PhotoLore can read (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
+        raise ImageError(f"not an image: the content is no image format PhotoLore can read ({FORMATS_READ})") from None
     except Image.DecompressionBombError as exc:
         raise ImageError(f"refused as a decompression bomb: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

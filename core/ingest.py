@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core.catalog import Catalog, FileRecord, Photo, now_iso
-from core.images import IMAGE_EXTENSIONS, DecodedImage, ImageError, decode_image, make_thumbnail, save_jpeg_atomic, sha256_bytes
+from core.images import NOT_READ_PREFIX, DecodedImage, ImageError, decode_image, make_thumbnail, save_jpeg_atomic, sha256_bytes, unread_reason
+from core.ingest_outcomes import FileOutcome, NearDup, Skip, record_outcomes, split_near_duplicates
+from core.neardup import backfill as backfill_phashes
+from core.neardup import phash, to_hex
+from core.pathnames import display_path
 
 ProgressFn = Callable[..., None]
 
@@ -33,16 +37,11 @@ class FileEntry:
 
 
 @dataclass
-class Skip:
-    path: str
-    reason: str
-
-
-@dataclass
 class ReadItem:
     entry: FileEntry
     photo_id: str
     decoded: Optional[DecodedImage]  # None when the photo is already indexed (only a new path)
+    phash: Optional[int] = None  # perceptual hash of a decoded photo (core.neardup)
 
 
 @dataclass
@@ -57,10 +56,25 @@ class IngestReport:
     cancelled: bool = False
     seconds: float = 0.0
     photo_ids: list[str] = field(default_factory=list)
+    near_duplicates: list[NearDup] = field(default_factory=list)
+    ignored: list[Skip] = field(default_factory=list)  # seen but not read: not an image type PhotoLore reads
+    unscanned: int = 0  # files seen but never handed to the read stage (ignored, RAW, unreadable folders or paths)
+    files: list[FileOutcome] = field(default_factory=list)  # every file seen, in scan order per batch
+
+    def reason_counts(self) -> dict[str, int]:
+        """How many files ended each way; skip reasons grouped by their words before the first colon."""
+        counts: dict[str, int] = {}
+        for f in self.files:
+            key = f.status
+            if f.status in ("skipped", "not read"):
+                key = f"{f.status}: {f.detail.split(':')[0].split(' (')[0]}"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def summary(self) -> str:
-        parts = [f"{self.scanned} files scanned", f"{self.added} new photos", f"{self.new_paths} duplicates/renames",
-                 f"{self.unchanged} unchanged", f"{len(self.skipped)} skipped"]
+        parts = [f"{self.scanned + self.unscanned} files seen", f"{self.added} new photos", f"{self.new_paths} duplicates/renames",
+                 f"{len(self.near_duplicates)} near duplicates", f"{self.unchanged} unchanged", f"{len(self.skipped)} skipped",
+                 f"{len(self.ignored)} not image files"]
         if self.reindexed:
             parts.append(f"{self.reindexed} re-indexed")
         if self.pruned:
@@ -70,22 +84,34 @@ class IngestReport:
 
 
 # --- stage 0: scan ---------------------------------------------------------------------------
-def scan(root: Path, *, exclude: Sequence[Path] = ()) -> Iterator[FileEntry]:
-    """Image files under `root`, recursively, in a stable order; class = first sub-folder."""
+def scan(root: Path, *, exclude: Sequence[Path] = (), unread: Optional[list[Skip]] = None) -> Iterator[FileEntry]:
+    """Image files under `root`, recursively, in a stable order; class = first sub-folder.
+
+    Every other file (and folder that cannot be listed) is appended to `unread` with the reason,
+    so a report can account for everything it saw. Names may be any bytes (see core.pathnames).
+    """
     root = Path(root).expanduser().resolve()
     if not root.exists():
-        raise FileNotFoundError(f"folder not found: {root}")
+        raise FileNotFoundError(f"folder not found: {display_path(root)}")
     if root.is_file():
         st = root.stat()
         yield FileEntry(str(root), st.st_size, st.st_mtime_ns, "")
         return
     excluded = {str(Path(e).resolve()) for e in exclude}
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+
+    def walk_error(exc: OSError) -> None:
+        if unread is not None:
+            unread.append(Skip(str(exc.filename or root), f"cannot read folder: {exc.strerror or exc}; check its permissions"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and str(Path(dirpath, d)) not in excluded)
         rel = Path(dirpath).relative_to(root)
         class_name = rel.parts[0] if rel.parts else ""
         for name in sorted(filenames):
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+            reason = unread_reason(name)
+            if reason:
+                if unread is not None:
+                    unread.append(Skip(str(Path(dirpath, name)), reason))
                 continue
             path = Path(dirpath, name)
             try:
@@ -96,27 +122,40 @@ def scan(root: Path, *, exclude: Sequence[Path] = ()) -> Iterator[FileEntry]:
 
 
 # --- stage 1: read & decode (pure) ------------------------------------------------------------
-def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed: frozenset[str] = frozenset()) -> tuple[list[ReadItem], list[Skip]]:
-    """Read, hash and decode files. Files whose hash is in `already_indexed` are not decoded."""
-    items, skips = [], []
+def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed: frozenset[str] = frozenset(),
+               want_phash: bool = True) -> tuple[list[ReadItem], list[Skip]]:
+    """Read, hash and decode files. Files whose hash is in `already_indexed` are not decoded.
+
+    Any error on one file becomes that file's skip reason: one odd file never stops a folder.
+    """
+    items: list[ReadItem] = []
+    skips: list[Skip] = []
     for e in entries:
         try:
-            data = Path(e.path).read_bytes()
-        except PermissionError:
-            skips.append(Skip(e.path, "permission denied: PhotoLore cannot read this file; check its permissions"))
-            continue
-        except OSError as exc:
-            skips.append(Skip(e.path, f"cannot read file: {exc.strerror or exc}"))
-            continue
-        pid = sha256_bytes(data)
-        if pid in already_indexed:
-            items.append(ReadItem(e, pid, None))
-            continue
-        try:
-            items.append(ReadItem(e, pid, decode_image(data, max_pixels=max_pixels, name=e.path)))
-        except ImageError as exc:
-            skips.append(Skip(e.path, exc.reason))
+            got = _read_one(e, max_pixels, already_indexed, want_phash)
+        except Exception as exc:  # a decoder or plugin bug must cost this file only
+            got = Skip(e.path, f"unexpected error: {type(exc).__name__}: {exc}")
+        (skips if isinstance(got, Skip) else items).append(got)
     return items, skips
+
+
+def _read_one(e: FileEntry, max_pixels: int, already_indexed: frozenset[str], want_phash: bool) -> ReadItem | Skip:
+    try:
+        data = Path(e.path).read_bytes()
+    except IsADirectoryError:
+        return Skip(e.path, "is a directory, not a file")
+    except PermissionError:
+        return Skip(e.path, "permission denied: PhotoLore cannot read this file; check its permissions")
+    except OSError as exc:
+        return Skip(e.path, f"cannot read file: {exc.strerror or exc}")
+    pid = sha256_bytes(data)
+    if pid in already_indexed:
+        return ReadItem(e, pid, None)
+    try:
+        decoded = decode_image(data, max_pixels=max_pixels, name=e.path)
+    except ImageError as exc:
+        return Skip(e.path, exc.reason)
+    return ReadItem(e, pid, decoded, phash(decoded.image) if want_phash else None)
 
 
 # --- stage 2: embed (pure given the model) ------------------------------------------------------
@@ -152,7 +191,7 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
             class_name=class_override if class_override is not None else it.entry.class_name,
             width=d.width, height=d.height, format=d.format, taken_at=d.taken_at, orientation=d.orientation,
             added_at=now_iso(), thumb_path=str(thumb), caption=desc.caption, caption_source=f"{backend.name}:{backend.model_id}",
-            tags=[(t, round(p, 4)) for t, p in desc.tags],
+            tags=[(t, round(p, 4)) for t, p in desc.tags], phash=None if it.phash is None else to_hex(it.phash),
         )
     if photos:
         ids = list(photos)
@@ -205,8 +244,19 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
         if rec and rec.size == e.size and rec.mtime_ns == e.mtime_ns and rec.photo_id in indexed:
             report.unchanged += 1
             report.photo_ids.append(rec.photo_id)
+            report.files.append(FileOutcome(e.path, "unchanged"))
         elif e.path in bad and bad[e.path][:2] == (e.size, e.mtime_ns):
-            report.skipped.append(Skip(e.path, bad[e.path][2]))  # same bad file as last time: don't re-read
+            # Same bad file (or near duplicate) as last time: don't re-read it.
+            size, mtime, reason, near_of, distance = bad[e.path]
+            of = catalog.get(near_of) if near_of else None
+            if near_of and (of is None or of.missing):
+                todo.append(e)  # the photo it looked like is gone from the library: this file may be wanted now
+            elif near_of:
+                report.near_duplicates.append(NearDup(e.path, near_of, of.path, int(distance)))
+                report.files.append(FileOutcome(e.path, "near duplicate", reason))
+            else:
+                report.skipped.append(Skip(e.path, reason))
+                report.files.append(FileOutcome(e.path, "skipped", reason))
         else:
             todo.append(e)
     total = len(todo)
@@ -217,9 +267,16 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
 
     known = frozenset(catalog.indexed_ids(backend.model_id)) if todo else frozenset()
     written: set[str] = set()  # photos written by this run (the prefetched batch cannot know them yet)
+    threshold = s.near_dup_threshold
+    # Near duplicates are looked for among library photos (hashes stored per photo) and this run's.
+    if todo and threshold >= 0:
+        backfill_phashes(catalog)
+    library_hashes = catalog.phashes() if todo and threshold >= 0 else []
+    kept = catalog.near_dup_kept([e.path for e in todo]) if todo and threshold >= 0 else set()
+    first_path: dict[str, str] = {}  # photo id -> path, for photos of this run
 
     def read(batch: list[FileEntry]):
-        return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known)
+        return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known, want_phash=threshold >= 0)
 
     # Read the next batch on a worker thread while the model embeds the current one.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-read") as pool:
@@ -231,16 +288,20 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
                 report.cancelled = True
                 break
             items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
+            items, near = split_near_duplicates(items, catalog, library_hashes, kept, threshold, first_path)
             embedded = embed_batch(items, backend)
             written.update(embedded)
             added, new_paths = write_batch(items, embedded, catalog=catalog, store=services.store, backend=backend,
                                            thumbs_dir=s.thumbs_dir, thumb_size=s.thumb_size, source=source, class_override=class_override)
-            if skips:
-                sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
-                catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips])
+            sizes = {e.path: (e.size, e.mtime_ns) for e in batches[k]}
+            if skips or near:
+                catalog.record_skipped([(sk.path, *sizes[sk.path], sk.reason) for sk in skips]
+                                       + [(n.path, *sizes[n.path], n.reason, n.photo_id, n.distance) for n in near])
+            record_outcomes(report, items, embedded, skips, near, catalog, first_path)
             report.added += added
             report.new_paths += new_paths
             report.skipped.extend(skips)
+            report.near_duplicates.extend(near)
             report.photo_ids.extend(it.photo_id for it in items)
             done += len(batches[k])
             if on_progress:
@@ -253,11 +314,24 @@ def ingest_entries(services, entries: Sequence[FileEntry], *, source: str, class
 
 def ingest_folder(services, root: Path, *, source: str = "folder", class_override: Optional[str] = None,
                   prune: bool = True, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> IngestReport:
-    """Ingest every image under `root` (recursive); forget paths under it that are gone."""
+    """Ingest every image under `root` (recursive); forget paths under it that are gone.
+
+    Files that are no image type PhotoLore reads are listed in `report.ignored`; camera RAW files
+    and folders that cannot be listed are skipped with their reason."""
     root = Path(root).expanduser().resolve()
     exclude = [services.settings.data_dir / "thumbs", services.settings.chroma_path]
-    entries = list(scan(root, exclude=exclude))
-    report = ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress, cancel=cancel)
+    unread: list[Skip] = []
+    entries = list(scan(root, exclude=exclude, unread=unread))
+    report = IngestReport(unscanned=len(unread))
+    for sk in unread:
+        if sk.reason.startswith(NOT_READ_PREFIX):
+            report.ignored.append(sk)
+            report.files.append(FileOutcome(sk.path, "not read", sk.reason))
+        else:
+            report.skipped.append(sk)
+            report.files.append(FileOutcome(sk.path, "skipped", sk.reason))
+    report = ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress,
+                            cancel=cancel, report=report)
     if prune and not report.cancelled and root.is_dir():
         report.pruned = services.catalog.prune_missing(root, {e.path for e in entries})
     return report
@@ -274,6 +348,8 @@ def ingest_paths(services, paths: Sequence[Path], *, source: str, class_override
             st = p.stat()
         except OSError as exc:
             report.skipped.append(Skip(str(p), f"cannot read file: {exc.strerror or exc}"))
+            report.files.append(FileOutcome(str(p), "skipped", report.skipped[-1].reason))
+            report.unscanned += 1
             continue
         entries.append(FileEntry(str(p), st.st_size, st.st_mtime_ns, p.parent.name))
     return ingest_entries(services, entries, source=source, class_override=class_override, on_progress=on_progress, cancel=cancel, report=report)

@@ -30,3 +30,37 @@ def set_captions(services, items: Sequence[tuple[str, str]], source: str) -> int
     for pid, text in changed:
         services.catalog.set_caption(pid, text, source)
     return len(changed)
+
+
+def forget_photo(services, photo_id: str) -> list[str]:
+    """Take a photo out of the library (catalog rows, then every index collection); its files stay on disk.
+
+    The catalog goes first: a crash in between leaves an index entry with no catalog row, which search
+    drops, never a catalog row that claims an index entry it lacks. Returns the photo's former paths.
+    """
+    paths = services.catalog.remove_photo(photo_id)
+    store = services.store
+    for name in store.collections():
+        store.client.get_collection(name, embedding_function=None).delete(ids=[photo_id])
+    return paths
+
+
+def keep_near_duplicate(services, path: str, *, replace: bool = False):
+    """Add a file that import left out as a near duplicate, as a photo of its own.
+
+    With `replace`, the library photo it looked like is forgotten instead of kept beside it (a
+    rescan then reports that one as the near duplicate). Returns the ingest report of the file.
+    """
+    from pathlib import Path
+
+    from core.ingest import ingest_paths
+
+    match = [n for n in services.catalog.near_duplicates(limit=100_000) if n.path == path]
+    if not match:
+        raise ValueError(f"{path!r} is not waiting as a near duplicate")
+    of = services.catalog.get(match[0].photo_id)
+    services.catalog.keep_near_duplicate(path)
+    if replace and of is not None:
+        forget_photo(services, of.id)
+    return ingest_paths(services, [Path(path)], source=of.source if of else "folder",
+                        class_override=of.class_name if of else None)

@@ -12,6 +12,8 @@ from typing import Literal, Optional
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from core.neardup import DEFAULT_THRESHOLD as NEAR_DUP_DEFAULT
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BackendName = Literal["auto", "bundled", "clip"]
 
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     # Decompression-bomb cap: images with more pixels are refused before they are decoded.
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     thumb_size: int = Field(default=320, ge=32, le=2048)
+    # Perceptual-hash distance (bits of 64) at which import and crawl call two photos near duplicates; -1: off.
+    near_dup_threshold: int = Field(default=NEAR_DUP_DEFAULT, ge=-1, le=64)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:

@@ -43,7 +43,7 @@ with crawl_tab:
         with st.expander("Advanced"):
             a1, a2, a3 = st.columns(3)
             min_size = a1.number_input("Minimum width/height (px)", 1, 4096, 64, key="collect_min_size")
-            near_dup = a2.number_input("Near-duplicate distance (-1: off)", -1, 32, 4, key="collect_near_dup")
+            near_dup = a2.number_input("Near-duplicate distance (-1: off)", -1, 64, settings.near_dup_threshold, key="collect_near_dup")
             max_mb = a3.number_input("Max MB per photo", 1, 500, 20, key="collect_max_mb")
             allow_private = st.checkbox("Allow private and local addresses (only for a site you trust on your network)",
                                         key="collect_allow_private")
@@ -93,6 +93,8 @@ with crawl_tab:
                 st.error(md_escape(snap.error))
             elif snap.state == "cancelled":
                 st.warning(f"Cancelled after {snap.saved} photos. Start the same crawl again to resume.")
+            elif snap.warning:
+                st.warning(md_escape(snap.warning).replace("\n", "  \n"))  # URLs and reasons are data: escaped
             else:
                 st.success(f"Done: {snap.saved} new photos saved" + (f" (stopped by {snap.stopped_by})" if snap.stopped_by else "")
                            + (f". Catalog: {snap.ingest_summary}" if snap.ingest_summary else "."))

@@ -1,8 +1,9 @@
 """Library: what is in the collection, and ways to add photos (folder, upload, demo)."""
 import streamlit as st
 
+from core.pathnames import display_path
 from ui.resources import services_or_stop
-from ui.widgets import add_photos_panel, backend_badge, keep_report, photo_grid, progress_callback, show_last_report
+from ui.widgets import add_photos_panel, backend_badge, keep_report, near_duplicates_panel, photo_grid, progress_callback, show_last_report
 
 services = services_or_stop()
 st.title("Library")
@@ -17,6 +18,8 @@ c3.metric("Classes", len(classes))
 
 show_last_report("lib-report")
 show_last_report("lib-add-report")
+show_last_report("lib-near-report")
+near_duplicates_panel(services, key="lib-near")
 with st.expander("Add photos", expanded=catalog.count() == 0):
     if st.button("Build the demo library (photos bundled with scikit-image / scikit-learn)", key="lib-demo"):
         from core.demo import build_demo
@@ -42,6 +45,6 @@ if classes:
     skipped = catalog.skipped(limit=200)
     if skipped:
         with st.expander(f"Files skipped by ingest ({len(skipped)})"):
-            st.dataframe({"file": [p for p, _ in skipped], "reason": [r for _, r in skipped]}, width="stretch")
+            st.dataframe({"file": [display_path(p) for p, _ in skipped], "reason": [r for _, r in skipped]}, width="stretch")
 else:
     st.info("The library is empty. Build the demo library or ingest a folder above.")

@@ -60,3 +60,20 @@ def test_many_processes_opening_one_new_catalog_at_once(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert _version(path) == catalog_mod.SCHEMA_VERSION
+
+
+def test_an_upgrade_numbered_below_one_already_applied_still_runs(tmp_path, monkeypatch):
+    """Two branches each add an upgrade; the higher number reaches a user first: the lower one must still run."""
+    path = tmp_path / "c.db"
+    base = catalog_mod.SCHEMA_VERSION
+    first = (base + 2, ("ALTER TABLE photos ADD COLUMN later_one TEXT",))
+    monkeypatch.setattr(catalog_mod, "_MIGRATIONS", [*catalog_mod._MIGRATIONS, first])
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", base + 2)
+    Catalog(path)
+    monkeypatch.setattr(catalog_mod, "_MIGRATIONS", [*catalog_mod._MIGRATIONS, (base + 1, ("ALTER TABLE photos ADD COLUMN earlier_one TEXT",))])
+    Catalog(path)
+    Catalog(path)
+    with sqlite3.connect(path) as con:
+        cols = {r[1] for r in con.execute("PRAGMA table_info(photos)")}
+    assert {"later_one", "earlier_one"} <= cols
+    assert _version(path) == base + 2

@@ -20,7 +20,7 @@ def site():
 def make_config(site, tmp_path: Path, **kw) -> CrawlConfig:
     defaults = dict(seeds=[("test", site.base + "/")], library_dir=tmp_path / "library", state_path=tmp_path / "crawl.sqlite",
                     max_depth=2, max_pages=50, max_images=100, workers=4, per_host_concurrency=3, delay_s=0.0,
-                    timeout_s=1.0, retries=2, backoff_s=0.05, max_bytes=300_000, min_width=32, min_height=32,
+                    timeout_s=1.0, deadline_s=1.5, retries=2, backoff_s=0.05, max_bytes=300_000, min_width=32, min_height=32,
                     near_dup_threshold=6, allow_private=True)
     defaults.update(kw)
     return CrawlConfig(**defaults)
@@ -29,6 +29,10 @@ def make_config(site, tmp_path: Path, **kw) -> CrawlConfig:
 EXPECTED_SAVED = {
     "/img/og.jpg", "/img/a.jpg", "/img/large.jpg", "/img/lazy.jpg", "/img/pic-800.webp", "/img/linked.png",
     "/img/..%2F..%2Fescape.jpg", "/flaky.jpg", "/ratelimited.jpg", "/img/n1.jpg", "/img/n2.jpg",
+    # CSS backgrounds: style attributes and a <style> block, background shorthand, two url()s, quotes or none,
+    # relative to <base href>; and the photo of a page reached through <meta http-equiv="refresh">.
+    "/img/inline.jpg", "/styles/inline-rel.jpg", "/img/unquoted.webp", "/styles/hero.jpg", "/img/band.png",
+    "/img/layer1.jpg", "/img/layer2.jpg", "/img/landed.jpg",
 }
 EXPECTED_SKIPPED = {  # image path -> start of the reason
     "/private/hidden.jpg": "blocked by robots.txt",
@@ -43,11 +47,14 @@ EXPECTED_SKIPPED = {  # image path -> start of the reason
     "/tiny.png": "too small: 16x16",
     "/img/dup.jpg": "duplicate: same bytes as",
     "/img/near.jpg": "near duplicate: looks like",
+    "/drip.jpg": "too slow: the download took longer than the total deadline of 1.5 s",
 }
 NEVER_REQUESTED = {
     "/private/secret.html", "/private/hidden.jpg", "/img/secret.jpg",  # robots.txt
     "/img/small.jpg", "/img/pic-400.webp", "/img/pic-fallback.jpg",  # a better srcset candidate exists
     "/nested/deeper/deepest/page3.html", "/img/n3.jpg", "/calendar?month=3",  # beyond max_depth=2
+    "/img/css-comment.jpg", "/img/html-comment.jpg", "/img/html-comment2.jpg",  # inside CSS / HTML comments
+    "/img/a.jpg?utm_source=newsletter&utm_medium=email", "/nested/page1.html?fbclid=abc123",  # tracking variants
 }
 
 
@@ -70,14 +77,16 @@ def test_crawl_saves_exactly_the_good_photos_and_says_why_it_skipped_the_rest(si
 
     requested = set(site.paths())
     assert not (NEVER_REQUESTED & requested), NEVER_REQUESTED & requested
-    assert {"/calendar?month=1", "/calendar?month=2", "/nested/deeper/page2.html"} <= requested
+    assert {"/calendar?month=1", "/calendar?month=2", "/nested/deeper/page2.html", "/css.html", "/moved.html",
+            "/landing.html"} <= requested
     assert report.links_ignored.get("out of scope") == 1  # the external link, never resolved nor fetched
     # Retries: 5xx twice then success; 429 honours Retry-After; timeouts give up; 4xx never retried.
     assert site.count("/flaky.jpg") == 3
     t429 = site.times("/ratelimited.jpg")
     assert len(t429) == 2 and t429[1] - t429[0] >= 0.95
-    assert site.count("/slow.jpg") == 3
+    assert site.count("/slow.jpg") == 2  # a timeout is retried once, not `retries` times
     assert site.count("/missing.jpg") == 1
+    assert site.count("/drip.jpg") == 1  # the total deadline is not retried within a run
     assert site.count("/img/a.jpg") == 1 and site.count("/") == 1 and site.count("/robots.txt") == 1
 
     # Files: <library>/<class>/<safe name>, right extension from the bytes, nothing escaped the class folder.
@@ -85,7 +94,8 @@ def test_crawl_saves_exactly_the_good_photos_and_says_why_it_skipped_the_rest(si
     files = sorted(p.relative_to(lib).as_posix() for p in lib.rglob("*") if p.is_file())
     assert files == sorted(["test/og.jpg", "test/a.jpg", "test/large.jpg", "test/lazy.jpg", "test/pic-800.webp",
                             "test/linked.png", "test/escape.jpg", "test/flaky.jpg", "test/ratelimited.jpg",
-                            "test/n1.jpg", "test/n2.jpg"])
+                            "test/n1.jpg", "test/n2.jpg", "test/inline.jpg", "test/inline-rel.jpg", "test/unquoted.webp",
+                            "test/hero.jpg", "test/band.png", "test/layer1.jpg", "test/layer2.jpg", "test/landed.jpg"])
     assert [p for p, _ in saved_hook] == [p.path for p in report.saved]
 
     # Provenance and candidate captions.
@@ -96,6 +106,8 @@ def test_crawl_saves_exactly_the_good_photos_and_says_why_it_skipped_the_rest(si
     assert prov["crawled_at"] > 0
     assert candidate_captions(a_path, tmp_path / "crawl.sqlite") == ["A red thing", "Home of tests"]
     assert candidate_captions(lib / "test" / "n1.jpg", tmp_path / "crawl.sqlite") == ["first nested", "Nested one"]
+    assert candidate_captions(lib / "test" / "inline.jpg", tmp_path / "crawl.sqlite") == ["Inline hero", "Styled"]
+    assert provenance_for(lib / "test" / "landed.jpg", tmp_path / "crawl.sqlite")["page_url"] == site.base + "/landing.html"
     assert provenance_for(tmp_path / "elsewhere.jpg", tmp_path / "crawl.sqlite") is None
 
     # A rerun of the finished crawl fetches nothing and saves nothing.
@@ -104,8 +116,8 @@ def test_crawl_saves_exactly_the_good_photos_and_says_why_it_skipped_the_rest(si
     assert again.saved == [] and len(site.paths()) == before
     # Asked to, a rerun retries only what failed transiently (here: the timeout), nothing else.
     retry = crawl(make_config(site, tmp_path, retry_failed=True))
-    assert set(site.paths()[before:]) == {"/robots.txt", "/slow.jpg"} and site.count("/slow.jpg") == 6
-    assert [(_rel(site, s.url), s.reason.split(" ")[0]) for s in retry.skipped] == [("/slow.jpg", "timed")]
+    assert set(site.paths()[before:]) == {"/robots.txt", "/slow.jpg", "/drip.jpg"} and site.count("/slow.jpg") == 4
+    assert sorted((_rel(site, s.url), s.reason.split(" ")[0]) for s in retry.skipped) == [("/drip.jpg", "too"), ("/slow.jpg", "timed")]
 
 
 def test_interrupted_crawl_resumes_without_refetching_or_duplicating(site, tmp_path):
@@ -144,6 +156,25 @@ def test_ssrf_guard_refuses_loopback_without_sending_a_request(site, tmp_path):
     report = crawl(make_config(site, tmp_path, allow_private=False))
     assert report.saved == [] and report.pages_visited == 0
     assert len(report.skipped) == 1 and "non-public address 127.0.0.1" in report.skipped[0].reason
+    assert site.paths() == []
+    # Not a success: the report says why and names the control to change, as the CLI and the page call it.
+    assert report.start_problem.startswith("Nothing was saved: the start page could not be crawled.")
+    assert "non-public address 127.0.0.1" in report.start_problem
+    assert '"Allow private and local addresses"' in report.start_problem and "--allow-private" in report.start_problem
+
+    # The same start page, started again with the setting changed, is crawled (it is not "done").
+    again = crawl(make_config(site, tmp_path, allow_private=True, max_depth=0))
+    assert again.start_problem == "" and again.pages_visited == 1 and len(again.saved) >= 8
+
+
+def test_cli_refused_start_page_is_a_warning_with_the_flag(site, tmp_path, monkeypatch, capsys):
+    from core.crawl.cli import main as crawl_main
+
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
+    rc = crawl_main(["crawl", f"{site.base}/", "--no-ingest", "--delay", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "warning: Nothing was saved" in err and "--allow-private" in err
     assert site.paths() == []
 
 

@@ -62,3 +62,41 @@ def test_collect_page_in_a_browser_can_cancel(app, browser_page):
     finally:
         site.stop()
     assert len(site.paths()) < 42
+
+
+def test_refused_start_page_warns_with_the_checkbox_and_runs_once_it_is_ticked(app, browser_page, tmp_path):
+    """A local start page is refused: a warning (not a green success) names the reason and the checkbox;
+    ticking it and pressing Start again crawls the same start page."""
+    url, data = app
+    site = build_test_site().start()
+    page = browser_page
+    try:
+        page.goto(url)
+        page.get_by_text("Collect photos").first.wait_for()
+        page.locator("textarea").first.fill(f"garden: {site.base}/")
+        page.get_by_label("Seconds between requests per site").fill("0")
+        page.get_by_label("Link depth").fill("0")
+        page.get_by_text("Advanced").click()
+        page.get_by_label("Minimum width/height (px)").fill("32")
+        page.get_by_text("Add collected photos to the catalog and index").click()  # off: no model load in this test
+        page.get_by_role("button", name="Start").click()
+        warning = page.locator('[data-testid="stAlertContentWarning"]')
+        warning.wait_for()
+        text = warning.inner_text()
+        warning.scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "refused.png"))
+        assert "Nothing was saved" in text and "non-public address 127.0.0.1" in text
+        assert '"Allow private and local addresses"' in text and "--allow-private" in text
+        assert page.locator('[data-testid="stAlertContentSuccess"]').count() == 0
+        assert site.paths() == []
+
+        page.get_by_test_id("stExpanderDetails").get_by_text("Allow private and local addresses").click()
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text("new photos saved").wait_for()
+        page.get_by_text("new photos saved").scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "allowed.png"))
+        assert page.locator('[data-testid="stAlertContentWarning"]').count() == 0
+    finally:
+        site.stop()
+    files = sorted(p.name for p in (data / "library" / "garden").iterdir())
+    assert "a.jpg" in files and len(files) >= 8

@@ -49,7 +49,7 @@ def test_collect_page_crawls_shows_progress_and_skips(site, tmp_path, monkeypatc
     assert at.success, [e.value for e in at.error]
     assert "new photos saved" in at.success[0].value
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Pages visited"] == "3"  # home, nested page 1, calendar month 1 (depth 1); robots-blocked page not visited
+    assert metrics["Pages visited"] == "5"  # home, nested page 1, calendar 1, css, moved (depth 1); robots-blocked page not visited
     saved = int(metrics["Downloaded"])
     files = list((tmp_path / "data" / "library" / "rooms").iterdir())
     assert saved == len(files) >= 8

@@ -30,6 +30,28 @@ def test_normalize_url():
     assert normalize_url("HTTP://Example.COM:80/a#frag") == "http://example.com/a"
     assert normalize_url("x?y=1", "https://h.example:8443/d/") == "https://h.example:8443/d/x?y=1"
     assert normalize_url("mailto:a@b.c") is None and normalize_url("ftp://h/x") is None
+    # Tracking parameters and fragments never make a second URL for the same photo or page.
+    assert normalize_url("https://h/p.jpg?utm_source=x&id=3&fbclid=Y&UTM_Medium=z&gclid=1#f") == "https://h/p.jpg?id=3"
+    assert normalize_url("https://h/p.jpg?utm_campaign=spring") == "https://h/p.jpg"
+    assert normalize_url("https://h/p?utmost=1&a=") == "https://h/p?utmost=1&a="  # only whole parameter names
+
+
+def test_css_backgrounds_and_meta_refresh():
+    from core.crawl.extract import css_background_urls, meta_refresh_target
+
+    css = """.a { background: #fff url("one.jpg") no-repeat, url(two.png); }
+    /* .b { background-image: url(commented.jpg) } */ .c{background-image:url( 'three four.webp' )}
+    .d { border-image: url(not-a-background.png) 30; } .e { background-color: red }"""
+    assert css_background_urls(css) == ["one.jpg", "two.png", "three four.webp"]
+    assert meta_refresh_target("0; url=/next.html") == "/next.html"
+    assert meta_refresh_target("5;URL='a b.html'") == "a b.html" and meta_refresh_target("30") is None
+    page = """<html><head><meta http-equiv="Refresh" content="0;url=moved.html"><base href="https://cdn.example/s/">
+    <style>.h{background-image:url(hero.jpg)}</style></head><body>
+    <div style="background:url('/bg.jpg')" title="Hero"></div><!-- <div style="background:url(/hidden.jpg)"></div> -->
+    </body></html>"""
+    content = extract(page, "https://site.example/p.html")
+    assert [(r.url, r.alt) for r in content.images] == [("https://cdn.example/bg.jpg", "Hero"), ("https://cdn.example/s/hero.jpg", "")]
+    assert content.links == ["https://cdn.example/s/moved.html"]
 
 
 def test_safe_names_cannot_escape_or_be_empty():

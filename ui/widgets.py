@@ -7,12 +7,16 @@ from typing import Callable, Optional, Sequence
 
 import streamlit as st
 
+from core.pathnames import display_path
+
+_BROWSER_IMAGES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def md_escape(text: object) -> str:
-    """Escape Markdown so untrusted text shows literally (no links, images or formatting)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text or ""))
+    """Escape Markdown so untrusted text shows literally (no links, images or formatting). File names
+    that are not valid UTF-8 show their bad bytes as \\xHH (a web page cannot carry them)."""
+    return _MD_SPECIAL.sub(r"\\\1", display_path(str(text or "")))
 
 
 def backend_badge(services) -> None:
@@ -31,13 +35,22 @@ def progress_callback(label: str) -> Callable[..., None]:
 
 
 @st.dialog("Photo details", width="large")
-def photo_dialog(photo, paths: Sequence[str]) -> None:
+def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None) -> None:
     # The photo at its own size (at most half the dialog) beside what is known about it, so a
     # small photo is not blown up and the caption and facts stay above the fold.
     left, right = st.columns([1, 1], gap="medium")
     with left:
+        width = min(int(photo.width or 560), 560)
         if Path(photo.path).exists():
-            st.image(photo.path, width=min(int(photo.width or 560), 560))
+            if Path(photo.path).suffix.lower() in _BROWSER_IMAGES and display_path(photo.path) == photo.path:
+                st.image(photo.path, width=width)
+            else:  # HEIC/AVIF/TIFF or an odd file name: send the decoded pixels, not the file
+                from core.images import ImageError, load_rgb
+
+                try:
+                    st.image(load_rgb(Path(photo.path)), width=width)
+                except ImageError as exc:
+                    st.caption(md_escape(exc.reason))
         elif photo.thumb_path and Path(photo.thumb_path).exists():
             st.image(photo.thumb_path)
     with right:
@@ -48,8 +61,11 @@ def photo_dialog(photo, paths: Sequence[str]) -> None:
         st.code(photo.id, language=None, wrap_lines=True)  # the whole id, wrapped and copyable
         facts = {"class": photo.class_name or "—", "source": photo.source, "size": f"{photo.width}×{photo.height}",
                  "format": photo.format, "taken": photo.taken_at or "—", "EXIF orientation": photo.orientation, "added": photo.added_at}
-        st.dataframe({"field": list(facts), "value": [str(v) for v in facts.values()]}, hide_index=True, width="stretch")
-    st.text("Files:\n" + "\n".join(paths))
+        if provenance:  # where a crawled photo came from; table cells are plain text, never Markdown or HTML
+            facts |= {"source page": provenance.get("page_url") or "—", "image URL": provenance.get("image_url") or "—",
+                      "alt text": provenance.get("alt") or "—", "page title": provenance.get("title") or "—"}
+        st.table({"field": list(facts), "value": [str(v) for v in facts.values()]})
+    st.text("Files:\n" + "\n".join(display_path(p) for p in paths))
 
 
 @st.dialog("Why this match", width="large")
@@ -96,12 +112,17 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
             thumb = photo.thumb_path if photo.thumb_path and Path(photo.thumb_path).exists() else None
             if thumb:
                 st.image(thumb, width="stretch")
-            label = Path(photo.path).name
+            label = display_path(Path(photo.path).name)
             st.caption((f"**{score:.3f}** · " if score is not None else "") + md_escape(label))
             st.caption(md_escape(photo.caption or ""))
             b1, b2, b3 = st.columns(3, gap="small")
             if b1.button(":material/info:", help="Details", key=f"{key}-details-{photo.id}"):
-                photo_dialog(photo, services.catalog.paths_of(photo.id) if services else [photo.path])
+                provenance = None
+                if services is not None and photo.source == "crawl":
+                    from core.crawl import provenance_for
+
+                    provenance = provenance_for(Path(photo.path), services.settings.data_dir / "crawl.sqlite")
+                photo_dialog(photo, services.catalog.paths_of(photo.id) if services else [photo.path], provenance)
             if on_more_like and b2.button(":material/image_search:", help="More like this", key=f"{key}-like-{photo.id}"):
                 on_more_like(photo.id)
             if query_text and services is not None and b3.button(":material/local_fire_department:", help="Why this match: a heat map over the photo",
@@ -109,24 +130,67 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
                 why_dialog(services, photo, query_text, score)
 
 
+_NOT_ADDED = ("skipped", "near duplicate", "not read")
+
+
 def show_last_report(key: str) -> None:
-    """Render the ingest report kept by `keep_report` on the previous run."""
+    """Render the ingest report kept by `keep_report` on the previous run: counts per outcome, every file."""
     last = st.session_state.get(key)
     if last:
-        summary, skipped_rows = last
-        (st.warning if skipped_rows else st.success)(md_escape(summary))
-        if skipped_rows:
-            st.dataframe({"file": [p for p, _ in skipped_rows], "reason": [r for _, r in skipped_rows]}, width="stretch")
+        summary, rows, counts = last
+        problems = any(status in _NOT_ADDED for status, _, _ in rows)
+        (st.warning if problems else st.success)(md_escape(summary))
+        if rows:
+            with st.expander(f"Every file seen ({len(rows)})", expanded=problems):
+                st.table({"outcome": list(counts), "files": list(counts.values())})
+                st.dataframe({"outcome": [r[0] for r in rows], "file": [r[1] for r in rows], "detail": [r[2] for r in rows]},
+                             hide_index=True, width="stretch", key=f"{key}-files")
 
 
 def keep_report(key: str, report, extra_skips: Sequence[tuple[str, str]] = ()) -> None:
     """Keep an ingest report for the next run, then rerun so every count on the page is fresh."""
-    st.session_state[key] = (report.summary(), list(extra_skips) + [(s.path, s.reason) for s in report.skipped])
+    rows = [("skipped", display_path(p), r) for p, r in extra_skips]
+    rows += [(f.status, display_path(f.path), f.detail) for f in report.files]
+    counts: dict[str, int] = {}
+    for _, reason in extra_skips:  # uploads refused before import
+        counts[f"skipped: {reason.split(':')[0]}"] = counts.get(f"skipped: {reason.split(':')[0]}", 0) + 1
+    for name, n in report.reason_counts().items():
+        counts[name] = counts.get(name, 0) + n
+    st.session_state[key] = (report.summary(), rows, counts)
     st.rerun()
+
+
+def near_duplicates_panel(services, key: str) -> None:
+    """Files import left out because they look like a library photo: keep both, or keep the new file instead."""
+    from core.images import ImageError, load_rgb, make_thumbnail
+    from core.library import keep_near_duplicate
+
+    near = services.catalog.near_duplicates(limit=50)
+    if not near:
+        return
+    photos = services.catalog.get_many([n.photo_id for n in near])
+    with st.expander(f"Near duplicates left out of the library ({len(near)})", expanded=True):
+        st.caption("Each file looks like a photo already in the library (perceptual-hash distance; 0 = identical to the eye). "
+                   "The library photo is kept; choose to keep both, or the new file instead.")
+        for i, n in enumerate(near):
+            photo = photos.get(n.photo_id)
+            c1, c2, c3 = st.columns([1, 1, 2])
+            if photo is not None and photo.thumb_path and Path(photo.thumb_path).exists():
+                c1.image(photo.thumb_path, caption="in the library", width="stretch")
+            try:
+                c2.image(make_thumbnail(load_rgb(Path(n.path)), 320), caption="left out", width="stretch")
+            except ImageError as exc:
+                c2.caption(md_escape(exc.reason))
+            c3.text(f"{display_path(n.path)}\nlooks like {display_path(photo.path) if photo else '?'}\ndistance {n.distance}")
+            if c3.button("Keep both", key=f"{key}-both-{i}"):
+                keep_report(f"{key}-report", keep_near_duplicate(services, n.path))
+            if c3.button("Keep the new file instead", key=f"{key}-replace-{i}"):
+                keep_report(f"{key}-report", keep_near_duplicate(services, n.path, replace=True))
 
 
 def add_photos_panel(services, key: str) -> None:
     """Upload files or import a folder on this machine; both end in core.ingest with a report kept under f"{key}-report"."""
+    from core.images import IMAGE_EXTENSIONS
     from core.ingest import ingest_folder, ingest_paths
     from core.uploads import save_uploads
 
@@ -142,7 +206,7 @@ def add_photos_panel(services, key: str) -> None:
         else:
             keep_report(report_key, report)
     uploads = st.file_uploader("Or upload photos", accept_multiple_files=True, key=f"{key}-files",
-                               type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"])
+                               type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
     upload_class = st.text_input("Class (folder) for uploaded photos", value="uploads", key=f"{key}-class")
     if uploads and st.button(f"Add {len(uploads)} uploaded file(s)", key=f"{key}-upload"):
         from core.crawl.files import safe_component

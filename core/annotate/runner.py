@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from core import annotations as ann
 from core.annotate.base import AnnotationResult, Annotator
+from core.pathnames import display_path
 
 ProgressFn = Callable[..., None]
 
@@ -77,7 +78,7 @@ def run_annotations(services, annotator: Annotator, photo_ids: Optional[Iterable
                 try:
                     image = load_rgb(photo.path, max_pixels=services.settings.max_image_pixels)
                 except (ImageError, OSError) as exc:
-                    results_pre.append(AnnotationResult(pid, error=f"cannot read {photo.path}: {getattr(exc, 'reason', exc)}"))
+                    results_pre.append(AnnotationResult(pid, error=f"cannot read {display_path(photo.path)}: {getattr(exc, 'reason', exc)}"))
                     continue
             photos.append(photo)
             images.append(image)

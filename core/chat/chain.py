@@ -21,6 +21,7 @@ from typing import Callable, Generator, Iterable, Optional, Sequence
 
 from core.catalog import Photo
 from core.chat.query import DIMENSIONS, QueryPlan
+from core.pathnames import display_path
 
 SYSTEM_PROMPT = (
     "You are PhotoLore, an assistant that answers questions about the user's photo library. "
@@ -65,7 +66,7 @@ class ChatAnswer:
 
 def clean_data_text(text: object, limit: int = 200) -> str:
     """Untrusted text for the prompt: one line, no delimiters, capped, JSON-quoted."""
-    s = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text or ""))
+    s = re.sub(r"[\x00-\x1f\x7f]+", " ", display_path(str(text or "")))  # odd file-name bytes as \xHH
     s = re.sub(r"</?\s*data\s*>", " ", s, flags=re.I)
     s = re.sub(r"\s+", " ", s).strip()
     if len(s) > limit:
@@ -94,7 +95,7 @@ def lead_sentence(retrieval) -> str:
     if plan.intent == "describe":
         p = photos[0]
         tags = ", ".join(t for t, _ in p.tags[:5])
-        return f"The closest photo is [1] {Path(p.path).name}: caption {clean_data_text(p.caption)}" + (f"; tags: {tags}." if tags else ".")
+        return f"The closest photo is [1] {display_path(Path(p.path).name)}: caption {clean_data_text(p.caption)}" + (f"; tags: {tags}." if tags else ".")
     return f"Here {'is' if len(photos) == 1 else 'are'} {_plural(len(photos), 'photo')} from your library{how}."
 
 

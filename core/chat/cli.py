@@ -17,6 +17,7 @@ def register(subparsers) -> None:
 
 def cmd_chat(args) -> int:
     from core.chat.chain import ChatConfig, stream_reply
+    from core.pathnames import display_path
     from core.chat.llm import LLMSettings, LLMUnavailable, build_llm
     from core.services import build_services
 
@@ -59,10 +60,10 @@ def cmd_chat(args) -> int:
             return 2
         if args.json:
             print(json.dumps({"question": question, "answer": result.text, "count": result.count, "filters": result.filters,
-                              "photos": [{"id": p.id, "path": p.path, "caption": p.caption} for p in result.photos],
+                              "photos": [{"id": p.id, "path": display_path(p.path), "caption": p.caption} for p in result.photos],
                               "dropped": result.dropped, "llm_error": result.llm_error}, indent=1))
         else:
             print()
             for i, p in enumerate(result.photos, start=1):
-                print(f"  [{i}] {p.path}  ({p.caption or ''})")
+                print(f"  [{i}] {display_path(p.path)}  ({p.caption or ''})")
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": result.text}]

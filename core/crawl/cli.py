@@ -22,11 +22,14 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--per-host", type=int, default=2, help="concurrent requests per host")
     p.add_argument("--delay", type=float, default=0.5, help="seconds between requests to one host")
-    p.add_argument("--timeout", type=float, default=15.0)
-    p.add_argument("--retries", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds per connect and per read")
+    p.add_argument("--deadline", type=float, default=60.0, help="total seconds one download may take (default 60)")
+    p.add_argument("--retries", type=int, default=3, help="retries after connection errors, 429 and 5xx")
+    p.add_argument("--timeout-retries", type=int, default=1, help="retries after a timeout (default 1)")
     p.add_argument("--max-bytes", type=int, default=20_000_000)
     p.add_argument("--min-size", type=int, default=64, help="minimum width and height in pixels")
-    p.add_argument("--near-dup", type=int, default=4, help="perceptual-hash distance counted as near duplicate (-1: off)")
+    p.add_argument("--near-dup", type=int, default=None,
+                   help="perceptual-hash distance counted as near duplicate (-1: off; default: PHOTOLORE_NEAR_DUP_THRESHOLD, 4)")
     p.add_argument("--render", choices=["static", "js"], default="static", help="js: render pages with headless Chromium")
     p.add_argument("--allow-private", action="store_true", help="allow private/loopback addresses (trusted local sites only)")
     p.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
@@ -78,13 +81,14 @@ def run_crawl(args) -> int:
     if not seeds:
         print("error: give at least one seed URL (or --seeds-file)", file=sys.stderr)
         return 2
+    extra = {} if args.near_dup is None else {"near_dup_threshold": args.near_dup}
     try:
         config = CrawlConfig.from_settings(
             Settings(), seeds, scope=args.scope, max_depth=args.max_depth, max_pages=args.max_pages,
             max_images=args.max_images, workers=args.workers, per_host_concurrency=args.per_host, delay_s=args.delay,
-            timeout_s=args.timeout, retries=args.retries, max_bytes=args.max_bytes, min_width=args.min_size,
-            min_height=args.min_size, near_dup_threshold=args.near_dup, render=args.render, allow_private=args.allow_private,
-            allow_networks=tuple(args.allow_network), retry_failed=args.retry_failed)
+            timeout_s=args.timeout, deadline_s=args.deadline, retries=args.retries, timeout_retries=args.timeout_retries,
+            max_bytes=args.max_bytes, min_width=args.min_size, min_height=args.min_size, render=args.render,
+            allow_private=args.allow_private, allow_networks=tuple(args.allow_network), retry_failed=args.retry_failed, **extra)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +133,9 @@ def run_crawl(args) -> int:
     print(f"library: {config.library_dir}")
     if report.cancelled:
         return 130
+    if report.start_problem:
+        print("warning: " + report.start_problem, file=sys.stderr)
+        return 1
     from core.crawl.state import saved_paths_for
 
     to_ingest = saved_paths_for(config)  # this run's photos and those of interrupted earlier runs

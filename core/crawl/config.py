@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from core.neardup import DEFAULT_THRESHOLD as NEAR_DUP_DEFAULT
+
 Scope = Literal["host", "prefix"]
 RenderMode = Literal["static", "js"]
 
@@ -27,8 +29,10 @@ class CrawlConfig:
     workers: int = 4  # global concurrency (download pool size)
     per_host_concurrency: int = 2
     delay_s: float = 0.5  # politeness delay between request starts on one host
-    timeout_s: float = 15.0
-    retries: int = 3  # retries after the first attempt, for timeouts, connection errors, 429 and 5xx
+    timeout_s: float = 15.0  # per connect and per read
+    deadline_s: float = 60.0  # total for one download (connect + all reads): a drip-feeding server costs at most this
+    retries: int = 3  # retries after the first attempt, for connection errors, 429 and 5xx
+    timeout_retries: int = 1  # of those, at most this many after a timeout (a hanging server costs 2 timeouts)
     backoff_s: float = 0.5  # first backoff; doubles each retry, plus jitter
     max_retry_after_s: float = 60.0  # a Retry-After longer than this gives up on the item
     max_redirects: int = 5
@@ -37,7 +41,7 @@ class CrawlConfig:
     min_width: int = 64
     min_height: int = 64
     max_pixels: int = 64_000_000
-    near_dup_threshold: int = 4  # max Hamming distance of 64-bit perceptual hashes; -1 disables
+    near_dup_threshold: int = NEAR_DUP_DEFAULT  # max Hamming distance of 64-bit perceptual hashes; -1 disables
     render: RenderMode = "static"
     render_wait_s: float = 0.5  # extra time for scripts after the load event (js mode)
     allow_private: bool = False  # tests crawl 127.0.0.1; the open web never needs this
@@ -70,13 +74,16 @@ class CrawlConfig:
             except ValueError:
                 raise ValueError(f"allow_networks: {net!r} is not an IP network; write it like 192.168.1.5/32") from None
         self.allow_networks = tuple(self.allow_networks)
-        for name in ("max_depth", "max_pages", "max_images", "retries"):
+        if self.deadline_s <= 0:
+            raise ValueError("deadline_s must be positive")
+        for name in ("max_depth", "max_pages", "max_images", "retries", "timeout_retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
     @classmethod
     def from_settings(cls, settings, seeds: list[tuple[str, str]], **overrides) -> "CrawlConfig":
         """A config whose library and state live in the app's data directory."""
+        overrides.setdefault("near_dup_threshold", settings.near_dup_threshold)  # one setting for import and crawl
         return cls(seeds=seeds, library_dir=settings.library_dir, state_path=settings.data_dir / "crawl.sqlite", **overrides)
 
 
@@ -111,6 +118,7 @@ class CrawlReport:
     stopped_by: str = ""  # "", "max_pages", "max_images", "cancelled"
     warnings: list[str] = field(default_factory=list)
     requests: int = 0  # HTTP requests sent, retries and robots.txt included
+    start_problem: str = ""  # set when nothing was saved because start pages failed: the reason and what to change
 
     @property
     def skip_counts(self) -> dict[str, int]:
@@ -120,6 +128,26 @@ class CrawlReport:
             key = s.reason.split(":")[0]
             counts[key] = counts.get(key, 0) + 1
         return counts
+
+
+# The controls a user changes when a start page fails, named as the CLI and the Collect page name them.
+ALLOW_PRIVATE_CONTROL = ('tick "Allow private and local addresses" (Collect page, Advanced) or pass --allow-private '
+                         "(or --allow-network CIDR) to `python -m core crawl`, only for a site you trust on your network")
+RETRY_CONTROL = ('start again later with "Retry photos that timed out or failed on the server last time" ticked '
+                 "(--retry-failed), or allow more time (--timeout, --deadline)")
+
+
+def start_page_hint(reason: str) -> str:
+    """What to change when a start page ended with `reason`."""
+    if "non-public address" in reason:
+        return ALLOW_PRIVATE_CONTROL
+    if reason.startswith(("timed out", "too slow", "connection error", "HTTP 5", "HTTP 429")):
+        return RETRY_CONTROL
+    if reason.startswith("blocked by robots.txt"):
+        return "the site's robots.txt does not allow PhotoLoreBot there: start from a page it allows"
+    if reason.startswith("DNS lookup failed"):
+        return "check the start URL's host name and your network"
+    return "check the start URL"
 
 
 _SEED_LINE = re.compile(r"^\s*(?:(?P<cls>[^:]+?)\s*:\s*)?(?P<url>https?://\S+)\s*$", re.I)

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 from urllib.parse import urlsplit
 
-from core.crawl.config import CrawlConfig, CrawlReport, SavedPhoto, SkipRecord
+from core.crawl.config import CrawlConfig, CrawlReport, SavedPhoto, SkipRecord, start_page_hint
 from core.crawl.extract import PageContent, extract
 from core.crawl.files import CheckedImage, ImageRejected, check_image, file_stem_for, safe_component, save_unique
 from core.crawl.net import Fetcher, FetchError, check_ssrf, host_key, normalize_url
 from core.crawl.state import CrawlState, job_id
+from core.neardup import nearest, to_hex
 
 ProgressFn = Callable[..., None]
 SavedFn = Callable[..., None]
@@ -145,17 +146,6 @@ class _Worker:
             self.renderer.close()
 
 
-def _near(phash: int, known: list[tuple[int, str]], threshold: int) -> Optional[tuple[str, int]]:
-    if threshold < 0:
-        return None
-    best = None
-    for other, path in known:
-        d = (phash ^ other).bit_count()
-        if d <= threshold and (best is None or d < best[1]):
-            best = (path, d)
-    return best
-
-
 def normalized_seeds(config: CrawlConfig) -> list[tuple[str, str]]:
     """(class, normalized URL) pairs; raises ValueError naming a seed that is no http(s) URL."""
     seeds = []
@@ -195,6 +185,11 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
     frontier: deque[Task] = deque(task for _, task in pending)
     for class_name, url in seeds:
         if state.add_page(url, class_name, 0):
+            frontier.append(PageTask(url, class_name, 0))
+        elif state.page_status(url) in ("skipped", "failed"):
+            # A start page that was refused or failed is tried again: the settings may have changed
+            # (allowed networks, retries, limits). A refusal costs no request.
+            state.requeue_page(url)
             frontier.append(PageTask(url, class_name, 0))
     shas, phashes = state.known_hashes()
     pages_started = state.pages_done()
@@ -252,12 +247,12 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
         if checked.sha256 in shas:
             reason = f"duplicate: same bytes as {shas[checked.sha256]}"
         else:
-            near = _near(checked.phash, phashes, config.near_dup_threshold)
+            near = nearest(checked.phash, phashes, config.near_dup_threshold)
             if near is not None:
                 reason = f"near duplicate: looks like {near[0]} (perceptual hash distance {near[1]})"
         if reason:
             report.skipped.append(SkipRecord(task.url, "image", reason, task.page_url))
-            state.mark_image(task.url, "skipped", reason, sha256=checked.sha256, phash=f"{checked.phash:016x}")
+            state.mark_image(task.url, "skipped", reason, sha256=checked.sha256, phash=to_hex(checked.phash))
             return reason
         directory = config.library_dir / safe_component(task.class_name, "crawl")
         try:
@@ -267,7 +262,7 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
             report.skipped.append(SkipRecord(task.url, "image", reason, task.page_url))
             state.mark_image(task.url, "skipped", reason)
             return reason
-        state.mark_image(task.url, "saved", path=path, sha256=checked.sha256, phash=f"{checked.phash:016x}",
+        state.mark_image(task.url, "saved", path=path, sha256=checked.sha256, phash=to_hex(checked.phash),
                          width=checked.width, height=checked.height)
         shas[checked.sha256] = str(path)
         phashes.append((checked.phash, str(path)))
@@ -338,7 +333,20 @@ def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, canc
         fetcher.close()
         state.close()
     report.requests = fetcher.request_count
+    if not report.saved and not report.cancelled:
+        report.start_problem = _start_problem(report, {url for _, url in seeds})
     return report
+
+
+def _start_problem(report: CrawlReport, seed_urls: set[str]) -> str:
+    """A crawl that saved nothing because its start pages failed says why and what to change."""
+    failed = [s for s in report.skipped if s.kind == "page" and s.url in seed_urls]
+    if not failed:
+        return ""
+    lines = [f"{s.url}: {s.reason}. To fix: {start_page_hint(s.reason)}." for s in failed]
+    head = "Nothing was saved: the start page could not be crawled." if len(failed) == 1 else \
+        f"Nothing was saved: {len(failed)} start pages could not be crawled."
+    return "\n".join([head, *lines])
 
 
 def _wait(fut: Future, timeout: float) -> None:

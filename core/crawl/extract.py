@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from core.crawl.net import normalize_url
 
-IMAGE_URL_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+IMAGE_URL_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif")
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,36 @@ def looks_like_image_url(url: str) -> bool:
     return urlsplit(url).path.lower().endswith(IMAGE_URL_EXTENSIONS)
 
 
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_CSS_BACKGROUND = re.compile(r"background(?:-image)?\s*:\s*([^;}]*)", re.I)
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
+_REFRESH_URL = re.compile(r"""^\s*\d*(?:\.\d*)?\s*[;,]?\s*url\s*=\s*(['"]?)(?P<url>.*?)\1\s*$""", re.I | re.S)
+
+
+def css_background_urls(css: str) -> list[str]:
+    """URLs in `background` / `background-image` declarations (several url()s, quoted or not)."""
+    urls = []
+    for decl in _CSS_BACKGROUND.finditer(_CSS_COMMENT.sub(" ", css)):
+        for m in _CSS_URL.finditer(decl.group(1)):
+            raw = next((g for g in m.groups() if g is not None), "")
+            if raw.strip():
+                urls.append(raw.strip())
+    return urls
+
+
+def meta_refresh_target(content: str) -> Optional[str]:
+    """The URL of `<meta http-equiv="refresh" content="0; url=...">`, if it names one."""
+    m = _REFRESH_URL.match(content or "")
+    return m.group("url").strip() if m and m.group("url").strip() else None
+
+
 def _clean(text: Optional[str], limit: int = 500) -> str:
     return " ".join((text or "").split())[:limit]
 
 
 def extract(html: str | bytes, base_url: str) -> PageContent:
-    """Images (img/srcset/data-src, picture sources, og:image, links to image files) and page links."""
+    """Images (img/srcset/data-src, picture sources, og:image, CSS backgrounds, links to image files) and
+    page links (a href, meta refresh). HTML comments are not parsed into tags, so nothing in them counts."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
@@ -115,14 +139,26 @@ def extract(html: str | bytes, base_url: str) -> PageContent:
     for img in soup.find_all("img"):
         if id(img) not in handled:
             add(_img_source(img), img.get("alt", "") or img.get("title", ""))
+    # Hero and gallery images set in CSS: style attributes, then <style> blocks (relative to the page / <base>).
+    for tag in soup.find_all(style=True):
+        for raw in css_background_urls(tag["style"]):
+            add(raw, tag.get("aria-label", "") or tag.get("title", ""))
+    for block in soup.find_all("style"):
+        for raw in css_background_urls(block.get_text()):
+            add(raw)
     links: list[str] = []
     link_seen: set[str] = set()
-    for a in soup.find_all("a", href=True):
-        url = normalize_url(a["href"], base)
+    hrefs = [(a["href"], a.get("title", "") or a.get_text(" ", strip=True)) for a in soup.find_all("a", href=True)]
+    for meta in soup.find_all("meta", attrs={"http-equiv": re.compile("^refresh$", re.I)}):
+        target = meta_refresh_target(meta.get("content", ""))
+        if target:
+            hrefs.append((target, ""))  # followed like a link: depth, scope and address checks apply
+    for href, text in hrefs:
+        url = normalize_url(href, base)
         if not url:
             continue
         if looks_like_image_url(url):
-            add(url, a.get("title", "") or a.get_text(" ", strip=True))
+            add(url, text)
         elif url not in link_seen:
             link_seen.add(url)
             links.append(url)

@@ -24,6 +24,12 @@ def sniff_image_type(data: bytes) -> str | None:
     """File extension from the magic bytes, or None when the bytes are no supported image."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
+    if data[4:8] == b"ftyp":  # ISO base media file: the major brand says HEIF or AVIF
+        brand = data[8:12]
+        if brand in (b"avif", b"avis"):
+            return "avif"
+        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"):
+            return "heic"
     for magic, ext in _MAGIC:
         if data.startswith(magic):
             return ext
@@ -47,9 +53,8 @@ class ImageRejected(Exception):
 
 def check_image(data: bytes, content_type: str, *, min_width: int, min_height: int, max_pixels: int) -> CheckedImage:
     """Content type, magic bytes, decodability and minimum size; raises `ImageRejected`."""
-    import imagehash
-
     from core.images import ImageError, decode_image, sha256_bytes
+    from core.neardup import phash
 
     if content_type and not content_type.startswith("image/") and content_type != "application/octet-stream":
         raise ImageRejected(f"not an image: server says content type {content_type}")
@@ -64,8 +69,7 @@ def check_image(data: bytes, content_type: str, *, min_width: int, min_height: i
         raise ImageRejected(f"undecodable: {exc.reason}") from None
     if decoded.width < min_width or decoded.height < min_height:
         raise ImageRejected(f"too small: {decoded.width}x{decoded.height} (minimum {min_width}x{min_height})")
-    phash = int(str(imagehash.phash(decoded.image)), 16)
-    return CheckedImage(ext=ext, sha256=sha256_bytes(data), phash=phash, width=decoded.width, height=decoded.height)
+    return CheckedImage(ext=ext, sha256=sha256_bytes(data), phash=phash(decoded.image), width=decoded.width, height=decoded.height)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")

@@ -30,6 +30,7 @@ class JobSnapshot:
     saved_paths: list[str] = field(default_factory=list)
     ingest_summary: str = ""
     error: str = ""
+    warning: str = ""  # nothing saved because start pages failed: why, and which control to change
     stopped_by: str = ""
     elapsed_s: float = 0.0
 
@@ -88,7 +89,7 @@ class CollectJob:
             return
         self.report = report
         self._update(pages_visited=report.pages_visited, images_found=report.images_found, saved=len(report.saved),
-                     skipped=len(report.skipped), stopped_by=report.stopped_by,
+                     skipped=len(report.skipped), stopped_by=report.stopped_by, warning=report.start_problem,
                      skipped_items=[{"kind": s.kind, "url": s.url, "reason": s.reason, "page": s.page_url} for s in report.skipped],
                      saved_paths=[str(p.path) for p in report.saved])
         from core.crawl.state import saved_paths_for

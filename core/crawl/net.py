@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import random
+import re
 import socket
 import threading
 import time
@@ -41,8 +42,20 @@ class Response:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+# Query parameters that only track the visitor: the same page or photo with another value is the same URL.
+_TRACKING = re.compile(r"^(utm_\w*|fbclid|gclid|gclsrc|dclid|gbraid|wbraid|msclkid|yclid|twclid|ttclid|igshid|mc_cid|mc_eid|"
+                       r"_ga|_gl|_hsenc|_hsmi|mkt_tok|oly_anon_id|oly_enc_id|vero_id|s_cid|rb_clickid|srsltid)$", re.I)
+
+
+def _without_tracking(query: str) -> str:
+    if not query:
+        return query
+    return "&".join(p for p in query.split("&") if p and not _TRACKING.match(p.split("=", 1)[0]))
+
+
 def normalize_url(url: str, base: Optional[str] = None) -> Optional[str]:
-    """Absolute http(s) URL without fragment, lower-case host; None for other schemes."""
+    """Absolute http(s) URL without fragment and tracking parameters (utm_*, fbclid, gclid, ...),
+    lower-case host; None for other schemes."""
     try:
         absolute = urljoin(base, url.strip()) if base else url.strip()
         parts = urlsplit(absolute)
@@ -56,7 +69,7 @@ def normalize_url(url: str, base: Optional[str] = None) -> Optional[str]:
     port = parts.port if parts.port is not None else None
     if port and not ((parts.scheme == "http" and port == 80) or (parts.scheme == "https" and port == 443)):
         netloc = f"{netloc}:{port}"
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", _without_tracking(parts.query), ""))
 
 
 def host_key(url: str) -> str:
@@ -90,8 +103,7 @@ def check_ssrf(url: str, allow_private: bool, allow_networks: tuple[str, ...] = 
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if _forbidden_address(ip) and not any(ip.version == n.version and ip in n for n in allowed):
             raise FetchError(
-                f"refused: {host} resolves to non-public address {ip} (server-side request forgery guard; "
-                "set allow_private only for a trusted local site)",
+                f"refused: {host} resolves to non-public address {ip} (server-side request forgery guard)",
                 requested=False,
             )
 
@@ -288,7 +300,9 @@ class Fetcher:
         cfg = self.config
         host = host_key(url)
         last = ""
+        timeouts = attempts = 0
         for attempt in range(cfg.retries + 1):
+            attempts = attempt + 1
             if self.cancel is not None and self.cancel.is_set():
                 raise FetchError("cancelled", requested=attempt > 0)
             wait: Optional[float] = None
@@ -299,6 +313,7 @@ class Fetcher:
                 status, headers, body = self._get_once(url, max_bytes, accept_types)
             except requests.Timeout:
                 last = f"timed out after {cfg.timeout_s:g} s"
+                timeouts += 1
             except requests.ConnectionError as exc:
                 last = f"connection error: {type(exc).__name__}"
             except requests.RequestException as exc:
@@ -314,15 +329,16 @@ class Fetcher:
                     return status, headers, body
             finally:
                 self.gate.release(host)
-            if attempt == cfg.retries:
+            if attempt == cfg.retries or timeouts > cfg.timeout_retries:
                 break
             if wait is None:
                 wait = cfg.backoff_s * (2 ** attempt) + random.uniform(0, cfg.backoff_s)
             if _sleep(wait, self.cancel):
                 raise FetchError("cancelled")
-        raise FetchError(f"{last} (gave up after {cfg.retries + 1} attempts)", transient=True)
+        raise FetchError(f"{last} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})", transient=True)
 
     def _get_once(self, url: str, max_bytes: int, accept_types) -> tuple[int, dict[str, str], bytes]:
+        deadline = time.monotonic() + self.config.deadline_s
         resp = self._session().get(url, timeout=self.config.timeout_s, allow_redirects=False, stream=True)
         try:
             headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -336,7 +352,12 @@ class Fetcher:
             if length.isdigit() and int(length) > max_bytes:
                 raise FetchError(f"too large: {int(length):,} bytes (limit {max_bytes:,})")
             chunks, total = [], 0
-            for chunk in resp.iter_content(65536):
+            # read1 returns what one socket read brought, so the total deadline is checked while a server
+            # drips bytes (a plain read(n) would wait for all n bytes, one timeout per byte).
+            while chunk := resp.raw.read1(65536, decode_content=True):
+                if time.monotonic() > deadline:
+                    raise FetchError(f"too slow: the download took longer than the total deadline of {self.config.deadline_s:g} s "
+                                     "(the server sends data very slowly)", transient=True)
                 total += len(chunk)
                 if total > max_bytes:
                     raise FetchError(f"too large: more than {max_bytes:,} bytes (limit {max_bytes:,}); download aborted")

@@ -86,6 +86,10 @@ class CrawlState:
                     added_images.append(img)
         return added_pages, added_images
 
+    def requeue_page(self, url: str) -> None:
+        """Queue one finished page again (a start page to retry)."""
+        self.conn.execute("UPDATE pages SET status='queued', reason=NULL WHERE job=? AND url=?", (self.job, url))
+
     def requeue_failed(self) -> None:
         """Give pages and images that failed for transient reasons (timeouts, 5xx, 429) another try."""
         with self.conn:

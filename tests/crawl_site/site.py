@@ -38,6 +38,7 @@ class Route:
     headers: dict = field(default_factory=dict)
     sleep: float = 0.0
     content_length: bool = True
+    drip: float = 0.0  # seconds between single bytes of the body (a server that drip-feeds)
     # Called with the number of times this path was requested before (0 for the first time);
     # returns a Route to serve instead, for flaky and rate-limited behaviour.
     dynamic: Optional[Callable[[int], "Route"]] = None
@@ -94,6 +95,12 @@ class Site:
                         self.send_header("Connection", "close")
                         self.close_connection = True
                     self.end_headers()
+                    if route.drip:
+                        for i in range(len(route.body)):
+                            self.wfile.write(route.body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(route.drip)
+                        return
                     for i in range(0, len(route.body), 65536):
                         self.wfile.write(route.body[i:i + 65536])
                 except (BrokenPipeError, ConnectionResetError):
@@ -135,6 +142,20 @@ def _jpeg(seed: int, **kw) -> Route:
     return Route(encode(smooth_image(seed), "JPEG", quality=90), "image/jpeg", **kw)
 
 
+CSS_HEAD = """<base href="/styles/"><style>
+    .hero { background-image: url("hero.jpg"); }
+    .band { background: #fff url('/img/band.png') repeat-x; }
+    .layers { background-image: url(/img/layer1.jpg), url( "/img/layer2.jpg" ); }
+    /* .old { background-image: url(/img/css-comment.jpg); } */
+</style>"""
+CSS_BODY = """
+    <div style="background-image:url('/img/inline.jpg')" aria-label="Inline hero"></div>
+    <div style="background-image: url(inline-rel.jpg)"></div>
+    <section style="color: red; background: #222 url(/img/unquoted.webp) no-repeat center"></section>
+    <!-- <div style="background-image:url(/img/html-comment.jpg)"></div> <img src="/img/html-comment2.jpg"> -->
+"""
+
+
 def build_test_site() -> Site:
     """The site of the crawler test; see tests/test_crawl.py for what each route exercises."""
     a = smooth_image(1)
@@ -167,6 +188,10 @@ def build_test_site() -> Site:
         <img src="/big-declared.png"><img src="/big-streamed.png"><img src="/missing.jpg"><img src="/tiny.png">
         <img src="/img/dup.jpg"><img src="/img/near.jpg">
         <a href="/nested/page1.html">nested</a>
+        <a href="/nested/page1.html?fbclid=abc123#top">the same page, with a tracking parameter</a>
+        <img src="/img/a.jpg?utm_source=newsletter&amp;utm_medium=email" alt="the same photo, tracked">
+        <a href="/css.html">styles</a>
+        <a href="/moved.html">moved</a>
         <a href="/calendar?month=1">calendar</a>
         <a href="https://example.invalid/elsewhere.html">elsewhere</a>
         <a href="mailto:someone@example.invalid">mail</a>
@@ -181,6 +206,24 @@ def build_test_site() -> Site:
         "/nested/deeper/page2.html": Route(html("Nested two", '<img src="/img/n2.jpg" alt="second nested">'
                                                 '<a href="/nested/deeper/deepest/page3.html">deepest</a>')),
         "/nested/deeper/deepest/page3.html": Route(html("Too deep", '<img src="/img/n3.jpg">')),
+        # Background images in every CSS form; relative URLs resolve against <base href>.
+        "/css.html": Route(html("Styled", CSS_BODY, head=CSS_HEAD)),
+        # A page that only redirects by <meta refresh>; its target is one more link hop away.
+        "/moved.html": Route(html("Moved", "<p>This page has moved.</p>",
+                                  head="<meta http-equiv=\"refresh\" content=\"0; URL='/landing.html'\">")),
+        "/landing.html": Route(html("Landing", '<img src="/img/landed.jpg" alt="landed here"><img src="/drip.jpg">')),
+        "/img/inline.jpg": _jpeg(40),
+        "/styles/inline-rel.jpg": _jpeg(41),
+        "/img/unquoted.webp": Route(encode(smooth_image(42), "WEBP"), "image/webp"),
+        "/styles/hero.jpg": _jpeg(43),
+        "/img/band.png": Route(encode(smooth_image(44), "PNG"), "image/png"),
+        "/img/layer1.jpg": _jpeg(45),
+        "/img/layer2.jpg": _jpeg(46),
+        "/img/css-comment.jpg": _jpeg(47),
+        "/img/html-comment.jpg": _jpeg(48),
+        "/img/html-comment2.jpg": _jpeg(49),
+        "/img/landed.jpg": _jpeg(50),
+        "/drip.jpg": _jpeg(51, drip=0.2),  # ~2.5 kB at 5 bytes/s: minutes, unless the total deadline stops it
         "/private/secret.html": Route(html("Secret", '<img src="/img/secret.jpg">')),
         "/private/hidden.jpg": _jpeg(20),
         "/img/og.jpg": _jpeg(2),
