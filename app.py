@@ -1,7 +1,12 @@
 """PhotoLore: the router. Each page is a thin script under pages/."""
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="PhotoLore", page_icon=":material/photo_camera:", layout="wide")
+# A file in the repo, served by Streamlit itself: a ":material/..." page icon made the browser
+# fetch the tab icon from a font CDN, which fails offline.
+ICON = str(Path(__file__).parent / "ui" / "assets" / "favicon.png")
+st.set_page_config(page_title="PhotoLore", page_icon=ICON, layout="wide")
 
 PAGES = [
     st.Page("pages/library.py", title="Library", icon=":material/photo_library:", default=True),

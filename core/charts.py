@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -44,7 +45,7 @@ def histograms(df: pd.DataFrame) -> tuple:
 
 def boxplots(df: pd.DataFrame, by: Optional[str] = None) -> tuple:
     long = d.scores_long(df, by=by)
-    enc = dict(x=alt.X("dimension:N", sort=list(d.DIMENSIONS), title=None), y=alt.Y("score:Q", scale=alt.Scale(domain=[1, 5])))
+    enc = dict(x=alt.X("dimension:N", sort=list(d.DIMENSIONS), title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("score:Q", scale=alt.Scale(domain=[1, 5])))
     if by:
         col = "topic" if by == "topic" else by
         enc["color"] = alt.Color(f"{col}:N", title=col)
@@ -52,18 +53,28 @@ def boxplots(df: pd.DataFrame, by: Optional[str] = None) -> tuple:
     return alt.Chart(long).mark_boxplot(extent="min-max").encode(**enc).properties(height=260), None
 
 
+def _jitter(ids: pd.Series, salt: str, spread: float = 0.32) -> pd.Series:
+    """A fixed offset in [-spread, spread] per photo: the same photo sits still across reruns."""
+    return ids.map(lambda i: (zlib.crc32(f"{salt}:{i}".encode()) / 0xFFFFFFFF * 2 - 1) * spread)
+
+
 def scatter(df: pd.DataFrame, x_dim: str, y_dim: str) -> tuple:
     data = df.dropna(subset=[x_dim, y_dim])
     if data.empty:
         raise d.NotEnoughData(f"no photo has both {x_dim} and {y_dim} scores")
-    data = data.assign(sentiment=data["sentiment"].fillna("unknown"))
+    # Scores are integers 1-5: without jitter 40 photos pile onto a dozen points that look like one.
+    ids = data["photo_id"] if "photo_id" in data else pd.Series(range(len(data)), index=data.index).astype(str)
+    data = data.assign(sentiment=data["sentiment"].fillna("unknown"), _x=data[x_dim].astype(float) + _jitter(ids, "x"),
+                       _y=data[y_dim].astype(float) + _jitter(ids, "y"))
     # A field named "image" holding a data URI is shown as a picture by Vega's tooltip.
-    cols = [c for c in ["image", "filename", "caption", "concept_text", "sentiment", x_dim, y_dim] if c in data]
-    chart = alt.Chart(data[cols]).mark_circle(size=70, opacity=0.7).encode(
-        x=alt.X(f"{x_dim}:Q", scale=alt.Scale(domain=[0.5, 5.5])), y=alt.Y(f"{y_dim}:Q", scale=alt.Scale(domain=[0.5, 5.5])),
-        xOffset=alt.XOffset("jitter:Q"), color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE),
+    cols = [c for c in ["image", "filename", "caption", "concept_text", "sentiment", x_dim, y_dim, "_x", "_y"] if c in data]
+    ticks = alt.Axis(values=[1, 2, 3, 4, 5], format="d")
+    chart = alt.Chart(data[cols]).mark_circle(size=60, opacity=0.75).encode(
+        x=alt.X("_x:Q", title=x_dim, scale=alt.Scale(domain=[0.5, 5.5]), axis=ticks),
+        y=alt.Y("_y:Q", title=y_dim, scale=alt.Scale(domain=[0.5, 5.5]), axis=ticks),
+        color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE if set(data["sentiment"]) <= set(d.SENTIMENTS) else alt.Undefined),
         tooltip=[c for c in ["image", "filename", "concept_text", "caption", "sentiment", x_dim, y_dim] if c in cols],
-    ).transform_calculate(jitter="random()*12-6").properties(height=320)
+    ).properties(height=340)
     return chart, None
 
 
@@ -75,20 +86,30 @@ def correlation(df: pd.DataFrame) -> tuple:
     return chart.properties(width=320, height=320), c
 
 
+# Bar charts with one row per category get a fixed height per row (a Step): Streamlit fits a
+# fixed `height` to the *whole* chart (axes, legend included), which left a few rows a hairline.
+_ROW = alt.Step(30)
+
+
 def sentiment_by(df: pd.DataFrame, by: Optional[str]) -> tuple:
     b = d.sentiment_breakdown(df, by=by)
-    y = alt.Y(f"{by}:N", title=by) if by else alt.Y("sentiment:N", sort=list(d.SENTIMENTS))
+    y = alt.Y(f"{by}:N", title=by.replace("_", " ") if by else None, axis=alt.Axis(labelLimit=200, labelOverlap=False)) if by else \
+        alt.Y("sentiment:N", sort=list(d.SENTIMENTS), title=None)
     chart = alt.Chart(b).mark_bar().encode(
-        x=alt.X("share:Q", axis=alt.Axis(format="%")), y=y, color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE),
-        tooltip=[*( [by] if by else []), "sentiment", "count", alt.Tooltip("share:Q", format=".0%")])
-    return chart.properties(height=max(80, 24 * (b[by].nunique() if by else 3))), b
+        x=alt.X("share:Q", axis=alt.Axis(format="%"), title="share of photos"), y=y,
+        color=alt.Color("sentiment:N", scale=SENTIMENT_SCALE, legend=alt.Legend(orient="top", title=None)),
+        order=alt.Order("sentiment_order:Q"),
+        tooltip=[*([by] if by else []), "sentiment", "count", alt.Tooltip("share:Q", format=".0%")],
+    ).transform_calculate(sentiment_order=f"indexof({list(d.SENTIMENTS)!r}, datum.sentiment)")
+    return chart.properties(height=_ROW), b
 
 
 def topics(df: pd.DataFrame) -> tuple:
     t = d.topic_breakdown(df)
-    chart = alt.Chart(t).mark_bar().encode(x=alt.X("count:Q"), y=alt.Y("topic:N", sort="-x"),
+    chart = alt.Chart(t).mark_bar().encode(x=alt.X("count:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+                                           y=alt.Y("topic:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=200)),
                                            tooltip=["topic", "count", alt.Tooltip("share:Q", format=".0%")])
-    return chart.properties(height=max(80, 22 * len(t))), t
+    return chart.properties(height=alt.Step(26)), t
 
 
 def timeline(df: pd.DataFrame) -> tuple:
@@ -103,15 +124,17 @@ def methods(df: pd.DataFrame) -> tuple:
     frames = []
     for name, col in [("caption only", "sentiment_caption"), ("image only", "sentiment_image")]:
         try:
-            frames.append(d.confusion_frame(df, col, "sentiment").assign(pair=f"{name} (rows) vs combined (columns)"))
+            frames.append(d.confusion_frame(df, col, "sentiment").assign(pair=f"{name} vs combined"))
         except d.NotEnoughData:
             continue
     chart = None
     if frames:
         cm = pd.concat(frames)
-        base = alt.Chart(cm).encode(x=alt.X("b:N", sort=list(d.SENTIMENTS), title="combined"), y=alt.Y("a:N", sort=list(d.SENTIMENTS), title=None))
+        base = alt.Chart(cm).encode(x=alt.X("b:N", sort=list(d.SENTIMENTS), title="combined", axis=alt.Axis(labelAngle=0)),
+                                    y=alt.Y("a:N", sort=list(d.SENTIMENTS), title="single method"))
         chart = (base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"))) + base.mark_text().encode(text="count:Q")) \
-            .properties(width=180, height=180).facet(column=alt.Column("pair:N", title=None))
+            .properties(width=200, height=180).facet(column=alt.Column("pair:N", title=None, header=alt.Header(labelFontSize=13, labelLimit=0)),
+                                                     spacing=60)
     return chart, agree
 
 

@@ -50,6 +50,12 @@ def make_overlay(image: Image.Image, heatmap: np.ndarray, alpha: float = 0.45) -
     return Image.fromarray(np.clip((1 - alpha) * base + alpha * heat, 0, 255).astype(np.uint8), "RGB")
 
 
+def faded(image: Image.Image, keep: float = 0.35) -> Image.Image:
+    """The image in washed-out grey: a heat map for a weak match must not look as sure as a strong one."""
+    grey = np.asarray(image.convert("L"), np.float32)[..., None].repeat(3, axis=2)
+    return Image.fromarray(np.clip(keep * grey + (1 - keep) * 235.0, 0, 255).astype(np.uint8), "RGB")
+
+
 def _upsample(cam, size: tuple[int, int]) -> np.ndarray:
     """(h, w) torch map -> (H, W) numpy in [0, 1] at image size (W, H) = size."""
     import torch.nn.functional as F

@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -60,6 +60,7 @@ class DecodedImage:
     taken_at: Optional[str]  # ISO 8601 from EXIF, when present
     orientation: int  # EXIF orientation tag as stored (1 = upright)
     format: str
+    alpha: Optional[Image.Image] = field(default=None, repr=False)  # "L" transparency mask, when the file has one
 
 
 def unread_reason(name: str) -> Optional[str]:
@@ -146,6 +147,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
+def _alpha_of(img: Image.Image) -> Optional[Image.Image]:
+    """The transparency mask of an image that uses one, else None."""
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+        alpha = img.convert("RGBA").getchannel("A")
+        return alpha if alpha.getextrema()[0] < 255 else None
+    return None
+
+
 def _reduced_draft(img: Image.Image, max_side: int) -> None:
     """Ask libjpeg to decode with DCT scaling (1/2, 1/4, 1/8) when the photo is much bigger than needed.
 
@@ -197,8 +206,10 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
             if img.size != stored_size:  # rotated by 90 degrees: the photo's own sides swap too
                 width, height = height, width
             rgb = _to_rgb(img)
+            alpha = _alpha_of(img)
             if max_side and max(rgb.size) > max_side:
                 rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+                alpha = alpha.resize(rgb.size, Image.Resampling.LANCZOS) if alpha is not None else None
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -210,7 +221,7 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
         if "truncated" in text.lower():
             raise ImageError("truncated image: the file ends before the image data does (incomplete download?)") from None
         raise ImageError(f"cannot decode image: {text or type(exc).__name__}") from None
-    return DecodedImage(image=rgb, width=width, height=height, taken_at=taken_at, orientation=orientation, format=fmt)
+    return DecodedImage(image=rgb, width=width, height=height, taken_at=taken_at, orientation=orientation, format=fmt, alpha=alpha)
 
 
 def read_image_file(path: Path, *, max_pixels: int = 64_000_000, max_side: Optional[int] = None) -> tuple[bytes, DecodedImage]:
@@ -231,12 +242,24 @@ def load_rgb(path: Path, *, max_pixels: int = 64_000_000, max_side: Optional[int
     return read_image_file(path, max_pixels=max_pixels, max_side=max_side)[1].image
 
 
-def make_thumbnail(image: Image.Image, size: int) -> Image.Image:
-    """A copy at most `size` px on its long side (the source is left as it is)."""
+def make_thumbnail(image: Image.Image, size: int, alpha: Optional[Image.Image] = None) -> Image.Image:
+    """A JPEG-ready RGB thumbnail; with an `alpha` mask, transparent parts show a grey checkerboard.
+
+    The model input composites transparency on white, so a white logo on a transparent
+    background became a blank white thumbnail; a checkerboard shows dark and light logos alike.
+    """
     thumb = image.copy()
     # reducing_gap=1: box-reduce by the whole factor first, then Lanczos: half the cost, same look at this size.
     thumb.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=1.0)
-    return thumb
+    if alpha is None or alpha.size != image.size:
+        return thumb
+    # Opaque pixels keep their colour; where alpha is 0 the RGB is the white of the model input.
+    mask = alpha.convert("L").resize(thumb.size, Image.Resampling.LANCZOS)
+    yy, xx = np.mgrid[0:thumb.height, 0:thumb.width]
+    light = ((yy // 8 + xx // 8) % 2 == 0)[..., None]
+    board = Image.fromarray(np.where(light, 200, 150).astype(np.uint8).repeat(3, axis=2), "RGB")
+    board.paste(thumb.convert("RGB"), mask=mask)
+    return board
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -162,7 +162,7 @@ def _read_one(e: FileEntry, max_pixels: int, already_indexed: frozenset[str], wa
     except ImageError as exc:
         return Skip(e.path, exc.reason)
     del data  # a phone photo's bytes are several MB: don't hold them while the batch waits
-    thumb = jpeg_bytes(make_thumbnail(decoded.image, thumb_size)) if thumb_size else None
+    thumb = jpeg_bytes(make_thumbnail(decoded.image, thumb_size, alpha=decoded.alpha)) if thumb_size else None
     return ReadItem(e, pid, decoded, phash(decoded.image) if want_phash else None, thumb)
 
 
@@ -193,7 +193,7 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
         d = it.decoded
         thumb = Path(thumbs_dir) / it.photo_id[:2] / f"{it.photo_id}.jpg"
         if not thumb.exists():
-            atomic_write_bytes(thumb, it.thumbnail or jpeg_bytes(make_thumbnail(d.image, thumb_size)))
+            atomic_write_bytes(thumb, it.thumbnail or jpeg_bytes(make_thumbnail(d.image, thumb_size, alpha=d.alpha)))
         desc = embedded[it.photo_id][1]
         photos[it.photo_id] = Photo(
             id=it.photo_id, path=it.entry.path, source=source,

@@ -97,23 +97,31 @@ else:
     grid = view[["photo_id", "filename", *ann.DIMENSIONS, "sentiment", "topics", "concept_text", "caption", "annotator"]].copy()
     grid.insert(1, "thumbnail", [thumb_of(p) for p in view.thumb_path])
     grid["topics"] = [", ".join(t) for t in grid.topics]
+    # A corrected row says so: the values shown are the person's, over the model's prediction.
+    grid["annotator"] = [f"corrected ({', '.join(c)}) · over {a or 'none'}" if c else a for a, c in zip(view.annotator, view.corrected)]
     score_col = {d: st.column_config.NumberColumn(d, min_value=1, max_value=5, step=1, format="%d") for d in ann.DIMENSIONS}
+    # A fresh editor key after each save: the saved edits are in the data now, not pending changes.
+    editor_key = f"ann-editor-{st.session_state.get('ann-editor-gen', 0)}"
     st.data_editor(
-        grid, key="ann-editor", hide_index=True, num_rows="fixed", width="stretch",
+        grid, key=editor_key, hide_index=True, num_rows="fixed", width="stretch",
         disabled=["photo_id", "thumbnail", "filename", "caption", "annotator"],
         column_config={"photo_id": None, "thumbnail": st.column_config.ImageColumn("Photo", width="small"), **score_col,
                        "sentiment": st.column_config.SelectboxColumn("sentiment", options=list(ann.SENTIMENTS)),
                        "topics": st.column_config.TextColumn("topics", help="comma-separated"),
                        "concept_text": st.column_config.TextColumn("concept_text", max_chars=200)},
     )
-    edited = st.session_state.get("ann-editor", {}).get("edited_rows", {})
-    if st.button(f"Save corrections ({len(edited)} rows changed)", key="ann-save", disabled=not edited):
+    edited = st.session_state.get(editor_key, {}).get("edited_rows", {})
+    if st.button(f"Save corrections ({len(edited)} rows changed)" if edited else "No unsaved corrections", key="ann-save", disabled=not edited):
         edits = {view.photo_id[int(i)]: values for i, values in edited.items()}
         problems = ann.save_review_edits(services.catalog, services.store, edits)
         for p in problems:
             st.error(md_escape(p))
         if not problems:
-            st.success(f"Saved corrections for {len(edits)} photos.")
+            st.session_state["ann-saved"] = f"Saved corrections for {len(edits)} photos."
+            st.session_state["ann-editor-gen"] = st.session_state.get("ann-editor-gen", 0) + 1
+            st.rerun()
+    if saved := st.session_state.pop("ann-saved", None):
+        st.success(saved)
 
 # --- manage ----------------------------------------------------------------------------------
 st.subheader("Import, export, reset")

@@ -63,7 +63,8 @@ for section in sections:
     if section.chart is None:
         st.info(md_escape(section.message))
         continue
-    st.altair_chart(section.chart, width="stretch", key=f"dash-chart-{section.key}")
+    with st.container(key=f"dash-section-{section.key}"):  # a stable handle for the browser tests
+        st.altair_chart(section.chart, width="stretch", key=f"dash-chart-{section.key}")
     if section.table is not None:
         with st.expander("Numbers"):
             st.dataframe(section.table, hide_index=True, width="stretch")
@@ -107,8 +108,9 @@ else:
     if thumbs:
         frame["image"] = frame["photo_id"].map(thumbs)
     st.caption(f"{used} projection of {len(frame)} image embeddings ({services.backend.model_id}). Drag a box to select photos.")
-    event = st.altair_chart(charts.embedding_map(frame, colour_by, used, select=True), width="stretch",
-                            key="dash-map", on_select="rerun", selection_mode="brush")
+    with st.container(key="dash-section-map"):
+        event = st.altair_chart(charts.embedding_map(frame, colour_by, used, select=True), width="stretch",
+                                key="dash-map", on_select="rerun", selection_mode="brush")
     box = (event.selection or {}).get("brush", {}) if event else {}
     if box.get("x") and box.get("y"):
         (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])

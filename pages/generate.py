@@ -9,7 +9,8 @@ import streamlit as st
 
 from core.gan import GanError
 from core.gan.generate import generate_from_text, interpolate, load_generator, make_grid, png_bytes
-from core.gan.train import GanConfig, TrainSource, latest_checkpoint, latest_sample, list_generators, list_runs, read_log, run_dir_for, start_training_job
+from core.gan.checkpoints import generator_choices, usage
+from core.gan.train import GanConfig, TrainSource, latest_sample, read_log, run_dir_for, start_training_job
 from core.settings import Settings
 
 
@@ -57,11 +58,12 @@ st.caption("A small text-conditioned GAN trained on your own photos. It learns f
 playground, train_tab = st.tabs(["Playground", "Train"])
 
 with playground:
-    checkpoints = [g for run in list_runs(settings.data_dir) for g in reversed(list_generators(run))]
-    if not checkpoints:
+    labels = dict(generator_choices(settings.data_dir))  # newest run's latest generator first
+    if not labels:
         st.info("No trained generator yet. Train one in the Train tab (or `python -m core gan train`).")
     else:
-        labels = {f"{p.parent.parent.name} / {p.name}": p for p in checkpoints}
+        if st.session_state.get("gen_ckpt") not in labels:
+            st.session_state.pop("gen_ckpt", None)  # a pruned or renamed checkpoint: fall back to the newest
         choice = st.selectbox("Checkpoint", list(labels), key="gen_ckpt")
         text = st.text_input("Text", key="gen_text", placeholder="a small red circle in the top left")
         c1, c2, c3 = st.columns(3)
@@ -116,15 +118,26 @@ with train_tab:
         n_shapes = int(st.number_input("Shapes images", 64, 20000, 1800, step=64, key="train_shapes"))
         source = TrainSource("shapes", str(n_shapes))
     c1, c2, c3 = st.columns(3)
-    default_name = (Path(source.value).name if source and source.kind == "folder" else source.value if source and source.kind == "library" else "shapes")
-    run_name = c1.text_input("Run name", value=default_name or "run", key="train_run")
+    default_name = (Path(source.value).name if source and source.kind == "folder" else source.value if source and source.kind == "library" else "shapes") or "run"
+    # The run name follows the chosen source until the user types their own.
+    if st.session_state.get("train_run") in (None, "", st.session_state.get("train_run_default")):
+        st.session_state["train_run"] = default_name
+    st.session_state["train_run_default"] = default_name
+    run_name = c1.text_input("Run name", key="train_run")
     resolution = int(c2.selectbox("Resolution", [32, 64, 128], index=1, key="train_res"))
     preset = c3.selectbox("Model size", ["tiny", "compact", "small", "base"], index=2, key="train_preset")
     c4, c5, c6 = st.columns(3)
     epochs = int(c4.number_input("Epochs", 1, 1000, 20, key="train_epochs"))
     minutes = float(c5.number_input("Time limit (minutes, 0 = none)", 0.0, 1440.0, 0.0, key="train_minutes"))
     resume = c6.checkbox("Resume this run", key="train_resume")
-    c7, c8 = st.columns(2)
+    c7, c8, c9 = st.columns(3)
+    batch_size = int(c9.number_input("Batch size", 2, 1024, GanConfig.batch_size, key="train_batch",
+                                     help="Photos per step; lowered automatically to the number of photos when there are fewer (a small class)."))
+    c10, c11 = st.columns(2)
+    keep_every = int(c10.number_input("Keep every Nth epoch's checkpoint", 1, 10000, GanConfig.keep_every, key="train_keep_every",
+                                      help="The latest and the best generator are always kept; others are pruned."))
+    budget_mb = float(c11.number_input("Checkpoint disk budget (MB)", 10.0, 100000.0, GanConfig.checkpoint_budget_mb, step=64.0, key="train_budget",
+                                       help="Beyond it the oldest kept epochs are pruned (never the latest or the best)."))
     recon = float(c7.number_input("Paired L1 weight (0 = pure GAN)", 0.0, 100.0, float(GanConfig.recon), key="train_recon",
                                   help="Pulls each sample towards the photo its condition came from: follows the text sooner, varies less."))
     mode_seeking = float(c8.number_input("Variety (mode seeking, 0 = off)", 0.0, 1.0, float(GanConfig.mode_seeking), step=0.01, format="%.3f", key="train_mode_seeking",
@@ -138,7 +151,8 @@ with train_tab:
         try:
             backend, _ = get_backend()
             run_dir = run_dir_for(settings.data_dir, run_name)
-            config = GanConfig(resolution=resolution, preset=preset, epochs=epochs, max_seconds=minutes * 60 or None, device=settings.device, recon=recon, mode_seeking=mode_seeking)
+            config = GanConfig(resolution=resolution, preset=preset, epochs=epochs, max_seconds=minutes * 60 or None, device=settings.device, recon=recon,
+                               mode_seeking=mode_seeking, batch_size=batch_size, keep_every=keep_every, checkpoint_budget_mb=budget_mb)
             catalog = None
             if source.kind == "library":
                 from core.catalog import Catalog
@@ -149,9 +163,14 @@ with train_tab:
                                                       catalog=catalog, library_dir=settings.library_dir)
         except GanError as exc:
             st.error(str(exc))
+        else:
+            st.rerun()  # redraw the buttons: Start off, Stop on
     if b2.button("Stop", key="train_stop", disabled=not (job and job.running)):
         job.stop()
         st.info("Stopping after the current step; a checkpoint is written so the run can be resumed.")
+    # The buttons above are drawn once per page run; the status below refreshes on its own and
+    # reruns the page when the job ends, so Start comes back and Stop goes grey.
+    st.session_state["train_shown_running"] = bool(job and job.running)
 
     @st.fragment(run_every=2.0)
     def live_status(run_name: str) -> None:
@@ -160,6 +179,9 @@ with train_tab:
             run_dir = run_dir_for(settings.data_dir, run_name)
         except GanError:
             return
+        if job is not None and not job.running and st.session_state.get("train_shown_running"):
+            st.session_state["train_shown_running"] = False
+            st.rerun()
         if job is not None:
             p = job.progress
             if job.error:
@@ -169,7 +191,7 @@ with train_tab:
                 st.progress(min(1.0, p.get("done", 0) / total), text=f"{p.get('stage', '')}: {p.get('done', 0)} / {p.get('total', 0)}")
             elif job.result is not None:
                 r = job.result
-                st.success(f"{'Finished' if r.finished else 'Stopped'} at step {r.step} ({r.epoch} epochs, {r.steps_per_s:.2f} steps/s).")
+                st.success(f"{'Finished' if r.finished else 'Stopped'} at step {r.step} ({r.epoch} epochs, {r.steps_per_s:.2f} steps/s, batch size {r.batch_size}).")
                 if r.skipped:
                     st.warning(f"{len(r.skipped)} files were skipped as unreadable:")
                     st.dataframe([{"file": a, "reason": b} for a, b in r.skipped], key=None)
@@ -182,8 +204,9 @@ with train_tab:
         sample = latest_sample(run_dir)
         if sample is not None:
             st.image(str(sample), caption=f"{run_name}: {sample.name} (rows: prompts, columns: fixed noise)")
-        latest = latest_checkpoint(run_dir)
-        if latest:
-            st.caption(f"Latest checkpoint: {latest['generator']} (step {latest['step']})")
+        used = usage(run_dir)
+        if used.files:
+            st.caption(f"Latest checkpoint: {used.latest} · best: {used.best or '—'}")
+            st.caption(used.summary())
 
     live_status(run_name)

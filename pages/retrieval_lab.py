@@ -41,7 +41,8 @@ def run_lab(kind: str, path: str, limit, n: int, methods: tuple, params: dict, b
                         deep=DeepConfig(threshold=params["d_thr"]))
     backend = deep_backend(backbone) if "deep" in methods else None
     report = run_evaluation(ds, config, backend=backend, on_progress=progress)
-    return {"json": report.to_json(), "csv": report.to_csv(), "table": report.table(), "curves": report.curves(), "dataset": report.dataset}
+    return {"json": report.to_json(), "csv": report.to_csv(), "table": report.table(), "curves": report.curves(), "dataset": report.dataset,
+            "asked": params["queries"]}
 
 
 st.title("Retrieval lab")
@@ -95,7 +96,13 @@ result = st.session_state.get("rl_result")
 if result:
     st.subheader(f"Results on {result['dataset']}")
     table = pd.DataFrame(result["table"])
-    st.dataframe(table, hide_index=True, key="rl_table")
+    used = int(table["n_queries"].min())
+    if used < result.get("asked", used):
+        st.caption(f"{used} of the {result['asked']} queries asked: every class keeps at least one photo in the gallery, "
+                   "so a query always has an answer; add images for more queries.")
+    # Metrics as rows and methods as columns: ~25 metrics side by side ran off the right edge.
+    shown = table.set_index("method").T.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
+    st.dataframe(shown.rename_axis("metric"), key="rl_table", width="stretch")
     c1, c2 = st.columns(2)
     c1.altair_chart(alt.Chart(table).mark_bar().encode(x=alt.X("method:N"), y=alt.Y("mAP:Q"), color="method:N").properties(title="mAP"), width="stretch")
     lat = table.melt(id_vars=["method"], value_vars=["query_p50_ms", "query_p95_ms"], var_name="percentile", value_name="ms")

@@ -1,4 +1,6 @@
 """Search: text-to-image and image-to-image over the active backend's index."""
+from pathlib import Path
+
 import streamlit as st
 
 from core.facts.view import facts_where
@@ -36,32 +38,44 @@ def more_like(photo_id: str) -> None:
     st.rerun()
 
 
+def forget_like() -> None:
+    st.session_state.pop("search-like", None)  # a new text query replaces "more like this"
+
+
 like = st.session_state.get("search-like")
 mode = st.radio("Search by", ["Text", "Image"], horizontal=True, key="search-mode")
 results, query_label = None, ""
 try:
+    # The query widgets are drawn even while "more like this" is shown, so Streamlit keeps the
+    # text: Clear brings back the text results instead of an empty box.
+    text, upload = "", None
+    if mode == "Text":
+        text = st.text_input("Describe the photo", key="search-text", placeholder="a cup of coffee", on_change=forget_like)
+    else:
+        upload = st.file_uploader("Photo to search with", key="search-upload", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
+                                  on_change=forget_like)
     if like:
         photo = services.catalog.get(like)
-        st.info(f"Photos like **{md_escape(photo.path if photo else like)}**")
-        if st.button("Clear", key="search-like-clear"):
+        # The file name, not the server path: the path says nothing to the user and leaks the layout of the disk.
+        name = Path(photo.path).name if photo else like[:12]
+        c1, c2 = st.columns([5, 1], vertical_alignment="center")
+        c1.info(f"Photos like **{md_escape(name)}**")
+        if c2.button("Clear", key="search-like-clear", help="Back to your query"):
             del st.session_state["search-like"]
             st.rerun()
         results = search_image(services, photo_id=like, k=k, threshold=threshold, where=where)
     elif mode == "Text":
-        text = st.text_input("Describe the photo", key="search-text", placeholder="a cup of coffee")
         if text.strip():
             results = search_text(services, text, k=k, threshold=threshold, where=where)
-    else:
-        upload = st.file_uploader("Photo to search with", key="search-upload", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"])
-        if upload is not None:
-            try:
-                query = decode_image(upload.getvalue(), max_pixels=services.settings.max_image_pixels,
-                                     max_side=services.settings.decode_max_side).image  # a phone photo: no 12 MP decode
-            except ImageError as exc:
-                st.error(f"{md_escape(upload.name)}: {md_escape(exc.reason)}")
-                st.stop()
-            st.image(query, width=200)
-            results = search_image(services, image=query, k=k, threshold=threshold, where=where)
+    elif upload is not None:
+        try:
+            query = decode_image(upload.getvalue(), max_pixels=services.settings.max_image_pixels,
+                             max_side=services.settings.decode_max_side).image  # a phone photo: no 12 MP decode
+        except ImageError as exc:
+            st.error(f"{md_escape(upload.name)}: {md_escape(exc.reason)}")
+            st.stop()
+        st.image(query, width=200)
+        results = search_image(services, image=query, k=k, threshold=threshold, where=where)
 except (ValueError, KeyError) as exc:
     st.error(md_escape(exc))
 

@@ -123,6 +123,25 @@ def demo_env_copy(demo_data_dir, monkeypatch, tmp_path):
     return copy
 
 
+def add_library_class(services, root: Path, name: str, n: int) -> Path:
+    """Ingest `n` real photos (crops of the scikit-image samples) as library class `name`."""
+    from skimage import data as skdata
+
+    from core.ingest import ingest_folder
+
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = ["astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry", "retina"]
+    for i in range(n):
+        arr = getattr(skdata, sources[i % len(sources)])()
+        h, w = arr.shape[:2]
+        step = i // len(sources)  # a different window of the same photo each round
+        y, x = (step * h // 9) % (h // 3), (step * w // 7) % (w // 3)
+        Image.fromarray(arr[y:y + h * 2 // 3, x:x + w * 2 // 3]).save(folder / f"{name}_{i:02d}.jpg", quality=90)
+    ingest_folder(services, Path(root))
+    return folder
+
+
 @contextmanager
 def serve(argv: list[str], health_path: str, log_path: Path, *, env: dict | None = None, timeout: float = 120.0):
     """Start a real server on 127.0.0.1 (`{port}` in argv is filled in), wait until `health_path`
@@ -172,3 +191,18 @@ def browser_page(tmp_path):
             yield page
         finally:
             browser.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """Screenshot the browser viewport to tmp_path/<name>.png (look at it when a test fails).
+
+    With PHOTOLORE_SCREENSHOTS=<dir> set the same picture is also written there: the README's
+    screenshots are made this way (`PHOTOLORE_SCREENSHOTS=docs/screenshots pytest -m browser ...`).
+    """
+    path = Path(tmp_path) / f"{name}.png"
+    page.screenshot(path=str(path))
+    extra = os.environ.get("PHOTOLORE_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(extra) / f"{name}.png")
+    return path

@@ -34,17 +34,21 @@ def test_run_review_correct_import_reset(demo_env_copy):
     catalog = Catalog(demo_env_copy / "catalog.sqlite")
     assert len(ann.annotation_rows(catalog)) == 15
     # The review grid: correct one photo's Safety and sentiment, then save.
-    editor = next((d for d in at.dataframe if d.key == "ann-editor"), None)
+    editor = next((d for d in at.dataframe if d.key == "ann-editor-0"), None)
     assert editor is not None
     grid = ann.effective_annotations(catalog)
     first = grid.photo_id[0]
-    at.session_state["ann-editor"] = {"edited_rows": {0: {"Safety": 1, "sentiment": "negative"}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["ann-editor-0"] = {"edited_rows": {0: {"Safety": 1, "sentiment": "negative"}}, "added_rows": [], "deleted_rows": []}
     at.run()
     at.button(key="ann-save").click().run()
     _ok(at)
     assert any("Saved corrections for 1 photos" in s.value for s in at.success)
     row = ann.effective_annotations(catalog, [first]).iloc[0]
     assert (row.Safety, row.sentiment) == (1, "negative") and row.corrected == ["Safety", "sentiment"]
+    save = at.button(key="ann-save")  # nothing pending after the save
+    assert save.disabled and save.label == "No unsaved corrections"
+    grid_now = next(d for d in at.dataframe if d.key == "ann-editor-1").value
+    assert grid_now.set_index("photo_id").loc[first, "annotator"] == "corrected (Safety, sentiment) · over zeroshot"
     assert at.get("download_button")[0].key == "ann-download"
     # Reset the annotator's results from the page.
     assert "zeroshot" in at.selectbox(key="ann-reset-pick").value

@@ -86,4 +86,4 @@ def test_search_page_why_this_match_heat_map(demo_env):
     why.click().run()
     _no_exception(at)
     assert any(c.value.startswith("Method: ") and "cam" in c.value for c in at.caption)
-    assert any(t.value.startswith("Explained by:") for t in at.text)
+    assert any(t.value.startswith("Explained by") for t in at.text)

@@ -48,8 +48,8 @@ def test_playground_generates_and_refuses_other_backend(data_dir):
     at = _app().run()
     assert not at.exception
     options = at.selectbox(key="gen_ckpt").options
-    assert "mine / generator_epoch_1.pth" in options and "other / generator_epoch_1.pth" in options
-    at.selectbox(key="gen_ckpt").set_value("mine / generator_epoch_1.pth")
+    assert "mine / generator_epoch_1.pth (latest, best)" in options and "other / generator_epoch_1.pth (latest, best)" in options
+    at.selectbox(key="gen_ckpt").set_value("mine / generator_epoch_1.pth (latest, best)")
     at.text_input(key="gen_text").input("a small red circle in the top left")
     at.slider(key="gen_n").set_value(4)
     at.button(key="gen_go").click().run()
@@ -61,11 +61,11 @@ def test_playground_generates_and_refuses_other_backend(data_dir):
     at.button(key="gen_interp").click().run()
     assert not at.exception and not at.error
 
-    at.selectbox(key="gen_ckpt").set_value("other / generator_epoch_1.pth")
+    at.selectbox(key="gen_ckpt").set_value("other / generator_epoch_1.pth (latest, best)")
     at.button(key="gen_go").click().run()
     assert at.error and "clip-some-other-space" in at.error[0].value
 
-    at.selectbox(key="gen_ckpt").set_value("mine / generator_epoch_1.pth")
+    at.selectbox(key="gen_ckpt").set_value("mine / generator_epoch_1.pth (latest, best)")
     at.text_input(key="gen_text").input("   ")
     at.button(key="gen_go").click().run()
     assert at.error and "type a text" in at.error[0].value

@@ -62,8 +62,10 @@ def test_train_writes_samples_checkpoints_and_log(tmp_path, shapes32):
     assert result.finished and result.step == 8 and result.epoch == 2
     for n in (1, 2):
         assert (run / "output" / f"sample_epoch_{n}.png").is_file()
-        assert (run / "checkpoints" / f"generator_epoch_{n}.pth").is_file()
-        assert (run / "checkpoints" / f"state_epoch_{n}.pth").is_file()
+    # Only the latest state is kept (it is what resume needs); epoch 1's generator stays only if it is the best.
+    assert (run / "checkpoints" / "generator_epoch_2.pth").is_file() and (run / "checkpoints" / "state_epoch_2.pth").is_file()
+    assert not (run / "checkpoints" / "state_epoch_1.pth").exists()
+    assert all(np.isfinite(r["sample_l1"]) for r in read_log(run) if r["step"] % 4 == 0)
     assert seen[-1] == (8, 8)
     log = read_log(run)
     assert [r["step"] for r in log] == [2, 4, 6, 8]
@@ -174,8 +176,8 @@ def test_bad_inputs_are_clear_errors(tmp_path, shapes32):
         train(images, cond[:10], tiny(), tmp_path / "a")
     with pytest.raises(GanError, match="config asks for 64 px"):
         train(images, cond, tiny(resolution=64), tmp_path / "b")
-    with pytest.raises(GanError, match="fewer than one batch"):
-        train(images.images[:8], cond[:8], tiny(), tmp_path / "c")
+    with pytest.raises(GanError, match="needs at least 2"):
+        train(images.images[:1], cond[:1], tiny(), tmp_path / "c")
     with pytest.raises(GanError, match="recon weight must be"):
         train(images, cond, tiny(recon=-1.0), tmp_path / "d")
     with pytest.raises(GanError, match="mode_seeking weight must be"):
@@ -248,3 +250,35 @@ def test_folder_source_reports_skipped_files(tmp_path):
     assert "broken.png" in (tmp_path / "run" / "skipped.tsv").read_text()
     with pytest.raises(GanError, match="already holds a training run"):
         train_from_source(TrainSource("folder", str(tmp_path / "photos")), _Words(), tiny(epochs=1), tmp_path / "run")
+
+
+def test_checkpoints_keep_latest_best_every_nth_within_budget(tmp_path, shapes32):
+    """A long run on a small set keeps latest + best + every Nth epoch, not one pair per epoch."""
+    from core.gan.checkpoints import generator_choices, read_best, usage
+
+    images, cond = shapes32
+    run = tmp_path / "gan" / "run"
+    r = train(images, cond, tiny(epochs=12, keep_every=5), run)
+    names = sorted(p.name for p in (run / "checkpoints").glob("*.pth"))
+    best = read_best(run / "checkpoints")
+    kept = {"generator_epoch_5.pth", "generator_epoch_10.pth", "generator_epoch_12.pth", "state_epoch_12.pth", best["generator"]}
+    assert set(names) == kept, names
+    assert best["sample_l1"] == pytest.approx(min(row["sample_l1"] for row in r.log if "sample_l1" in row and row["sample_l1"] is not None), abs=1e-4)
+    used = usage(run)
+    assert used.files == len(kept) and used.keep_every == 5 and "budget" in used.summary()
+    labels = [label for label, _ in generator_choices(tmp_path)]
+    assert labels[0] == "run / generator_epoch_12.pth" + (" (latest, best)" if best["generator"] == "generator_epoch_12.pth" else " (latest)")
+
+    # A budget smaller than one generator: the periodic ones go, latest and best stay.
+    small = tmp_path / "gan" / "small"
+    train(images, cond, tiny(epochs=6, keep_every=2, checkpoint_budget_mb=0.001), small)
+    best = read_best(small / "checkpoints")
+    assert {p.name for p in (small / "checkpoints").glob("*.pth")} == {"generator_epoch_6.pth", "state_epoch_6.pth", best["generator"]}
+    assert "over budget" in usage(small).summary()
+
+
+def test_small_set_trains_with_a_batch_that_fits(tmp_path, shapes32):
+    images, cond = shapes32
+    r = train(images.images[:10], cond[:10], tiny(epochs=2, batch_size=32), tmp_path / "run")
+    assert r.finished and r.batch_size == 10 and r.step == 2
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["batch_size"] == 10

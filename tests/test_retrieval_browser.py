@@ -86,5 +86,9 @@ def test_run_evaluation_in_browser(server, tmp_path):
         assert "Download CSV" in body
         assert driver.find_elements(By.XPATH, "//*[@data-testid='stDataFrame' or @data-testid='stTable']")
         assert not driver.find_elements(By.XPATH, "//*[@data-testid='stException']")
+        # The results table fits the page: nothing cut off on the right (metrics are rows, methods columns).
+        overflow = driver.execute_script(
+            "const s = document.querySelector('[data-testid=stDataFrame] .dvn-scroller'); return s ? s.scrollWidth - s.clientWidth : null")
+        assert overflow is not None and overflow <= 1, overflow
     finally:
         driver.quit()

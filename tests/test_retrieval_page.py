@@ -17,7 +17,7 @@ def test_page_runs_an_evaluation(app):
     app.run()
     assert not app.exception
     app.number_input(key="rl_n").set_value(36)
-    app.number_input(key="rl_queries").set_value(6)
+    app.number_input(key="rl_queries").set_value(30)  # more than 36 shapes in 18 classes can answer
     app.number_input(key="rl_vocab").set_value(16)
     app.number_input(key="rl_clusters").set_value(3)
     app.number_input(key="rl_depth").set_value(20)
@@ -26,10 +26,12 @@ def test_page_runs_an_evaluation(app):
     app.run()
     assert not app.exception, app.exception
     assert not app.error
-    table = app.dataframe[0].value
-    assert list(table["method"]) == ["classical", "random"]
-    assert table["mAP"].between(0, 1).all()
+    table = app.dataframe[0].value  # metrics as rows, methods as columns
+    assert list(table.columns) == ["classical", "random"]
+    assert table.loc["mAP"].astype(float).between(0, 1).all()
     assert any("Results on shapes-36" in s.value for s in app.subheader)
+    used = int(table.loc["n_queries", "classical"])
+    assert used < 30 and any(f"{used} of the 30 queries asked" in c.value for c in app.caption)  # says why it used fewer
 
 
 def test_page_reports_a_bad_dataset_path(app, tmp_path):

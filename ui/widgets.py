@@ -36,39 +36,49 @@ def progress_callback(label: str) -> Callable[..., None]:
 
 @st.dialog("Photo details", width="large")
 def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None) -> None:
-    if Path(photo.path).exists():
-        if Path(photo.path).suffix.lower() in _BROWSER_IMAGES and display_path(photo.path) == photo.path:
-            st.image(photo.path, width="stretch")
-        else:  # HEIC/AVIF/TIFF or an odd file name: send the decoded pixels, not the file
-            from core.images import ImageError, load_rgb
+    # The photo at its own size (at most half the dialog) beside what is known about it, so a
+    # small photo is not blown up and the caption and facts stay above the fold.
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        width = min(int(photo.width or 560), 560)
+        if Path(photo.path).exists():
+            if Path(photo.path).suffix.lower() in _BROWSER_IMAGES and display_path(photo.path) == photo.path:
+                st.image(photo.path, width=width)
+            else:  # HEIC/AVIF/TIFF or an odd file name: send the decoded pixels, not the file
+                from core.images import ImageError, load_rgb
 
-            try:
-                st.image(load_rgb(Path(photo.path)), width="stretch")
-            except ImageError as exc:
-                st.caption(md_escape(exc.reason))
-    elif photo.thumb_path and Path(photo.thumb_path).exists():
-        st.image(photo.thumb_path)
-    st.markdown("**Caption:** " + md_escape(photo.caption or "—") + f"  \n*({md_escape(photo.caption_source or 'unknown')})*")
-    if photo.tags:
-        st.markdown("**Tags:** " + ", ".join(f"{md_escape(t)} ({p:.2f})" for t, p in photo.tags))
-    facts = {"id": photo.id, "class": photo.class_name or "—", "source": photo.source, "size": f"{photo.width}×{photo.height}",
-             "format": photo.format, "taken": photo.taken_at or "—", "EXIF orientation": photo.orientation, "added": photo.added_at}
-    if provenance:  # where a crawled photo came from; table cells are plain text, never Markdown or HTML
-        facts |= {"source page": provenance.get("page_url") or "—", "image URL": provenance.get("image_url") or "—",
-                  "alt text": provenance.get("alt") or "—", "page title": provenance.get("title") or "—"}
-    st.table({"field": list(facts), "value": [str(v) for v in facts.values()]})
-    from core.facts.view import facts_lines
+                try:
+                    st.image(load_rgb(Path(photo.path)), width=width)
+                except ImageError as exc:
+                    st.caption(md_escape(exc.reason))
+        elif photo.thumb_path and Path(photo.thumb_path).exists():
+            st.image(photo.thumb_path)
+    with right:
+        st.markdown("**Caption:** " + md_escape(photo.caption or "—") + f"  \n*({md_escape(photo.caption_source or 'unknown')})*")
+        if photo.tags:
+            st.markdown("**Tags:** " + ", ".join(f"{md_escape(t)} ({p:.2f})" for t, p in photo.tags))
+        st.markdown("**Id** (content hash)")
+        st.code(photo.id, language=None, wrap_lines=True)  # the whole id, wrapped and copyable
+        facts = {"class": photo.class_name or "—", "source": photo.source, "size": f"{photo.width}×{photo.height}",
+                 "format": photo.format, "taken": photo.taken_at or "—", "EXIF orientation": photo.orientation, "added": photo.added_at}
+        if provenance:  # where a crawled photo came from; table cells are plain text, never Markdown or HTML
+            facts |= {"source page": provenance.get("page_url") or "—", "image URL": provenance.get("image_url") or "—",
+                      "alt text": provenance.get("alt") or "—", "page title": provenance.get("title") or "—"}
+        st.table({"field": list(facts), "value": [str(v) for v in facts.values()]})
+        from core.facts.view import facts_lines
 
-    st.markdown("**Photo facts**")
-    st.text("\n".join(facts_lines(getattr(photo, "facts", None))))  # plain text: OCR'd words are data, never markup
+        st.markdown("**Photo facts**")
+        st.text("\n".join(facts_lines(getattr(photo, "facts", None))))  # plain text: OCR'd words are data, never markup
     st.text("Files:\n" + "\n".join(display_path(p) for p in paths))
 
 
 @st.dialog("Why this match", width="large")
-def why_dialog(services, photo, text: str) -> None:
-    """A heat map over the photo of what made it match `text` (Grad-CAM / attention, see core.explain)."""
-    from core.explain import explain
+def why_dialog(services, photo, text: str, score: Optional[float] = None) -> None:
+    """A heat map over the photo of what made it match `text` (Grad-CAM / attention, see core.explain),
+    with the match strength: below the calibrated cut-off it is greyed and labelled a weak match."""
+    from core.explain import explain, faded
     from core.images import ImageError, load_rgb
+    from core.search import relevance_threshold
 
     try:
         image = load_rgb(Path(photo.path), max_pixels=services.settings.max_image_pixels)
@@ -81,9 +91,20 @@ def why_dialog(services, photo, text: str) -> None:
         except ValueError as exc:
             st.error(md_escape(exc))
             return
-    st.image(result.overlay, width="stretch")
+    cut = relevance_threshold(services.backend)
+    weak = score is not None and score < cut
+    if score is None:
+        st.caption("Match strength unknown: the map shows where the model would look for the text, not that the photo shows it.")
+    elif weak:
+        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.2f} for this backend. "
+                   f"The map shows where the model would look for “{md_escape(text)}”, not that the photo shows it.")
+    else:
+        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.2f} for this backend.")
+    st.image(faded(result.overlay) if weak else result.overlay, width="stretch",
+             caption="weak match: greyed" if weak else None)
     st.caption(f"Method: {md_escape(result.method)}")
-    st.text("Explained by: " + ", ".join(f"{t} ({w:.2f})" for t, w in result.targets))
+    # The weights are relative (they sum to 1 over the explained targets), not a confidence.
+    st.text("Explained by (relative weight): " + ", ".join(f"{t} ({w:.2f})" for t, w in result.targets))
 
 
 def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_like: Optional[Callable[[str], None]] = None,
@@ -111,7 +132,7 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
                 on_more_like(photo.id)
             if query_text and services is not None and b3.button(":material/local_fire_department:", help="Why this match: a heat map over the photo",
                                                                  key=f"{key}-why-{photo.id}"):
-                why_dialog(services, photo, query_text)
+                why_dialog(services, photo, query_text, score)
 
 
 _NOT_ADDED = ("skipped", "near duplicate", "not read")

@@ -78,6 +78,7 @@ def cmd_train(args) -> int:
     config = GanConfig(resolution=args.resolution, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                        device=args.device or settings.device, seed=args.seed,
                        max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+                       keep_every=args.keep_every, checkpoint_budget_mb=args.checkpoint_budget_mb,
                        **{k: v for k, v in (("recon", args.recon), ("mode_seeking", args.mode_seeking)) if v is not None})
     catalog = None
     if source.kind == "library":
@@ -194,7 +195,9 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", type=int, choices=(32, 64, 128), default=64)
     p.add_argument("--preset", default="base", choices=("tiny", "compact", "small", "base"))
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="lowered to the number of images when there are fewer")
+    p.add_argument("--keep-every", type=int, default=10, help="keep every Nth epoch's generator besides the latest and the best")
+    p.add_argument("--checkpoint-budget-mb", type=float, default=512.0, help="prune the oldest kept epochs beyond this")
     p.add_argument("--max-minutes", type=float, default=None, help="stop and checkpoint after this much training")
     p.add_argument("--prompt", action="append", help="fixed prompt for the per-epoch sample grid (repeatable)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: settings)")

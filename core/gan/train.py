@@ -7,6 +7,9 @@ Run folder layout (`<data_dir>/gan/<run_name>/` by default):
     checkpoints/generator_epoch_N.pth   generator + EMA generator + metadata (for generation)
     checkpoints/state_epoch_N.pth       discriminator + optimisers + step (for resuming)
     checkpoints/latest.json         which pair is newest
+    checkpoints/best.json           which generator is best (lowest sample_l1)
+Only latest + best + every `keep_every`th epoch are kept, within `checkpoint_budget_mb`
+(core.gan.checkpoints).
 All randomness of step s is seeded from (seed, s), so a run resumed from any checkpoint
 continues exactly as if it had never stopped.
 """
@@ -40,7 +43,7 @@ class GanConfig:
     resolution: int = 64
     preset: str = "base"  # models.gan.PRESETS: tiny | small | base
     epochs: int = 50
-    batch_size: int = 32
+    batch_size: int = 32  # lowered to the number of images when there are fewer (a small class)
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.9)
@@ -65,6 +68,8 @@ class GanConfig:
     log_every: int = 20
     sample_noise: int = 8  # columns of the sample grid
     num_threads: Optional[int] = None  # torch CPU threads; None leaves torch's choice
+    keep_every: int = 10  # besides latest and best, keep the generator of every Nth epoch
+    checkpoint_budget_mb: float = 512.0  # the oldest periodic generators are pruned beyond this
 
     @classmethod
     def from_dict(cls, d: dict) -> "GanConfig":
@@ -86,6 +91,7 @@ class TrainResult:
     steps_per_s: float
     log: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, reason) not used
+    batch_size: int = 0  # the batch size used (config.batch_size, or fewer for a small set)
 
 
 def run_dir_for(data_dir: Path, run_name: str) -> Path:
@@ -147,6 +153,11 @@ def list_generators(run_dir: Path) -> list[Path]:
     ckpt = Path(run_dir) / "checkpoints"
     found = [p for p in ckpt.glob("generator_*.pth")]
     return sorted(found, key=lambda p: p.stat().st_mtime_ns)
+
+
+def fit_batch_size(n_images: int, wanted: int) -> int:
+    """The batch size a run uses: `wanted`, lowered to the number of images for a small set."""
+    return max(1, min(int(wanted), int(n_images)))
 
 
 def _to_uint8_nchw(images) -> "np.ndarray":
@@ -213,8 +224,9 @@ def train(
         raise GanError(f"conditions must be (N, D) with N = {n} images, got shape {cond.shape}")
     if x_all.shape[2] != config.resolution or x_all.shape[3] != config.resolution:
         raise GanError(f"training images are {x_all.shape[2]}x{x_all.shape[3]} but the config asks for {config.resolution} px; resize them first (core.gan.data)")
-    if n < config.batch_size:
-        raise GanError(f"{n} training images is fewer than one batch of {config.batch_size}; add images or lower batch_size")
+    if n < 2:
+        raise GanError(f"{n} training image(s): a GAN needs at least 2 (the discriminator compares pairs); add images")
+    batch_size = fit_batch_size(n, config.batch_size)
     for name in ("recon", "mode_seeking"):
         value = getattr(config, name)
         if not (value >= 0 and math.isfinite(value)):
@@ -228,6 +240,7 @@ def train(
         "cond_dim": int(cond.shape[1]),
         "resolution": config.resolution,
         "n_images": n,
+        "batch_size": batch_size,
         "arch": arch.to_dict(),
         "config": asdict(config),
     }
@@ -269,7 +282,7 @@ def train(
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
 
-    steps_per_epoch = n // config.batch_size
+    steps_per_epoch = n // batch_size
     total_steps = steps_per_epoch * config.epochs
     step, log_rows = 0, []
     if resume and previous:
@@ -298,12 +311,26 @@ def train(
     acc: dict[str, list[float]] = {k: [] for k in ("loss_d", "loss_g", "d_real", "d_fake", "d_mismatch")}
     stopped_early = False
 
-    def save(tag: str) -> Path:
+    # "Best" needs a number that is cheap and comparable across epochs: the L1 between the EMA
+    # generator's images and the photos their conditions came from (fixed noise, fixed photos).
+    score_idx = torch.arange(min(n, 32))
+    score_z = torch.randn(len(score_idx), arch.z_dim, generator=torch.Generator().manual_seed(config.seed + 11))
+
+    def sample_l1() -> float:
+        with torch.no_grad():
+            fake = G_ema(score_z.to(device), torch.from_numpy(cond[score_idx.numpy()]).to(device)).float()
+            return float((fake - (torch.from_numpy(x_all[score_idx.numpy()]).to(device).float() / 127.5 - 1.0)).abs().mean())
+
+    def save(tag: str, score: Optional[float] = None) -> Path:
+        from core.gan import checkpoints
+
         epoch_done = step // steps_per_epoch
         gen_name, state_name = f"generator_{tag}.pth", f"state_{tag}.pth"
         _atomic_torch_save({"meta": {**meta, "step": step, "epoch": epoch_done}, "generator": G.state_dict(), "generator_ema": G_ema.state_dict()}, ckpt_dir / gen_name)
         _atomic_torch_save({"step": step, "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "log": log_rows}, ckpt_dir / state_name)
         _write_json(ckpt_dir / "latest.json", {"generator": gen_name, "state": state_name, "step": step, "epoch": epoch_done})
+        checkpoints.update_best(ckpt_dir, gen_name, epoch=epoch_done, step=step, score=score)
+        checkpoints.prune(ckpt_dir, keep_every=config.keep_every, budget_bytes=int(config.checkpoint_budget_mb * 2**20))
         return ckpt_dir / gen_name
 
     last_gen: Optional[Path] = ckpt_dir / previous["generator"] if (resume and previous) else None
@@ -320,7 +347,7 @@ def train(
         if epoch != perm_epoch:
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
             perm_epoch = epoch
-        idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
+        idx = perm[i * batch_size:(i + 1) * batch_size]
         torch.manual_seed(config.seed * 1_000_003 + step)  # noise, perturbation and augmentation of this step
         x = (x_all_t[idx].to(device).float() / 127.5 - 1.0)
         c = cond_t[idx].to(device)
@@ -384,7 +411,9 @@ def train(
             save_png_atomic(grid, sample_dir / f"sample_epoch_{epoch_done}.png")
             if metrics_fn is not None:
                 log_rows[-1].update(metrics_fn(G_ema, epoch_done))
-            last_gen = save(f"epoch_{epoch_done}")
+            score = sample_l1()
+            log_rows[-1]["sample_l1"] = round(score, 5)
+            last_gen = save(f"epoch_{epoch_done}", score)
             _write_log(out_dir / "train_log.csv", log_rows)
         if on_progress:
             on_progress(step, total_steps, epoch=step / steps_per_epoch, loss_d=float(loss_d.detach()), loss_g=float(loss_g.detach()), steps_per_s=rate)
@@ -393,7 +422,8 @@ def train(
         last_gen = save(f"step_{step}")
         _write_log(out_dir / "train_log.csv", log_rows)
     seconds = time.monotonic() - started
-    return TrainResult(out_dir, step, step // steps_per_epoch, step >= total_steps, last_gen, seconds, (step - step_at_start) / max(seconds, 1e-9), log_rows)
+    return TrainResult(out_dir, step, step // steps_per_epoch, step >= total_steps, last_gen, seconds, (step - step_at_start) / max(seconds, 1e-9), log_rows,
+                       batch_size=batch_size)
 
 
 @dataclass

@@ -1,0 +1,85 @@
+"""The Dashboards page in headless Chromium at 1400x1000: every chart is readable, not only correct.
+
+Vega renders SVG here, so the test reads the drawn chart itself: the plotted area's height,
+the legend's entries and which axis labels are visible (Vega hides overlapping ones with opacity 0).
+"""
+import pytest
+
+from tests.conftest import add_library_class, serve, shot, streamlit_argv
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# Per chart: the plotted area(s) (the root frame, or each facet cell), legend labels, visible axis labels, facet headers.
+_READ_CHART = """(root) => {
+  const svg = root.querySelector('svg.marks');
+  if (!svg) return null;
+  const box = (el) => { const b = el.getBoundingClientRect(); return {x: b.x, y: b.y, w: b.width, h: b.height}; };
+  const cells = [...svg.querySelectorAll('.role-scope.cell > g > path.background')].map(box).filter(b => b.w > 0 && b.h > 0);
+  const frame = [...svg.querySelectorAll('.role-frame.root > g > path.background')].map(box).filter(b => b.w > 0 && b.h > 0);
+  const visible = (sel) => [...svg.querySelectorAll(sel)].filter(t => t.getAttribute('opacity') !== '0').map(t => t.textContent);
+  return {
+    areas: cells.length ? cells : frame,
+    legend: visible('.role-legend-label text'),
+    axis: visible('.role-axis-label text'),
+    headers: [...svg.querySelectorAll('.role-column-header text')].map(t => ({text: t.textContent, ...box(t)})),
+    points: [...svg.querySelectorAll('.mark-symbol path')].filter(p => !p.closest('.role-legend')).map(p => p.getAttribute('transform')),
+  };
+}"""
+
+
+@pytest.fixture
+def annotated_library(demo_env_copy, bundled_backend, tmp_path):
+    """The demo library plus a second class, annotated by the local zero-shot annotator."""
+    from core.annotate.runner import make_annotator, run_annotations
+    from core.services import build_services
+    from core.settings import Settings
+
+    services = build_services(Settings(data_dir=demo_env_copy), backend=bundled_backend)
+    add_library_class(services, tmp_path / "more", "street", 4)
+    run_annotations(services, make_annotator("zeroshot", services), None)
+    from core import dashboards as d
+
+    return d.frame_from_catalog(services.catalog)
+
+
+def test_dashboard_charts_are_readable_at_1400x1000(annotated_library, browser_page, tmp_path):
+    df = annotated_library
+    sentiments = set(df["sentiment"].dropna())
+    classes = set(df["class_name"].dropna())
+    topics = {t for ts in df["topics"] for t in ts}
+    assert len(sentiments) >= 2 and classes == {"demo", "street"} and len(topics) >= 4  # the data the charts must show
+
+    page = browser_page
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
+        page.goto(url + "/dashboards", wait_until="domcontentloaded")
+        page.get_by_text("photos pass the filters").wait_for()
+        charts = {}
+        for key in ("hist", "box", "scatter", "corr", "sentiment", "topics", "methods", "map"):
+            section = page.locator(f".st-key-dash-section-{key}")
+            section.scroll_into_view_if_needed()
+            section.locator("svg.marks").wait_for()
+            charts[key] = section.evaluate(_READ_CHART)
+            if key in ("sentiment", "topics", "methods", "scatter"):
+                section.screenshot(path=str(tmp_path / f"chart-{key}.png"))
+        page.locator(".st-key-dash-section-sentiment").scroll_into_view_if_needed()
+        shot(page, tmp_path, "dashboards")
+
+    for key, chart in charts.items():
+        assert chart and chart["areas"], f"{key}: no plotted area drawn"
+        assert min(a["h"] for a in chart["areas"]) >= 60, f"{key}: plotted area only {min(a['h'] for a in chart['areas']):.0f} px high"
+    # Sentiment by class: a bar per class, each class labelled, every sentiment in the legend.
+    assert set(charts["sentiment"]["legend"]) >= sentiments, charts["sentiment"]["legend"]
+    assert classes <= set(charts["sentiment"]["axis"]), charts["sentiment"]["axis"]
+    assert min(a["h"] for a in charts["sentiment"]["areas"]) >= 25 * len(classes)
+    # Topics: every bar labelled.
+    assert topics <= set(charts["topics"]["axis"]), (topics, charts["topics"]["axis"])
+    # Scatter: integer ticks, one visible point per photo (jittered, not piled up), every sentiment in the legend.
+    scored = df.dropna(subset=["Safety", "Privacy"])
+    assert {"1", "2", "3", "4", "5"} <= set(charts["scatter"]["axis"]) and not any("." in t for t in charts["scatter"]["axis"])
+    assert len(set(charts["scatter"]["points"])) == len(scored)
+    assert set(charts["scatter"]["legend"]) >= set(scored["sentiment"].dropna())
+    # Method comparison: the facet titles do not overlap.
+    heads = sorted(charts["methods"]["headers"], key=lambda h: h["x"])
+    assert len(heads) == 2 and heads[0]["x"] + heads[0]["w"] < heads[1]["x"], heads
+    # Embedding map coloured by class: every class in the legend.
+    assert set(charts["map"]["legend"]) >= classes
