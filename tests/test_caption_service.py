@@ -37,9 +37,14 @@ def trained_dir(tmp_path_factory) -> Path:
     return data_dir
 
 
-def _png(colour=(200, 30, 30)) -> bytes:
+def _png(colour=(200, 30, 30), square: bool = False) -> bytes:
+    """A flat image, or (square=True) a coloured square on white. Two flat images of different colours
+    have the same perceptual hash, so import would call the second a near duplicate of the first."""
     buf = io.BytesIO()
-    Image.new("RGB", (40, 40), colour).save(buf, format="PNG")
+    img = Image.new("RGB", (40, 40), "white" if square else colour)
+    if square:
+        img.paste(colour, (10, 10, 30, 30))
+    img.save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -78,7 +83,7 @@ def test_save_captions_into_the_catalog(trained_dir, services):
     from core.captioning.datasets import load_catalog
 
     cap = best_captioner(Settings(data_dir=trained_dir))
-    outcomes = caption_files([("red.png", _png()), ("blue.png", _png((30, 60, 220))), ("bad.jpg", b"xx")], cap)
+    outcomes = caption_files([("red.png", _png()), ("blue.png", _png((30, 60, 220), square=True)), ("bad.jpg", b"xx")], cap)
     assert save_captions(services.settings, outcomes, services) == 2
     assert save_captions(services.settings, outcomes, services) == 0  # a rerun changes nothing
     photos = {p.id: p for p in services.catalog.list_photos()}
