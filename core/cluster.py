@@ -22,7 +22,8 @@ import threading
 from typing import TYPE_CHECKING, Iterator, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.ingest import FileEntry, ReadItem, Skip
+    from core.ingest_outcomes import Skip
+    from core.stages import FileEntry, ReadItem
     from core.settings import Settings
 
 
@@ -85,7 +86,7 @@ class _EmbedWorker:
 
     def __call__(self, batch: dict) -> dict:
         from core.images import make_thumbnail
-        from core.ingest import embed_batch, read_batch
+        from core.stages import embed_batch, read_batch
 
         out = []
         for k, raw in zip(batch["k"], batch["entries"]):

@@ -1,8 +1,8 @@
-"""Ingest: scan -> read & decode -> embed -> write, as pure batch stages.
+"""Ingest: scan -> read & decode -> embed -> write, as batch stages.
 
-`read_batch` and `embed_batch` are functions of their inputs only (no globals, no I/O beyond
-reading the given files), so they can run on a distributed engine such as Ray Data
-(`map_batches`) without a rewrite. `write_batch` is the one stage with side effects and it is
+`read_batch` and `embed_batch` (core.stages) are functions of their inputs only, run by an
+executor in this process or on a Ray cluster (core.cluster). `write_batch` is the one stage with
+side effects, run by the driver here, and it is
 idempotent: vectors are upserted first, then the catalog rows are committed in one SQLite
 transaction. A process killed at any point leaves at worst vectors whose catalog rows are
 missing; the rerun re-reads those files and upserts the same ids again, so every photo ends up
@@ -13,38 +13,20 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core.catalog import Catalog, FileRecord, Photo, now_iso
-from core.images import (NOT_READ_PREFIX, DecodedImage, ImageError, atomic_write_bytes, decode_image, jpeg_bytes, make_thumbnail,
-                         sha256_bytes, unread_reason)
+from core.images import NOT_READ_PREFIX, atomic_write_bytes, jpeg_bytes, make_thumbnail, unread_reason
 from core.ingest_outcomes import FileOutcome, NearDup, Skip, record_outcomes, split_near_duplicates
 from core.neardup import backfill as backfill_phashes
-from core.neardup import phash, to_hex
+from core.neardup import to_hex
 from core.pathnames import display_path
+from core.stages import BatchExecutor, FileEntry, LocalExecutor, ReadItem, embed_batch, read_batch  # noqa: F401 (re-exported)
 
 ProgressFn = Callable[..., None]
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    path: str  # absolute, resolved
-    size: int
-    mtime_ns: int
-    class_name: str = ""
-
-
-@dataclass
-class ReadItem:
-    entry: FileEntry
-    photo_id: str
-    decoded: Optional[DecodedImage]  # None when the photo is already indexed (only a new path)
-    phash: Optional[int] = None  # perceptual hash of a decoded photo (core.neardup)
-    thumbnail: Optional[bytes] = None  # JPEG bytes, made by the read stage when asked to
 
 
 @dataclass
@@ -124,64 +106,6 @@ def scan(root: Path, *, exclude: Sequence[Path] = (), unread: Optional[list[Skip
             yield FileEntry(str(path), st.st_size if st else -1, st.st_mtime_ns if st else -1, class_name)
 
 
-# --- stage 1: read & decode (pure) ------------------------------------------------------------
-def read_batch(entries: Sequence[FileEntry], *, max_pixels: int, already_indexed: frozenset[str] = frozenset(),
-               want_phash: bool = True, max_side: Optional[int] = None, thumb_size: Optional[int] = None
-               ) -> tuple[list[ReadItem], list[Skip]]:
-    """Read, hash and decode files (at most `max_side` px, JPEGs decoded reduced); thumbnails when
-    `thumb_size` is given. Files whose hash is in `already_indexed` are not decoded.
-
-    Any error on one file becomes that file's skip reason: one odd file never stops a folder.
-    """
-    items: list[ReadItem] = []
-    skips: list[Skip] = []
-    for e in entries:
-        try:
-            got = _read_one(e, max_pixels, already_indexed, want_phash, max_side, thumb_size)
-        except Exception as exc:  # a decoder or plugin bug must cost this file only
-            got = Skip(e.path, f"unexpected error: {type(exc).__name__}: {exc}")
-        (skips if isinstance(got, Skip) else items).append(got)
-    return items, skips
-
-
-def _read_one(e: FileEntry, max_pixels: int, already_indexed: frozenset[str], want_phash: bool,
-              max_side: Optional[int] = None, thumb_size: Optional[int] = None) -> ReadItem | Skip:
-    try:
-        data = Path(e.path).read_bytes()
-    except IsADirectoryError:
-        return Skip(e.path, "is a directory, not a file")
-    except PermissionError:
-        return Skip(e.path, "permission denied: PhotoLore cannot read this file; check its permissions")
-    except OSError as exc:
-        return Skip(e.path, f"cannot read file: {exc.strerror or exc}")
-    pid = sha256_bytes(data)
-    if pid in already_indexed:
-        return ReadItem(e, pid, None)
-    try:
-        decoded = decode_image(data, max_pixels=max_pixels, name=e.path, max_side=max_side)
-    except ImageError as exc:
-        return Skip(e.path, exc.reason)
-    del data  # a phone photo's bytes are several MB: don't hold them while the batch waits
-    thumb = jpeg_bytes(make_thumbnail(decoded.image, thumb_size, alpha=decoded.alpha)) if thumb_size else None
-    return ReadItem(e, pid, decoded, phash(decoded.image) if want_phash else None, thumb)
-
-
-# --- stage 2: embed (pure given the model) ------------------------------------------------------
-def embed_batch(items: Sequence[ReadItem], backend) -> dict[str, tuple]:
-    """photo id -> (image embedding, description, caption embedding | None, facts embedding | None)."""
-    todo: dict[str, ReadItem] = {}
-    for it in items:
-        if it.decoded is not None and it.photo_id not in todo:  # same bytes twice in a batch: embed once
-            todo[it.photo_id] = it
-    if not todo:
-        return {}
-    ids = list(todo)
-    enc = backend.encode([todo[i].decoded.image for i in ids])
-    caps, facts = enc.caption_embeddings, getattr(enc, "facts_embeddings", None)
-    return {pid: (enc.image_embeddings[k], enc.descriptions[k], None if caps is None else caps[k],
-                  None if facts is None else facts[k]) for k, pid in enumerate(ids)}
-
-
 # --- stage 3: write (idempotent) --------------------------------------------------------------------
 def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalog: Catalog, store, backend, thumbs_dir: Path,
                 thumb_size: int, source: str, class_override: Optional[str] = None) -> tuple[int, int]:
@@ -226,49 +150,6 @@ def write_batch(items: Sequence[ReadItem], embedded: dict[str, tuple], *, catalo
         else:
             new_paths += 1
     return len(photos), new_paths
-
-
-# --- executors: who runs read + embed over the batches ------------------------------------------------
-# An executor is called as run(batches, backend=, known=, written=, cancel=) and yields
-# (batch index, items, skips, embedded) per batch, in any order. `written` is the live set of
-# photo ids the driver has written so far (an in-process executor skips embedding those).
-BatchExecutor = Callable[..., Iterator[tuple[int, list[ReadItem], list[Skip], dict[str, tuple]]]]
-
-
-class LocalExecutor:
-    """Read + decode on a pool of threads that keeps a few batches in flight, embed in this thread.
-
-    Memory is bounded by the batches in flight, not by the folder. Threads, not processes:
-    Pillow and hashlib release the GIL, and images need no pickling.
-    """
-
-    def __init__(self, settings, want_phash: bool = True):
-        self.settings = settings
-        self.want_phash = want_phash
-
-    def __call__(self, batches: list[list[FileEntry]], *, backend, known: frozenset[str], written: set[str],
-                 cancel: Optional[threading.Event] = None):
-        s = self.settings
-
-        def read(batch: list[FileEntry]):
-            return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known, want_phash=self.want_phash,
-                              max_side=s.decode_max_side, thumb_size=s.thumb_size)
-
-        ahead = s.decode_workers + 1
-        readers = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="photolore-read")
-        try:
-            pending = deque(readers.submit(read, b) for b in batches[:ahead])
-            for k in range(len(batches)):
-                items, skips = pending.popleft().result()
-                if k + ahead < len(batches):
-                    pending.append(readers.submit(read, batches[k + ahead]))
-                if cancel is not None and cancel.is_set():
-                    yield k, [], [], {}  # let the driver see the cancel without doing this batch's work
-                    return
-                items = [ReadItem(it.entry, it.photo_id, None) if it.photo_id in written else it for it in items]
-                yield k, items, skips, embed_batch(items, backend)
-        finally:
-            readers.shutdown(wait=True, cancel_futures=True)
 
 
 # --- driver ---------------------------------------------------------------------------------------------

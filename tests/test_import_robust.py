@@ -144,7 +144,7 @@ def test_near_duplicate_of_a_library_photo_across_imports_and_switched_off(servi
 
 
 def test_an_unexpected_error_on_one_file_is_its_skip_reason(services, tmp_path, monkeypatch):
-    import core.ingest as ingest_mod
+    import core.stages as ingest_mod  # the read stage lives there
 
     root = tmp_path / "p"
     root.mkdir()
