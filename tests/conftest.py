@@ -193,6 +193,19 @@ def browser_page(tmp_path):
             browser.close()
 
 
+def start_then_sigkill(argv: list[str], env: dict, ready, timeout: float = 240.0) -> None:
+    """Run `argv` from the repo root and SIGKILL it as soon as `ready()` is true (or it exits, or
+    `timeout` passes): the crash that the kill-and-rerun tests recover from."""
+    import signal
+
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready() and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def shot(page, tmp_path: Path, name: str) -> Path:
     """Screenshot the browser viewport to tmp_path/<name>.png (look at it when a test fails).
 

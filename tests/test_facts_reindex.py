@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -15,7 +13,7 @@ from core.facts import FACTS_VERSION
 from core.facts.refresh import refresh_facts, stale_count
 from core.facts.view import facts_where
 from core.search import search_text
-from tests.conftest import PYTHON, REPO
+from tests.conftest import PYTHON, REPO, start_then_sigkill
 
 pytestmark = pytest.mark.slow
 
@@ -89,12 +87,7 @@ def test_killed_reindex_rerun_holds_every_photo_once(old_library):
     s = old_library
     db, model = s.settings.catalog_path, s.backend.model_id
     env = dict(os.environ, PHOTOLORE_BATCH_SIZE="2")
-    proc = subprocess.Popen([PYTHON, "-m", "core", "reindex"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and _current(db) < 2 and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    start_then_sigkill([PYTHON, "-m", "core", "reindex"], env, lambda: _current(db) >= 2)
     at_kill = _current(db)
     assert 0 < at_kill < 15, f"the kill should land mid-run ({at_kill}/15 photos had new facts)"
     done = subprocess.run([PYTHON, "-m", "core", "reindex", "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -177,13 +177,11 @@ def test_sigkill_while_importing_a_messy_folder_then_rerun_holds_every_photo_onc
     """Kill `python -m core ingest` mid-run on a folder with odd names, HEIC, near and exact duplicates and
     non-images; the rerun's JSON report accounts for every file and every photo is in catalog and index once."""
     import json
-    import signal
     import subprocess
-    import time
 
     from core.catalog import Catalog
     from core.settings import Settings
-    from tests.conftest import PYTHON, REPO
+    from tests.conftest import PYTHON, REPO, start_then_sigkill
     from tests.test_ingest import _count
     from vectorstore.store import VectorStore
 
@@ -195,14 +193,8 @@ def test_sigkill_while_importing_a_messy_folder_then_rerun_holds_every_photo_onc
     data = tmp_path / "data"
     env = dict(os.environ, PHOTOLORE_DATA_DIR=str(data), PHOTOLORE_BATCH_SIZE="2", PHOTOLORE_BACKEND="bundled",
                PHOTOLORE_SECRETS=str(tmp_path / "none.toml"))
-    proc = subprocess.Popen([PYTHON, "-m", "core", "ingest", str(root)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = data / "catalog.sqlite"
-    deadline = time.time() + 240
-    while time.time() < deadline and _count(db) < 6 and proc.poll() is None:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    start_then_sigkill([PYTHON, "-m", "core", "ingest", str(root)], env, lambda: _count(db) >= 6)
     at_kill = _count(db)
     assert 0 < at_kill < n + 4, f"the kill should land mid-run (catalog had {at_kill})"
 

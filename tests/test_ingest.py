@@ -1,6 +1,5 @@
 """Ingest: incremental, idempotent, resumable after SIGKILL, and tolerant of bad files."""
 import os
-import signal
 import sqlite3
 import subprocess
 import time
@@ -10,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from core.ingest import ingest_folder, ingest_paths, read_batch, reindex, scan
-from tests.conftest import PYTHON, REPO, write_image
+from tests.conftest import PYTHON, REPO, start_then_sigkill, write_image
 
 
 def _index_counts(services):
@@ -171,14 +170,8 @@ def test_sigkill_midway_then_rerun_holds_every_photo_once(tmp_path):
     data = tmp_path / "data"
     env = dict(os.environ, PHOTOLORE_DATA_DIR=str(data), PHOTOLORE_BATCH_SIZE="2", PHOTOLORE_BACKEND="bundled",
                PHOTOLORE_SECRETS=str(tmp_path / "none.toml"))
-    proc = subprocess.Popen([PYTHON, "-m", "core", "ingest", str(root)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = data / "catalog.sqlite"
-    deadline = time.time() + 240
-    while time.time() < deadline and _count(db) < 6 and proc.poll() is None:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    start_then_sigkill([PYTHON, "-m", "core", "ingest", str(root)], env, lambda: _count(db) >= 6)
     at_kill = _count(db)
     assert 0 < at_kill < n, f"the kill should land mid-run (catalog had {at_kill}/{n})"
 
