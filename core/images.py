@@ -288,6 +288,3 @@ def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
     image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
-
-def save_jpeg_atomic(image: Image.Image, path: Path, quality: int = 85) -> None:
-    atomic_write_bytes(path, jpeg_bytes(image, quality))
