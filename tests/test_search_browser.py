@@ -37,7 +37,7 @@ def test_why_flags_weak_match_and_more_like_this_keeps_the_query(demo_env, bundl
         box.press("Enter")
         _button(page, f"search-grid-why-{weak.photo.id}").click()
         dialog = page.get_by_role("dialog")
-        dialog.get_by_text("Weak match").wait_for(timeout=180_000)
+        dialog.get_by_text("Weak match", exact=True).wait_for(timeout=180_000)
         text = dialog.inner_text()
         assert f"score {weak.score:.3f}" in text and f"cut-off {cut:.2f}" in text
         dialog.get_by_text("weak match: greyed").wait_for()
