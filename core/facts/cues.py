@@ -18,6 +18,7 @@ from PIL import Image
 
 SIDE = 64  # working size: enough for bands and texture, small enough to cost nothing
 MIN_CUE = 0.25  # a cue below this is not stored (it would only add noise to the facts vector)
+CUE_NAMES = ("sky", "sunset", "water", "grass", "trees", "snow", "sand", "night")  # what read_cues may report
 MONO_CHROMA = 6.0  # Lab chroma under which a pixel is grey; JPEG noise in a grey photo stays well below
 
 
@@ -69,18 +70,23 @@ def read_cues(image: Image.Image) -> Cues:
     sky_px = (blue & (v > 0.45)) | ((s < 0.18) & (v > 0.72) & smooth)  # blue, or a bright overcast sky
     warm = ((h < 55) | (h > 320)) & (s > 0.3) & (v > 0.5)
     green = (h >= 55) & (h <= 170) & (s > 0.18) & (v > 0.12)
-    foliage = (green | ((h >= 15) & (h < 55) & (s > 0.35) & (v > 0.2))) & textured  # green or autumn leaves, textured
+    foliage = (green | ((h >= 15) & (h < 55) & (s > 0.55) & (v > 0.3))) & ~smooth  # green or autumn leaves, not flat
     water_px = (h >= 170) & (h <= 250) & (s > 0.12) & (v > 0.15) & (v < 0.95)
     white = (s < 0.12) & (v > 0.78)
     sand_px = (h >= 20) & (h <= 50) & (s > 0.12) & (s < 0.55) & (v > 0.55) & ~textured
 
     brighter_top = float(v[top].mean() - v[bottom].mean())
+    whole_sky = float((sky_px & ~textured).mean())  # a frame of nothing but sky has no ground, hence no water
     # sky: bright, smooth, at the top, and not darker than the ground below it
     sky = float((sky_px & ~textured)[top].mean()) * _clip01(0.6 + 2 * brighter_top)
-    # sunset: warm, smooth light in the upper half over a darker lower part (a red flower is warm all over)
-    sunset = float((warm & ~textured)[upper].mean()) * _clip01(0.3 + 3 * float(v[upper].mean() - v[lower].mean()))
-    water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky)
-    grass = float((green & textured)[bottom].mean())
+    # sunset: warm, smooth light in the upper half over a darker lower part (a red flower is warm all over),
+    # or the sun itself in the frame (a small blown-out patch) over a dark, backlit foreground
+    sunset_glow = float((warm & ~textured)[upper].mean()) * _clip01(0.3 + 3 * float(v[upper].mean() - v[lower].mean()))
+    glare = float((v > 0.97).mean())
+    backlit = _clip01((0.4 - float(v[lower].mean())) * 5) * (0.003 < glare < 0.08) * _clip01(sky + 0.3)
+    sunset = max(sunset_glow, backlit)
+    water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky) * _clip01(1.6 - 2 * whole_sky)
+    grass = float((green & ~smooth)[bottom].mean())
     trees = float(foliage.mean()) * _clip01(0.4 + float(foliage[top].mean()))
     snow = float(white[lower].mean()) * _clip01(0.3 + sky + float(white[top].mean()))
     sand = float(sand_px[bottom].mean()) * _clip01(0.4 + sky + water)
@@ -110,7 +116,7 @@ def _chroma(rgb: np.ndarray) -> np.ndarray:
 OUTDOOR_WORDS = {"geological formation": 1.0, "shore": 1.0, "mountain": 1.0, "bridge": 0.6, "boat": 0.5, "ship": 0.5,
                  "tower": 0.5, "aircraft": 0.4, "bird": 0.3, "motor vehicle": 0.3, "fence": 0.4, "plant": 0.3,
                  "flower": 0.2, "fungus": 0.4}
-INDOOR_WORDS = {"furniture": 1.0, "home appliance": 1.0, "kitchen appliance": 1.0, "lamp": 0.8, "computer": 0.8,
+INDOOR_WORDS = {"furniture": 1.0, "lampshade": 0.8, "window shade": 0.6, "home appliance": 1.0, "kitchen appliance": 1.0, "lamp": 0.8, "computer": 0.8,
                 "screen": 0.6, "kitchen utensil": 0.6, "cutlery": 0.6, "bedclothes": 0.8, "toiletry": 0.6,
                 "telephone": 0.4, "musical instrument": 0.3, "dish": 0.3, "beverage": 0.3}
 INDOOR_SCENES = {"kitchen", "bathroom", "bedroom", "living room", "dining room", "office", "restaurant", "shop"}
