@@ -76,7 +76,6 @@ def read_cues(image: Image.Image) -> Cues:
     sand_px = (h >= 20) & (h <= 50) & (s > 0.12) & (s < 0.55) & (v > 0.55) & ~textured
 
     brighter_top = float(v[top].mean() - v[bottom].mean())
-    whole_sky = float((sky_px & ~textured).mean())  # a frame of nothing but sky has no ground, hence no water
     # sky: bright, smooth, at the top, and not darker than the ground below it
     sky = float((sky_px & ~textured)[top].mean()) * _clip01(0.6 + 2 * brighter_top)
     # sunset: warm, smooth light in the upper half over a darker lower part (a red flower is warm all over),
@@ -85,16 +84,19 @@ def read_cues(image: Image.Image) -> Cues:
     glare = float((v > 0.97).mean())
     backlit = _clip01((0.4 - float(v[lower].mean())) * 5) * (0.003 < glare < 0.08) * _clip01(sky + 0.3)
     sunset = max(sunset_glow, backlit)
-    water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky) * _clip01(1.6 - 2 * whole_sky)
+    # water lies below a horizon: a frame of sky fading smoothly into more sky has none
+    horizon = _clip01((_horizon(rgb) - 0.15) * 3)
+    water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky) * horizon
     grass = float((green & ~smooth)[bottom].mean())
     trees = float(foliage.mean()) * _clip01(0.4 + float(foliage[top].mean()))
     snow = float(white[lower].mean()) * _clip01(0.3 + sky + float(white[top].mean()))
     sand = float(sand_px[bottom].mean()) * _clip01(0.4 + sky + water)
     dark = float((v < 0.2).mean())
-    night = dark * _clip01(float((v > 0.7).mean()) * 20) if dark > 0.6 else 0.0  # mostly dark, a few lights
+    night = dark * _clip01(_point_lights(image) * 150) if dark > 0.6 else 0.0  # mostly dark, a few lights or stars
 
     lab_chroma = _chroma(rgb)
     monochrome = _clip01((2 * MONO_CHROMA - float(np.percentile(lab_chroma, 95))) / MONO_CHROMA)
+    night *= _clip01(1.0 - grass - trees)  # colour does not survive the dark: green foliage means daylight
     elements = {"sky": sky, "sunset": sunset, "water": water, "grass": grass, "trees": trees, "snow": snow,
                 "sand": sand, "night": night}
     if monochrome >= 0.5:
@@ -103,6 +105,20 @@ def read_cues(image: Image.Image) -> Cues:
     elements = {k: round(_clip01(x), 3) for k, x in elements.items() if x >= MIN_CUE}
     outdoor = max((elements.get(k, 0.0) for k in ("sky", "sunset", "water", "grass", "trees", "snow", "sand")), default=0.0)
     return Cues(dict(sorted(elements.items(), key=lambda kv: -kv[1])), round(monochrome, 3), outdoor)
+
+
+def _horizon(rgb: np.ndarray) -> float:
+    """Strongest step in colour between bands of rows in the middle of the frame (sum of RGB differences)."""
+    rows = rgb.mean(axis=1)  # (H, 3)
+    steps = [np.abs(rows[i - 4:i].mean(0) - rows[i:i + 4].mean(0)).sum() for i in range(SIDE // 5, SIDE - SIDE // 5)]
+    return float(max(steps))
+
+
+def _point_lights(image: Image.Image) -> float:
+    """Share of bright pixels at 256 px: lamps and stars vanish when averaged down to 64x64."""
+    grey = image.convert("L")
+    grey.thumbnail((256, 256))
+    return float((np.asarray(grey) > 180).mean())
 
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:

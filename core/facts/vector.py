@@ -25,7 +25,7 @@ LANDSCAPE_WEIGHT = 1.2  # times the cue's confidence: sky, water, trees are the 
 SETTING_WEIGHT = 0.4  # "outdoors"/"indoors" is weak on its own but separates a sea from a blue wall
 # How each colour-and-layout cue reads as words (the cue names are facts keys, these are for the text space).
 LANDSCAPE_WORDS = {"sky": "the sky", "sunset": "a sunset", "water": "water, the sea or a lake", "grass": "green grass, a meadow",
-                   "trees": "trees, a forest", "snow": "snow", "sand": "sand, a beach", "night": "at night"}
+                   "trees": "trees, a forest", "snow": "snow", "sand": "sand, a beach", "night": "at night, a dark sky with lights or stars"}
 OBJECT_POWER = 0.5  # sqrt: likely-but-not-certain words still count, so a word at 0.25 weighs half of one at 1.0
 MAX_OBJECTS = 12
 
