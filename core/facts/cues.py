@@ -87,7 +87,7 @@ def read_cues(image: Image.Image) -> Cues:
     # water lies below a horizon: a frame of sky fading smoothly into more sky has none
     horizon = _clip01((_horizon(rgb) - 0.15) * 3)
     water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky) * horizon
-    grass = float((green & ~smooth)[bottom].mean())
+    grass = float(green[bottom].mean()) * (0.5 + 0.5 * float((~smooth)[bottom].mean()))  # a mown lawn is smooth at 64 px
     trees = float(foliage.mean()) * _clip01(0.4 + float(foliage[top].mean()))
     snow = float(white[lower].mean()) * _clip01(0.3 + sky + float(white[top].mean()))
     sand = float(sand_px[bottom].mean()) * _clip01(0.4 + sky + water)
