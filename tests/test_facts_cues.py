@@ -35,11 +35,11 @@ def test_a_sky_over_landscapes_and_none_on_close_ups():
 
 
 def test_setting_indoor_and_outdoor_on_known_photos():
-    outdoor = infer_setting(_cues("snowy_mountains.jpg"), {"geological formation": 0.6, "alp": 0.5})
+    outdoor = infer_setting(_cues("snowy_mountains.jpg").elements, {"geological formation": 0.6, "alp": 0.5})
     assert outdoor[0] == "outdoor" and outdoor[1] >= 0.5
-    indoor = infer_setting(_cues("living_room_wine.jpg"), {"furniture": 0.7, "table lamp": 0.4}, scene="living room")
+    indoor = infer_setting(_cues("living_room_wine.jpg").elements, {"furniture": 0.7, "table lamp": 0.4}, scene="living room")
     assert indoor[0] == "indoor"
-    assert infer_setting(_cues("tabby_cat.jpg"), {"cat": 0.9, "animal": 1.0})[0] == ""  # a close-up: cannot tell
+    assert infer_setting(_cues("tabby_cat.jpg").elements, {"cat": 0.9, "animal": 1.0})[0] == ""  # a close-up: cannot tell
 
 
 def test_new_facts_round_trip_filter_and_show():
@@ -87,3 +87,15 @@ def test_caption_names_the_landscape_when_imagenet_has_no_class():
     assert write_caption(people="", scene_phrase="", scene_objects=[], objects=[], landscape=["sky", "water"]) == "a view of the sky and water"
     assert write_caption(people="", scene_phrase="", scene_objects=[], objects=[], monochrome=True, colours=["grey"]) == "a black and white photo"
     assert write_caption(people="", scene_phrase="", scene_objects=[], objects=["castle"], landscape=["sky"]) == "a castle"
+
+
+def test_the_extractor_on_real_photos(bundled_backend):
+    """The whole bundled pipeline (classifier + cues): outdoor landscapes, a black and white pier, and no
+    sunset on the espresso's warm wooden table, since the classifier is sure it is a close-up."""
+    names = ["snowy_mountains.jpg", "beech_forest.jpg", "pier_black_white.jpg", "coffee_cup.jpg"]
+    facts = {n: d.facts for n, d in zip(names, bundled_backend.describe([Image.open(EVAL / n).convert("RGB") for n in names]))}
+    assert facts["snowy_mountains.jpg"].setting == "outdoor" and dict(facts["snowy_mountains.jpg"].landscape)["sky"] >= 0.5
+    assert facts["beech_forest.jpg"].setting == "outdoor" and "trees" in dict(facts["beech_forest.jpg"].landscape)
+    assert facts["pier_black_white.jpg"].monochrome
+    coffee = facts["coffee_cup.jpg"]
+    assert not coffee.monochrome and "sunset" not in dict(coffee.landscape) and coffee.setting != "outdoor"

@@ -30,7 +30,6 @@ class Cues:
 
     elements: dict[str, float]  # "sky", "sunset", "water", "grass", "trees", "snow", "sand", "night" -> 0..1
     monochrome: float  # 0..1, 1 = no colour at all
-    outdoor_colour: float  # 0..1, the strongest outdoor element (sky, foliage, water, ...)
 
 
 def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,8 +104,7 @@ def read_cues(image: Image.Image) -> Cues:
         # a grey photo has no colours to read: only layout (a bright smooth top) still says something
         elements = {"sky": sky * 0.6, "snow": 0.0, "night": night}
     elements = {k: round(_clip01(x), 3) for k, x in elements.items() if x >= MIN_CUE}
-    outdoor = max((elements.get(k, 0.0) for k in ("sky", "sunset", "water", "grass", "trees", "snow", "sand")), default=0.0)
-    return Cues(dict(sorted(elements.items(), key=lambda kv: -kv[1])), round(monochrome, 3), outdoor)
+    return Cues(dict(sorted(elements.items(), key=lambda kv: -kv[1])), round(monochrome, 3))
 
 
 def _horizon(rgb: np.ndarray) -> float:
@@ -141,9 +139,13 @@ INDOOR_SCENES = {"kitchen", "bathroom", "bedroom", "living room", "dining room",
 MIN_SETTING = 0.4
 
 
-def infer_setting(cues: Cues, word_score: Mapping[str, float], scene: str = "") -> tuple[str, float]:
-    """("indoor" | "outdoor" | "", confidence) from the colour cues, the object words and the scene."""
-    out = max(cues.outdoor_colour, max((w * word_score.get(k, 0.0) for k, w in OUTDOOR_WORDS.items()), default=0.0))
+OUTDOOR_CUES = ("sky", "sunset", "water", "grass", "trees", "snow", "sand")  # night can be a lit room
+
+
+def infer_setting(elements: Mapping[str, float], word_score: Mapping[str, float], scene: str = "") -> tuple[str, float]:
+    """("indoor" | "outdoor" | "", confidence) from the colour-and-layout cues, the object words and the scene."""
+    outdoor_colour = max((elements.get(k, 0.0) for k in OUTDOOR_CUES), default=0.0)
+    out = max(outdoor_colour, max((w * word_score.get(k, 0.0) for k, w in OUTDOOR_WORDS.items()), default=0.0))
     ind = max((w * word_score.get(k, 0.0) for k, w in INDOOR_WORDS.items()), default=0.0)
     if scene:
         (ind, out) = (max(ind, 0.8), out) if scene in INDOOR_SCENES else (ind, max(out, 0.8))
