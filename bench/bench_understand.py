@@ -14,7 +14,8 @@ dir unless --data-dir is given), then prints one JSON object:
 - ingest: seconds per photo, beside the backend's bare `embed_images` on the same photos in the
   same run (ratio), so a slower pipeline shows even on a loaded machine; and the colour-and-layout
   cues (core.facts.cues) alone per photo, as a ratio to that forward pass.
-- facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none).
+- facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none), and
+  indoor/outdoor against the setting implied by the scene label (`SETTING_OF_SCENE`).
 - ingest_cost (--ingest-cost): seconds per photo of whole ingests without facts, with facts but no
   OCR, and with all facts, in this run, and their ratios to the first (the issue's budget: <= 1.5x
   without OCR).
@@ -87,6 +88,11 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}
 
 
+SETTING_OF_SCENE = {**dict.fromkeys(("field", "forest", "mountain", "beach", "water", "street"), "outdoor"),
+                    **dict.fromkeys(("studio/indoor", "living room", "office", "kitchen", "bathroom", "bedroom",
+                                     "restaurant", "shop"), "indoor")}
+
+
 def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> Optional[dict]:
     """People / text / scene agreement of PhotoFacts with the hand labels; None when no photo has facts."""
     rows = [(p, facts[p.filename]) for p in photos if facts.get(p.filename) is not None]
@@ -96,6 +102,9 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
     bucket = lambda c: min(int(c), 3)  # noqa: E731  0, 1, 2, "3 or more": a crowd is not counted head by head
     with_text = [(p, f) for p, f in rows if p.has_text]
     recall = [len(_words(p.text) & _words(f.text_content())) / max(len(_words(p.text)), 1) for p, f in with_text]
+    # indoor/outdoor is not hand-labelled: it follows from the scene label where that is unambiguous
+    # ("building", "sky/space" and "other" say nothing about it: an exterior or a station hall, space, a close-up)
+    known = [(p, f, SETTING_OF_SCENE[p.scene]) for p, f in rows if p.scene in SETTING_OF_SCENE]
     scene_misses = [{"photo": p.filename, "got": f.scene or "", "wanted": p.scene} for p, f in rows if (f.scene or "other") != p.scene]
     return {
         "photos_with_facts": n,
@@ -104,6 +113,11 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
         "text_accuracy": round(sum(f.has_text == p.has_text for p, f in rows) / n, 4),
         "text_word_recall": round(sum(recall) / len(recall), 4) if recall else None,
         "scene_accuracy": round(sum((f.scene or "other") == p.scene for p, f in rows) / n, 4),
+        "setting_accuracy": round(sum(f.setting == want for _, f, want in known) / len(known), 4) if known else None,
+        "setting_told": round(sum(bool(f.setting) for _, f, _ in known) / len(known), 4) if known else None,
+        "setting_right_when_told": round(sum(f.setting == want for _, f, want in known) / max(sum(bool(f.setting) for _, f, _ in known), 1), 4),
+        "setting_photos": len(known),
+        "monochrome_photos": sum(bool(getattr(f, "monochrome", False)) for _, f in rows),
         "scene_misses": scene_misses,
     }
 
