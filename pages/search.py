@@ -27,8 +27,12 @@ only_text = st.sidebar.checkbox(f"with text ({summary['with_text']})", key="sear
 scenes = ["(any)", *summary["scenes"]]
 scene = st.sidebar.selectbox("Scene", scenes, key="search-scene",
                              format_func=lambda s: s if s == "(any)" else f"{s} ({summary['scenes'][s]})")
+setting = st.sidebar.selectbox("Taken", ["(anywhere)", "outdoor", "indoor"], key="search-setting",
+                               help="Indoors or outdoors, as far as the photo facts can tell (close-ups stay unknown).")
+only_mono = st.sidebar.checkbox("black and white", key="search-monochrome")
 where = facts_where(has_people=True if only_people else None, has_text=True if only_text else None,
-                    scene=None if scene == "(any)" else scene)
+                    scene=None if scene == "(any)" else scene, setting=None if setting == "(anywhere)" else setting,
+                    monochrome=True if only_mono else None)
 if summary["photos"] and summary["with_facts"] < summary["photos"]:
     st.sidebar.caption(f"{summary['photos'] - summary['with_facts']} photos have no facts yet (Library page: update).")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -22,7 +23,10 @@ def facts_server(demo_env_copy, bundled_backend, tmp_path):
     s = build_services(Settings(), backend=bundled_backend)
     ids = {p.path.rsplit("/", 1)[-1]: p.id for p in s.catalog.list_photos(limit=100)}
     # Every photo gets hand facts (the others: none found), so the page shows exactly these.
-    store_facts(s, [(pid, FACTS.get(n, PhotoFacts(text_checked=True))) for n, pid in ids.items()])
+    facts = {n: FACTS.get(n, PhotoFacts(text_checked=True)) for n in ids}
+    if "camera.jpg" in facts:  # the demo's camera man is a grey photo
+        facts["camera.jpg"] = replace(facts["camera.jpg"], monochrome=True, setting="outdoor", setting_score=0.6)
+    store_facts(s, [(ids[n], f) for n, f in facts.items()])
     with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
         yield url, ids
 
@@ -65,6 +69,28 @@ def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, 
         time.sleep(0.5)
     page.screenshot(path=str(tmp_path / "search-people.png"), full_page=True)
     assert names == ["astronaut.jpg", "camera.jpg"], names
+
+
+def test_search_filter_black_and_white_in_a_real_browser(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    page = browser_page
+    page.goto(f"{url}/search", wait_until="domcontentloaded")
+    box = page.get_by_label("Describe the photo")
+    box.wait_for(timeout=120_000)
+    box.fill("a cup of coffee")
+    box.press("Enter")
+    page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)
+    page.get_by_text("black and white", exact=True).click()
+    page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
+    names: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        names = sorted(t.split("·")[-1].strip() for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t)
+        if names == ["camera.jpg"]:
+            break
+        time.sleep(0.5)
+    page.screenshot(path=str(tmp_path / "search-black-and-white.png"), full_page=True)
+    assert names == ["camera.jpg"], names
 
 
 def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):
