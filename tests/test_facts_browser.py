@@ -47,49 +47,38 @@ def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page
     assert "Scene: street (0.30)" in body and "People: none found" in body and "Objects: rocket (0.80), vehicle (0.80)" in body
 
 
-def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, tmp_path):
-    url, _ = facts_server
-    page = browser_page
+def _coffee_then_filter(url: str, page, filter_label: str, want: list[str], shot) -> list[str]:
+    """Search "a cup of coffee", tick a facts filter in the sidebar, and return the filtered grid's file names."""
     page.goto(f"{url}/search", wait_until="domcontentloaded")
     box = page.get_by_label("Describe the photo")
     box.wait_for(timeout=120_000)
     box.fill("a cup of coffee")
     box.press("Enter")
     page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)  # unfiltered: the coffee photo leads
-    page.get_by_text("with people (2)", exact=True).click()
+    page.get_by_text(filter_label, exact=True).click()
     page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
-    page.get_by_text("astronaut.jpg", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text(want[0], exact=False).first.wait_for(timeout=60_000)
     # Streamlit keeps the previous run's cards (stale) until the rerun finishes: wait for the final grid.
     names: list[str] = []
     deadline = time.time() + 60
     while time.time() < deadline:
         names = sorted(t.split("·")[-1].strip() for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t)
-        if names == ["astronaut.jpg", "camera.jpg"]:
+        if names == want:
             break
         time.sleep(0.5)
-    page.screenshot(path=str(tmp_path / "search-people.png"), full_page=True)
+    page.screenshot(path=str(shot), full_page=True)
+    return names
+
+
+def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    names = _coffee_then_filter(url, browser_page, "with people (2)", ["astronaut.jpg", "camera.jpg"], tmp_path / "search-people.png")
     assert names == ["astronaut.jpg", "camera.jpg"], names
 
 
 def test_search_filter_black_and_white_in_a_real_browser(facts_server, browser_page, tmp_path):
     url, _ = facts_server
-    page = browser_page
-    page.goto(f"{url}/search", wait_until="domcontentloaded")
-    box = page.get_by_label("Describe the photo")
-    box.wait_for(timeout=120_000)
-    box.fill("a cup of coffee")
-    box.press("Enter")
-    page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)
-    page.get_by_text("black and white", exact=True).click()
-    page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
-    names: list[str] = []
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        names = sorted(t.split("·")[-1].strip() for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t)
-        if names == ["camera.jpg"]:
-            break
-        time.sleep(0.5)
-    page.screenshot(path=str(tmp_path / "search-black-and-white.png"), full_page=True)
+    names = _coffee_then_filter(url, browser_page, "black and white", ["camera.jpg"], tmp_path / "search-black-and-white.png")
     assert names == ["camera.jpg"], names
 
 
