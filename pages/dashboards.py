@@ -6,6 +6,9 @@ from core import charts
 from core import dashboards as d
 from ui.resources import services_or_stop
 from ui.widgets import md_escape, photo_grid
+from ui.router import ensure_router
+
+ensure_router()
 
 services = services_or_stop()
 st.title("Dashboards")

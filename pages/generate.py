@@ -12,6 +12,9 @@ from core.gan.generate import generate_from_text, interpolate, load_generator, m
 from core.gan.checkpoints import generator_choices, usage
 from core.gan.train import GanConfig, TrainSource, latest_sample, read_log, run_dir_for, start_training_job
 from core.settings import Settings
+from ui.router import ensure_router
+
+ensure_router()
 
 
 @st.cache_resource(show_spinner="Loading the embedding backend...")

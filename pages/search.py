@@ -8,6 +8,9 @@ from core.images import ImageError, decode_image
 from core.search import search_image, search_text
 from ui.resources import services_or_stop
 from ui.widgets import backend_badge, md_escape, photo_grid
+from ui.router import ensure_router
+
+ensure_router()
 
 services = services_or_stop()
 st.title("Search")
