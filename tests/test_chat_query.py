@@ -109,10 +109,11 @@ def test_cli_registers_a_chat_command():
 def test_generic_class_names_and_negated_people_are_not_filters():
     vocab = Vocabulary(classes=["photos", "holiday"], topics=["people", "nature"])
     p = plan_question("how many photos with no people show water?", vocab)
-    assert p.class_name is None and p.topics == [] and p.semantic == "water"  # without facts, "no people" cannot be a filter
+    # without facts, "no people" is read against the annotator's "people" topic, never as "people"
+    assert p.class_name is None and p.topics == [] and p.describe_filters() == "not topic = people, matching “water”"
     facts = Vocabulary(classes=["photos"], topics=["people"], scenes=["kitchen", "living room"], has_facts=True)
     p = plan_question("how many photos with no people show water?", facts)
-    assert (p.people, p.topics, p.semantic) == (False, [], "water")
+    assert (p.topics, p.describe_filters()) == ([], "without people, matching “water”")
     p = plan_question("show me living rooms with text", facts)
     assert (p.scene, p.text, p.semantic) == ("living room", True, "")
     assert where_clause(p) == {"$and": [{"has_text": True}, {"scene": "living room"}]}
