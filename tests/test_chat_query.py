@@ -140,3 +140,28 @@ def test_follow_ups_resolve_against_the_last_plan():
     for q in ("and show me the rocket", "photos that look like 2 cats", "how many photos of cats are there?"):
         assert resolve_followup(q, history, vocab) is None
     assert resolve_followup("and kitchens?", [{"role": "assistant", "content": "hi"}], vocab) is None  # no plan to follow
+
+
+GRAMMAR_VOCAB = Vocabulary(topics=["animal", "food", "people", "interior", "science"],
+                           scenes=["kitchen", "living room", "beach", "street"], has_facts=True)
+
+
+@pytest.mark.parametrize("question, filters", [
+    ("how many photos with two people or a crowd?", "2 people or 3 or more people"),
+    ("photos of food or animals but not indoors", "topic = food or topic = animal, not indoors"),
+    ("show me rooms that are not kitchens", "rooms (kitchen, bathroom, bedroom, living room, dining room, office), not scene = kitchen"),
+    ("how many photos are in colour?", "not black and white"),
+    ("show me grayscale pictures of people", "black and white, with people"),
+    ("show me red photos", "colour red"),
+    ("show me photos with a sign on a street", "with text, scene = street"),
+    ("which outdoor photos feel the least private?", "outdoors, sorted by Privacy, lowest first"),
+    ("which photos are scientific images?", "topic = science"),
+    ("how many photos of the sky or outer space are there?", "matching “sky” or matching “outer space”"),
+])
+def test_the_question_grammar(question, filters):
+    assert plan_question(question, GRAMMAR_VOCAB).describe_filters() == filters
+
+
+def test_without_facts_fact_words_stay_words():
+    p = plan_question("show me red photos outdoors", Vocabulary(topics=["food"]))
+    assert p.facts == [] and p.semantic == "red outdoors"

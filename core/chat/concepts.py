@@ -65,6 +65,7 @@ _NUMBERS = {"one": 1, "a single": 1, "single": 1, "a lone": 1, "lone": 1, "two":
 _NEG_WORDS = {"without", "no", "not", "non", "except", "excluding", "nor"}
 _NEG = re.compile(rf"\b(?:{'|'.join(_NEG_WORDS)})\b")
 _OR = re.compile(r"\b(?:or|and/or)\b")
+_JOINERS = {"or", "but", "either", "neither", "both", "yet", "also"}  # connectors, never a subject
 
 
 def _plural(word: str) -> str:
@@ -197,7 +198,7 @@ def parse_concepts(q: str, concepts: Sequence[_Concept], stop: set[str]) -> Pars
         spans.append((a, b, c.conds(m)))
     # content words outside concepts: each run is an item of its own (a semantic condition when or-ed)
     for m in re.finditer(r"[a-z0-9][a-z0-9'_-]*", q):
-        if not any(taken[m.start():m.end()]) and m[0] not in stop and m[0] not in _NEG_WORDS and m[0] != "or":
+        if not any(taken[m.start():m.end()]) and m[0] not in stop and m[0] not in _NEG_WORDS and m[0] not in _JOINERS:
             spans.append((m.start(), m.end(), [Cond(key="semantic", value=m[0], label=f"matching “{m[0]}”")]))
     spans.sort(key=lambda s: s[0])
     groups: list[list[Cond]] = []
