@@ -60,3 +60,28 @@ def test_a_bad_setting_filter_names_the_choices():
 
     with pytest.raises(ValueError, match="indoor, outdoor"):
         facts_where(setting="underwater")
+
+
+def test_scene_rules_use_cues_and_reject_unknown_ones(tmp_path):
+    import pytest
+
+    from core.facts.scenes import SceneRulesError, load_scene_rules
+
+    rules = load_scene_rules()
+    # a meadow ImageNet has no class for: the grass cue alone makes the scene
+    assert rules.infer({}, cues={"grass": 0.7})[0] == "field"
+    assert rules.infer({}, cues={"water": 0.8, "sky": 0.6})[0] == "water"
+    assert rules.infer({"bathtub": 0.9, "washbasin": 0.5}, cues={"sky": 0.4})[0] == "bathroom"  # objects still win
+    assert rules.infer({}, people=2)[0] == ""  # people alone never make a place
+    bad = tmp_path / "scenes.toml"
+    bad.write_text('[scene.lake]\ncues = { "lava" = 1.0 }\n', encoding="utf-8")
+    with pytest.raises(SceneRulesError, match=r"line 1.*'lava' is not a colour-and-layout cue"):
+        load_scene_rules(bad)
+
+
+def test_caption_names_the_landscape_when_imagenet_has_no_class():
+    from core.facts.caption import write_caption
+
+    assert write_caption(people="", scene_phrase="", scene_objects=[], objects=[], landscape=["sky", "water"]) == "a view of the sky and water"
+    assert write_caption(people="", scene_phrase="", scene_objects=[], objects=[], monochrome=True, colours=["grey"]) == "a black and white photo"
+    assert write_caption(people="", scene_phrase="", scene_objects=[], objects=["castle"], landscape=["sky"]) == "a castle"

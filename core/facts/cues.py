@@ -18,6 +18,7 @@ from PIL import Image
 
 SIDE = 64  # working size: enough for bands and texture, small enough to cost nothing
 MIN_CUE = 0.25  # a cue below this is not stored (it would only add noise to the facts vector)
+CUE_NAMES = ("sky", "sunset", "water", "grass", "trees", "snow", "sand", "night")  # what read_cues may report
 MONO_CHROMA = 6.0  # Lab chroma under which a pixel is grey; JPEG noise in a grey photo stays well below
 
 
@@ -69,7 +70,7 @@ def read_cues(image: Image.Image) -> Cues:
     sky_px = (blue & (v > 0.45)) | ((s < 0.18) & (v > 0.72) & smooth)  # blue, or a bright overcast sky
     warm = ((h < 55) | (h > 320)) & (s > 0.3) & (v > 0.5)
     green = (h >= 55) & (h <= 170) & (s > 0.18) & (v > 0.12)
-    foliage = (green | ((h >= 15) & (h < 55) & (s > 0.35) & (v > 0.2))) & textured  # green or autumn leaves, textured
+    foliage = (green | ((h >= 15) & (h < 55) & (s > 0.55) & (v > 0.3))) & ~smooth  # green or autumn leaves, not flat
     water_px = (h >= 170) & (h <= 250) & (s > 0.12) & (v > 0.15) & (v < 0.95)
     white = (s < 0.12) & (v > 0.78)
     sand_px = (h >= 20) & (h <= 50) & (s > 0.12) & (s < 0.55) & (v > 0.55) & ~textured
@@ -77,18 +78,25 @@ def read_cues(image: Image.Image) -> Cues:
     brighter_top = float(v[top].mean() - v[bottom].mean())
     # sky: bright, smooth, at the top, and not darker than the ground below it
     sky = float((sky_px & ~textured)[top].mean()) * _clip01(0.6 + 2 * brighter_top)
-    # sunset: warm, smooth light in the upper half over a darker lower part (a red flower is warm all over)
-    sunset = float((warm & ~textured)[upper].mean()) * _clip01(0.3 + 3 * float(v[upper].mean() - v[lower].mean()))
-    water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky)
-    grass = float((green & textured)[bottom].mean())
+    # sunset: warm, smooth light in the upper half over a darker lower part (a red flower is warm all over),
+    # or the sun itself in the frame (a small blown-out patch) over a dark, backlit foreground
+    sunset_glow = float((warm & ~textured)[upper].mean()) * _clip01(0.3 + 3 * float(v[upper].mean() - v[lower].mean()))
+    glare = float((v > 0.97).mean())
+    backlit = _clip01((0.4 - float(v[lower].mean())) * 5) * (0.003 < glare < 0.08) * _clip01(sky + 0.3)
+    sunset = max(sunset_glow, backlit)
+    # water lies below a horizon: a frame of sky fading smoothly into more sky has none
+    horizon = _clip01((_horizon(rgb) - 0.15) * 3)
+    water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky) * horizon
+    grass = float((green & ~smooth)[bottom].mean())
     trees = float(foliage.mean()) * _clip01(0.4 + float(foliage[top].mean()))
     snow = float(white[lower].mean()) * _clip01(0.3 + sky + float(white[top].mean()))
     sand = float(sand_px[bottom].mean()) * _clip01(0.4 + sky + water)
     dark = float((v < 0.2).mean())
-    night = dark * _clip01(float((v > 0.7).mean()) * 20) if dark > 0.6 else 0.0  # mostly dark, a few lights
+    night = dark * _clip01(_point_lights(image) * 150) if dark > 0.6 else 0.0  # mostly dark, a few lights or stars
 
     lab_chroma = _chroma(rgb)
     monochrome = _clip01((2 * MONO_CHROMA - float(np.percentile(lab_chroma, 95))) / MONO_CHROMA)
+    night *= _clip01(1.0 - grass - trees)  # colour does not survive the dark: green foliage means daylight
     elements = {"sky": sky, "sunset": sunset, "water": water, "grass": grass, "trees": trees, "snow": snow,
                 "sand": sand, "night": night}
     if monochrome >= 0.5:
@@ -97,6 +105,20 @@ def read_cues(image: Image.Image) -> Cues:
     elements = {k: round(_clip01(x), 3) for k, x in elements.items() if x >= MIN_CUE}
     outdoor = max((elements.get(k, 0.0) for k in ("sky", "sunset", "water", "grass", "trees", "snow", "sand")), default=0.0)
     return Cues(dict(sorted(elements.items(), key=lambda kv: -kv[1])), round(monochrome, 3), outdoor)
+
+
+def _horizon(rgb: np.ndarray) -> float:
+    """Strongest step in colour between bands of rows in the middle of the frame (sum of RGB differences)."""
+    rows = rgb.mean(axis=1)  # (H, 3)
+    steps = [np.abs(rows[i - 4:i].mean(0) - rows[i:i + 4].mean(0)).sum() for i in range(SIDE // 5, SIDE - SIDE // 5)]
+    return float(max(steps))
+
+
+def _point_lights(image: Image.Image) -> float:
+    """Share of bright pixels at 256 px: lamps and stars vanish when averaged down to 64x64."""
+    grey = image.convert("L")
+    grey.thumbnail((256, 256))
+    return float((np.asarray(grey) > 180).mean())
 
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
@@ -110,7 +132,7 @@ def _chroma(rgb: np.ndarray) -> np.ndarray:
 OUTDOOR_WORDS = {"geological formation": 1.0, "shore": 1.0, "mountain": 1.0, "bridge": 0.6, "boat": 0.5, "ship": 0.5,
                  "tower": 0.5, "aircraft": 0.4, "bird": 0.3, "motor vehicle": 0.3, "fence": 0.4, "plant": 0.3,
                  "flower": 0.2, "fungus": 0.4}
-INDOOR_WORDS = {"furniture": 1.0, "home appliance": 1.0, "kitchen appliance": 1.0, "lamp": 0.8, "computer": 0.8,
+INDOOR_WORDS = {"furniture": 1.0, "lampshade": 0.8, "window shade": 0.6, "home appliance": 1.0, "kitchen appliance": 1.0, "lamp": 0.8, "computer": 0.8,
                 "screen": 0.6, "kitchen utensil": 0.6, "cutlery": 0.6, "bedclothes": 0.8, "toiletry": 0.6,
                 "telephone": 0.4, "musical instrument": 0.3, "dish": 0.3, "beverage": 0.3}
 INDOOR_SCENES = {"kitchen", "bathroom", "bedroom", "living room", "dining room", "office", "restaurant", "shop"}

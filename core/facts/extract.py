@@ -107,7 +107,8 @@ class FactsExtractor:
         facts.monochrome = cues.monochrome >= 0.5
         facts.landscape = list(cues.elements.items())
         word_score = {vocab.words[i]: float(scores[i]) for i in np.flatnonzero(scores >= 0.01)}
-        facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text)
+        facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text,
+                                                           cues=cues.elements)
         facts.setting, facts.setting_score = infer_setting(cues, word_score, facts.scene)
         rule = self.scenes.rule(facts.scene) if facts.scene else None
         specific = [w for w, _ in specific_words(scores)]
@@ -116,7 +117,8 @@ class FactsExtractor:
         facts.caption = write_caption(
             people=people_phrase(facts.people, facts.faces, largest), scene_phrase=rule.phrase if rule else "",
             scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
-            text=facts.text[0][0] if facts.text else "", colours=facts.colours)
+            text=facts.text[0][0] if facts.text else "", colours=facts.colours,
+            landscape=[w for w, c in facts.landscape if c >= 0.4], monochrome=facts.monochrome)
         return facts
 
 
