@@ -113,7 +113,7 @@ def test_generic_class_names_and_negated_people_are_not_filters():
     assert p.class_name is None and p.topics == [] and p.describe_filters() == "not topic = people, matching “water”"
     facts = Vocabulary(classes=["photos"], topics=["people"], scenes=["kitchen", "living room"], has_facts=True)
     p = plan_question("how many photos with no people show water?", facts)
-    assert (p.topics, p.describe_filters()) == ([], "without people, matching “water”")
+    assert (p.topics, p.describe_filters()) == ([], "without people, scene = water")  # "water" is a scene the extractor knows
     p = plan_question("show me living rooms with text", facts)
     assert (p.scene, p.text, p.semantic) == ("living room", True, "")
     assert where_clause(p) == {"$and": [{"has_text": True}, {"scene": "living room"}]}
@@ -156,7 +156,8 @@ GRAMMAR_VOCAB = Vocabulary(topics=["animal", "food", "people", "interior", "scie
     ("show me photos with a sign on a street", "with text, scene = street"),
     ("which outdoor photos feel the least private?", "outdoors, sorted by Privacy, lowest first"),
     ("which photos are scientific images?", "topic = science"),
-    ("how many photos of the sky or outer space are there?", "matching “sky” or matching “outer space”"),
+    ("how many photos of the sky or outer space are there?", "scene = sky or matching “outer space”"),
+    ("what is in the photos of clouds or outer space?", "matching “clouds” or matching “outer space”"),
 ])
 def test_the_question_grammar(question, filters):
     assert plan_question(question, GRAMMAR_VOCAB).describe_filters() == filters

@@ -33,7 +33,7 @@ LANDSCAPE_SCENES = ("beach", "mountain", "forest", "field", "water", "lake", "ha
 # cut-off (False). Score: "how many cats" then agrees with Search for "cats", and the score already
 # weighs the object words (and their WordNet parents) by probability, while the index keeps only the
 # top-12 words without it (a retina's first word is "animal"). On the eval set (bench_chat --objects):
-# extracted-facts count accuracy 0.36 by score vs 0.42 by the list; see the README for the numbers.
+# extracted-facts count accuracy 0.39 by score vs 0.45 by the list; see the README for the numbers.
 OBJECT_FACTS_DECIDE = False
 _PRIORITY = ("fact", "scene", "topic", "object", "synonym")
 
@@ -110,9 +110,14 @@ def fact_concepts(scenes: Sequence[str], colours: Sequence[str], known_scenes: S
         names = [s for s in group if s in present or s in known_scenes]
         if names:
             out.append(_Concept(_plural(word), one(Cond(key="scene", op="in", value=names, label=f"{word}s ({', '.join(names)})")), "fact"))
-    for s in present | set(known_scenes):
-        for alias in {s, *s.split("/")} - {"other", "indoor", ""}:
-            out.append(_Concept(_plural(alias), one(Cond(key="scene", value=s, label=f"scene = {s}")), "scene"))
+    by_alias: dict[str, list[str]] = {}  # "sky" names both the extractor's "sky" and a library's "sky/space"
+    for s in sorted(present | set(known_scenes)):
+        for alias in sorted({s, *s.split("/")} - {"other", "indoor", ""}):
+            by_alias.setdefault(alias, []).append(s)
+    for alias, names in by_alias.items():
+        cond = (Cond(key="scene", value=names[0], label=f"scene = {names[0]}") if len(names) == 1
+                else Cond(key="scene", op="in", value=names, label=f"scene = {' or '.join(names)}"))
+        out.append(_Concept(_plural(alias), one(cond), "scene"))
     for c in colours:
         out.append(_Concept(rf"\b{re.escape(c)}\b", one(Cond(key="colours", op="has", value=c, label=f"colour {c}")), "fact"))
     return out
@@ -209,10 +214,9 @@ def parse_concepts(q: str, concepts: Sequence[_Concept], stop: set[str]) -> Pars
         is_semantic = conds[0].key == "semantic"
         nxt_gap = q[b:spans[i + 1][0]] if i + 1 < len(spans) else ""
         modifier = i + 1 < len(spans) and spans[i + 1][2][0].key != "semantic" and not nxt_gap.strip()
-        if is_semantic and modifier and not _OR.search(gap):
+        if is_semantic and modifier:
             rank.append(conds[0].value)  # "outer" space, "everyday" objects: a word qualifying a concept orders only
-            prev_end = b
-            continue
+            continue  # the connector before it ("sky or outer space") belongs to the concept it qualifies
         if _NEG.search(gap):
             conds = [c.model_copy(update={"negate": not c.negate}) for c in conds]
         if groups and _OR.search(gap) and len(conds) == 1:
