@@ -12,7 +12,8 @@ dir unless --data-dir is given), then prints one JSON object:
   (default "captions": the caption-embedding index queried directly; "labels": the bundled scoring
   before photo facts, rebuilt from the stored top labels) and the gain of "search" over each.
 - ingest: seconds per photo, beside the backend's bare `embed_images` on the same photos in the
-  same run (ratio), so a slower pipeline shows even on a loaded machine.
+  same run (ratio), so a slower pipeline shows even on a loaded machine; and the colour-and-layout
+  cues (core.facts.cues) alone per photo, as a ratio to that forward pass.
 - facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none).
 - ingest_cost (--ingest-cost): seconds per photo of whole ingests without facts, with facts but no
   OCR, and with all facts, in this run, and their ratios to the first (the issue's budget: <= 1.5x
@@ -192,14 +193,28 @@ def ingest_eval(services, photo_dir: Path, names: set[str]) -> dict:
     for i in range(0, len(images), services.settings.batch_size):
         services.backend.embed_images(images[i:i + services.settings.batch_size])
     forward_s = (time.perf_counter() - t0) / len(images)
+    cues_s = _cues_seconds(images)
     report = ingest_paths(services, paths, source="eval")
     if report.skipped:
         raise RuntimeError(f"eval photos were skipped: {report.skipped}")
-    out = {"photos_added": report.added, "forward_seconds_per_photo": round(forward_s, 4)}
+    out = {"photos_added": report.added, "forward_seconds_per_photo": round(forward_s, 4),
+           "cues_seconds_per_photo": round(cues_s, 5), "cues_ratio_to_forward": round(cues_s / forward_s, 4)}
     if report.added:  # a rerun on the same --data-dir adds nothing and measures nothing
         per = report.seconds / report.added
         out |= {"seconds_per_photo": round(per, 4), "ratio_to_forward": round(per / forward_s, 3)}
     return out
+
+
+def _cues_seconds(images) -> float:
+    """Seconds per photo of the colour-and-layout cues on the extractor's 640 px working copies."""
+    from core.facts.cues import read_cues
+    from core.facts.extract import SMALL_EDGE, _shrunk
+
+    small = [_shrunk(im, SMALL_EDGE) for im in images]
+    t0 = time.perf_counter()
+    for im in small:
+        read_cues(im)
+    return (time.perf_counter() - t0) / max(len(small), 1)
 
 
 def ingest_cost(photo_dir: Path, names: set[str], batch: int) -> dict:

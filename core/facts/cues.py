@@ -19,7 +19,9 @@ from PIL import Image
 SIDE = 64  # working size: enough for bands and texture, small enough to cost nothing
 MIN_CUE = 0.25  # a cue below this is not stored (it would only add noise to the facts vector)
 CUE_NAMES = ("sky", "sunset", "water", "grass", "trees", "snow", "sand", "night")  # what read_cues may report
-MONO_CHROMA = 6.0  # Lab chroma under which a pixel is grey; JPEG noise in a grey photo stays well below
+# Lab chroma under which a pixel is grey: a grey photo saved as RGB JPEG stays near 0, while a
+# newspaper under warm light (~6) or a starfield with a few coloured galaxies (~15) is not grey.
+MONO_CHROMA = 3.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def read_cues(image: Image.Image) -> Cues:
     # water lies below a horizon: a frame of sky fading smoothly into more sky has none
     horizon = _clip01((_horizon(rgb) - 0.15) * 3)
     water = float((water_px & ~textured)[bottom].mean()) * _clip01(0.5 + sky) * horizon
-    grass = float((green & ~smooth)[bottom].mean())
+    grass = float(green[bottom].mean()) * (0.5 + 0.5 * float((~smooth)[bottom].mean()))  # a mown lawn is smooth at 64 px
     trees = float(foliage.mean()) * _clip01(0.4 + float(foliage[top].mean()))
     snow = float(white[lower].mean()) * _clip01(0.3 + sky + float(white[top].mean()))
     sand = float(sand_px[bottom].mean()) * _clip01(0.4 + sky + water)
@@ -95,7 +97,7 @@ def read_cues(image: Image.Image) -> Cues:
     night = dark * _clip01(_point_lights(image) * 150) if dark > 0.6 else 0.0  # mostly dark, a few lights or stars
 
     lab_chroma = _chroma(rgb)
-    monochrome = _clip01((2 * MONO_CHROMA - float(np.percentile(lab_chroma, 95))) / MONO_CHROMA)
+    monochrome = _clip01((2 * MONO_CHROMA - float(np.percentile(lab_chroma, 99))) / MONO_CHROMA)
     night *= _clip01(1.0 - grass - trees)  # colour does not survive the dark: green foliage means daylight
     elements = {"sky": sky, "sunset": sunset, "water": water, "grass": grass, "trees": trees, "snow": snow,
                 "sand": sand, "night": night}
