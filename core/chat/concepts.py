@@ -33,7 +33,7 @@ LANDSCAPE_SCENES = ("beach", "mountain", "forest", "field", "water", "lake", "ha
 # cut-off (False). Score: "how many cats" then agrees with Search for "cats", and the score already
 # weighs the object words (and their WordNet parents) by probability, while the index keeps only the
 # top-12 words without it (a retina's first word is "animal"). On the eval set (bench_chat --objects):
-# extracted-facts count accuracy 0.39 by score vs 0.45 by the list; see the README for the numbers.
+# extracted-facts count accuracy 0.45 by score vs 0.52 by the list; see the README for the numbers.
 OBJECT_FACTS_DECIDE = False
 _PRIORITY = ("fact", "scene", "topic", "object", "synonym")
 
