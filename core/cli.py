@@ -166,7 +166,8 @@ def cmd_search(args) -> int:
     from core.search import search_image, search_text
 
     services = _services()
-    where = facts_where(has_people=True if args.has_people else None, has_text=True if args.has_text else None, scene=args.scene)
+    where = facts_where(has_people=True if args.has_people else None, has_text=True if args.has_text else None, scene=args.scene,
+                        setting=args.setting, monochrome=True if args.black_and_white else None)
     try:
         if args.image:
             from core.images import ImageError, load_rgb
@@ -312,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--has-people", action="store_true", help="only photos where people were found")
     p.add_argument("--has-text", action="store_true", help="only photos with text read in them")
     p.add_argument("--scene", help="only photos of this scene, e.g. kitchen")
+    p.add_argument("--setting", choices=["indoor", "outdoor"], help="only photos taken indoors / outdoors (as far as the facts can tell)")
+    p.add_argument("--black-and-white", action="store_true", help="only black and white photos")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

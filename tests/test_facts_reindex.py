@@ -76,6 +76,10 @@ def test_reindex_upgrades_facts_in_place_resumable_and_keeps_annotations(old_lib
     assert [r.photo.id for r in search_text(s, "a cup of coffee", k=15, where={"topic_food": True})] == [coffee]
     meta = s.store.get_metadata(model, "caption", [coffee])[coffee]
     assert meta["scene"] == photos["coffee.jpg"].facts.scene and meta["caption"] == photos["coffee.jpg"].caption
+    # Version 2 keys (colour-and-layout cues) reach the index: the grey camera man is black and white, the coffee is not.
+    assert meta["monochrome"] is False and meta["setting"] in ("", "indoor", "outdoor")
+    grey = {r.photo.path.rsplit("/", 1)[-1] for r in search_text(s, "a photo", k=15, where=facts_where(monochrome=True))}
+    assert "camera.jpg" in grey and "coffee.jpg" not in grey
     # Facts vectors were added for every photo, carrying the photo's metadata (annotation included).
     assert s.store.ids(model, "facts") == {p.id for p in photos.values()}
     facts_meta = s.store.get_metadata(model, "facts", [coffee])[coffee]
