@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import core  # noqa: E402,F401  (sets the OpenMP wait policy before torch is imported, as the app does)
 
-DIMS = {"caption": 384, "image": 1280}
+DIMS = {"caption": 384, "image": 1280, "text": 384}
 
 
 def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
@@ -69,19 +69,37 @@ def query_images(n: int):
     return out
 
 
+def facts_of(captions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Facts vectors correlated with the captions, as real ones are (both describe the same photo)."""
+    x = captions + 0.8 * rng.normal(size=captions.shape).astype(np.float32) / np.sqrt(captions.shape[1])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
 def run_space(space: str, size: int, args, services, rng) -> dict:
-    from core.search import _hits_to_results
+    """`text` is the bundled text search as the app runs it (caption + facts scores, core.search);
+    `caption` and `image` one collection each."""
+    from core.search import CAPTION_WEIGHT, _hits_to_results, text_hits
 
     dim = DIMS[space]
     centres = rng.normal(size=(2000, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     data = clustered(size, dim, rng, centres)
     queries = clustered(args.queries, dim, rng, centres)
+    ids, metas = [f"p{i}" for i in range(size)], [{"class_name": "bench"}] * size
     t0 = time.perf_counter()
-    services.store.upsert("bench", space, [f"p{i}" for i in range(size)], data, [{"class_name": "bench"}] * size)
+    if space == "text":
+        facts = facts_of(data, rng)
+        services.store.upsert("bench", "caption", ids, data, metas)
+        services.store.upsert("bench", "facts", ids, facts, metas)
+        exact_scores = lambda q: CAPTION_WEIGHT * (data @ q) + (1 - CAPTION_WEIGHT) * (facts @ q)  # noqa: E731
+        lookup_fn = lambda q, k: text_hits(services.store, "bench", q, k=k)  # noqa: E731
+    else:
+        services.store.upsert("bench", space, ids, data, metas)
+        exact_scores = lambda q: data @ q  # noqa: E731
+        lookup_fn = lambda q, k: services.store.query("bench", space, q, k=k + 8)  # noqa: E731
     build_s = time.perf_counter() - t0
     backend = services.backend
-    if space == "caption":
+    if space in ("caption", "text"):
         inputs = [f"a photo of item {i} on a table" for i in range(args.queries)]
         embed = lambda x: backend.embed_texts([x])  # noqa: E731
     else:
@@ -90,13 +108,13 @@ def run_space(space: str, size: int, args, services, rng) -> dict:
 
     for x, q in zip(inputs[:10], queries[:10]):  # warm-up: first queries load the index and the model's kernels
         embed(x)
-        services.store.query("bench", space, q, k=args.k)
+        lookup_fn(q, args.k)
     total, emb, lookup, cat, found = [], [], [], [], []
     for x, q in zip(inputs, queries):
         t0 = time.perf_counter()
         embed(x)
         t1 = time.perf_counter()
-        hits = services.store.query("bench", space, q, k=args.k + 8)
+        hits = lookup_fn(q, args.k)
         t2 = time.perf_counter()
         results = _hits_to_results(services, hits, k=args.k, threshold=-1.0)
         t3 = time.perf_counter()
@@ -108,7 +126,7 @@ def run_space(space: str, size: int, args, services, rng) -> dict:
     exact_lat, recalls = [], []
     for q, got in zip(queries, found):
         t0 = time.perf_counter()
-        scores = data @ q
+        scores = exact_scores(q)
         top = np.argpartition(-scores, args.k)[: args.k]
         exact = set(top[np.argsort(-scores[top])].tolist())
         exact_lat.append(time.perf_counter() - t0)
@@ -129,7 +147,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--spaces", nargs="+", default=["caption", "image"], choices=sorted(DIMS))
+    ap.add_argument("--spaces", nargs="+", default=["text", "image"], choices=sorted(DIMS))
     ap.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="image model runtime for image queries")
     args = ap.parse_args()
 
