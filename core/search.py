@@ -111,3 +111,15 @@ def search_image(services, *, image: Optional[Image.Image] = None, photo_id: Opt
         raise ValueError("give an image or a photo id to search with")
     hits = services.store.query(backend.model_id, "image", np.asarray(vec), k=k + 9, where=where, metadata=False)
     return _hits_to_results(services, hits, k=k, threshold=threshold, exclude=photo_id)
+
+
+def warm_index(services) -> None:
+    """Load the active backend's search collections into memory (Chroma reads an HNSW index from
+    disk on its first query: seconds at 100k photos), so the first search a user makes is not the one that pays."""
+    backend, store = services.backend, services.store
+    text = backend.embed_texts(["a photo"])[0]  # also the text model's first call, which allocates its buffers
+    spaces = {"image": text} if backend.text_space == "image" else {"facts": text, "caption": text}
+    if backend.text_space != "image" and getattr(backend, "image_dim", None):
+        spaces["image"] = np.full(backend.image_dim, 1.0 / np.sqrt(backend.image_dim), np.float32)
+    for space, vec in spaces.items():
+        store.query(backend.model_id, space, vec, k=1, metadata=False)

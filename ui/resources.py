@@ -9,9 +9,22 @@ from core.settings import Settings
 @st.cache_resource(show_spinner="Loading the models and the photo index…")
 def get_services():
     """Catalog + index + the active backend, shared by every page and session."""
+    import threading
+
+    from core.search import warm_index
     from core.services import build_services
 
-    return build_services(Settings())
+    services = build_services(Settings())
+    # in the background: the page shows now, and the first search finds the index in memory
+    threading.Thread(target=_warm, args=(services, warm_index), name="photolore-warm", daemon=True).start()
+    return services
+
+
+def _warm(services, warm_index) -> None:
+    try:
+        warm_index(services)
+    except Exception:  # an empty or unreachable index: the first search says what is wrong
+        pass
 
 
 def services_or_stop():
