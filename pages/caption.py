@@ -14,6 +14,9 @@ from core.images import IMAGE_EXTENSIONS
 from core.settings import Settings
 from core.uploads import safe_component
 from ui.resources import services_or_stop
+from ui.router import ensure_router
+
+ensure_router()
 
 AUTO = "best available"
 TAGS = "backend description (no trained captioner)"

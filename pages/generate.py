@@ -10,8 +10,13 @@ import streamlit as st
 from core.gan import GanError
 from core.gan.generate import generate_from_text, interpolate, load_generator, make_grid, png_bytes
 from core.gan.checkpoints import generator_choices, usage
-from core.gan.train import GanConfig, TrainSource, latest_sample, read_log, run_dir_for, start_training_job
+from core.gan.job import TrainSource, start_training_job
+from core.gan.runs import latest_sample, read_log, run_dir_for
+from core.gan.train import GanConfig
 from core.settings import Settings
+from ui.router import ensure_router
+
+ensure_router()
 
 
 @st.cache_resource(show_spinner="Loading the embedding backend...")
