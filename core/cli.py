@@ -245,11 +245,11 @@ def cmd_models(args) -> int:
 
 def cmd_report(args) -> int:
     from core import charts, dashboards
-    from core.catalog import Catalog
+    from core.catalog import open_catalog
     from core.images import atomic_write_bytes
     from core.settings import Settings
 
-    df = dashboards.frame_from_catalog(Catalog(Settings().catalog_path))
+    df = dashboards.frame_from_catalog(open_catalog(Settings()))
     df = dashboards.apply_filters(df, dashboards.Filters(classes=args.class_name or None))
     html = charts.report_html(charts.build_sections(df), title=f"PhotoLore report: {len(df)} photos")
     atomic_write_bytes(Path(args.out), html.encode("utf-8"))
@@ -270,14 +270,15 @@ def _image_runtime_line(settings) -> str:
 
 
 def cmd_status(args) -> int:
-    from core.catalog import Catalog
+    from core.catalog import open_catalog
     from core.settings import Settings
     from models.registry import choose_backend
 
     settings = Settings()
     choice = choose_backend(settings)
-    cat = Catalog(settings.catalog_path)
+    cat = open_catalog(settings)
     print(f"data dir: {settings.data_dir}")
+    print(f"catalog: {cat.describe()}" + ("" if settings.catalog_url else " (set PHOTOLORE_CATALOG_URL=postgresql://... to share one)"))
     print(f"backend: {choice.name} - {choice.reason}")
     if choice.name == "bundled":
         print(f"image model runtime: {_image_runtime_line(settings)}")

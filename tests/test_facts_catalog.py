@@ -46,8 +46,8 @@ def test_v1_catalog_upgrades_in_place_and_keeps_its_photos(tmp_path):
     assert cat.count() == 1
 
 
-def test_facts_round_trip_through_commit_batch_and_index_metadata(tmp_path):
-    cat = Catalog(tmp_path / "c.db")
+def test_facts_round_trip_through_commit_batch_and_index_metadata(catalog_target):
+    cat = Catalog(catalog_target)
     p = Photo(id="b" * 64, path="/s.jpg", source="folder", facts=SIGN)
     cat.commit_batch([p], [FileRecord("/s.jpg", "b" * 64, 1, 1)], "m", indexed=["b" * 64])
     got = cat.get("b" * 64)
@@ -61,8 +61,8 @@ def test_facts_round_trip_through_commit_batch_and_index_metadata(tmp_path):
     assert cat.get("b" * 64).facts == SIGN
 
 
-def test_older_facts_are_stale_and_summary_counts(tmp_path):
-    cat = Catalog(tmp_path / "c.db")
+def test_older_facts_are_stale_and_summary_counts(catalog_target):
+    cat = Catalog(catalog_target)
     old = PhotoFacts(version=FACTS_VERSION - 1, people=2)
     rows = [Photo(id=c * 64, path=f"/{c}.jpg", source="f", facts=f) for c, f in (("a", ASTRONAUT), ("b", SIGN), ("c", old), ("d", None))]
     cat.commit_batch(rows, [FileRecord(f"/{c}.jpg", c * 64, 1, 1) for c in "abcd"], None)

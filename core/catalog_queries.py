@@ -1,0 +1,90 @@
+"""Catalog queries about photo facts and near duplicates, mixed into core.catalog.Catalog.
+
+They live apart from the catalog's core (schema, files, ingest writes) because each serves one
+feature: facts (core.facts, reindex, filters) and near duplicates (core.neardup, import).
+Each method is one transaction on `self.db`, on SQLite or PostgreSQL alike.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from core.catalog_records import NearDuplicate, Photo, now_iso
+from core.db import in_chunks
+from core.facts import FACTS_VERSION, PhotoFacts
+from core.pathnames import from_db, to_db
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.db import Database
+
+
+class FactsQueries:
+    db: "Database"
+
+    def set_facts(self, items: Sequence[tuple[str, PhotoFacts]], captions: Sequence[tuple[str, str, str]] = ()) -> None:
+        """Store (photo_id, facts) pairs, and (photo_id, caption, source) for captions written from them, in one transaction."""
+        with self.db.connect() as con:
+            con.executemany("UPDATE photos SET facts=? WHERE id=?", [(f.to_json(), pid) for pid, f in items])
+            con.executemany("UPDATE photos SET caption=?, caption_source=? WHERE id=?", [(c, s, pid) for pid, c, s in captions])
+
+    def photos_with_stale_facts(self, version: int = FACTS_VERSION) -> list[Photo]:
+        """Photos whose facts are missing or were extracted by an older FACTS_VERSION."""
+        d = self.db.dialect
+        with self.db.connect() as con:
+            rows = con.execute(
+                f"SELECT * FROM photos WHERE missing=0 AND (facts IS NULL OR COALESCE({d.json_number('facts', 'version')}, 0) < ?) "
+                "ORDER BY path", (version,)).fetchall()
+        return [Photo.from_row(r) for r in rows]
+
+    def facts_summary(self) -> dict:
+        """Counts for filters and dashboards: photos, with facts, with people, with text, per scene."""
+        d = self.db.dialect
+        scene = d.json_text("facts", "scene")
+        with self.db.connect() as con:
+            row = con.execute(
+                f"""SELECT COUNT(*), COUNT(facts),
+                          SUM(CASE WHEN {d.json_number('facts', 'people')} > 0 THEN 1 ELSE 0 END),
+                          SUM(CASE WHEN {d.json_array_length('facts', 'text')} > 0 THEN 1 ELSE 0 END)
+                   FROM photos WHERE missing=0""").fetchone()
+            scenes = con.execute(
+                f"SELECT {scene} AS s, COUNT(*) FROM photos WHERE missing=0 AND facts IS NOT NULL "
+                f"AND COALESCE({scene}, '') != '' GROUP BY {scene} ORDER BY COUNT(*) DESC, {scene}").fetchall()
+        return {"photos": int(row[0]), "with_facts": int(row[1]), "with_people": int(row[2] or 0),
+                "with_text": int(row[3] or 0), "scenes": {r[0]: int(r[1]) for r in scenes}}
+
+
+class NearDupQueries:
+    db: "Database"
+
+    def near_duplicates(self, limit: int = 1000) -> list[NearDuplicate]:
+        """Files left out of the library as near duplicates of a photo, newest first."""
+        with self.db.connect() as con:
+            rows = con.execute("SELECT path, near_of, distance, reason FROM skipped WHERE near_of IS NOT NULL ORDER BY at DESC LIMIT ?",
+                               (limit,)).fetchall()
+        return [NearDuplicate(from_db(r[0]), r[1], int(r[2]), r[3]) for r in rows]
+
+    def phashes(self) -> list[tuple[int, str]]:
+        """(perceptual hash, photo id) of every photo in the library that has one."""
+        with self.db.connect() as con:
+            rows = con.execute("SELECT phash, id FROM photos WHERE missing=0 AND phash IS NOT NULL").fetchall()
+        return [(int(r[0], 16), r[1]) for r in rows]
+
+    def photos_without_phash(self) -> list[tuple[str, Optional[str]]]:
+        """(id, thumbnail path) of photos stored before perceptual hashes were (schema < 3)."""
+        with self.db.connect() as con:
+            rows = con.execute("SELECT id, thumb_path FROM photos WHERE phash IS NULL AND missing=0").fetchall()
+        return [(r[0], from_db(r[1]) if r[1] else None) for r in rows]
+
+    def set_phashes(self, items: Sequence[tuple[str, str]]) -> None:
+        with self.db.connect() as con:
+            con.executemany("UPDATE photos SET phash=? WHERE id=? AND phash IS NULL", [(h, pid) for pid, h in items])
+
+    def near_dup_kept(self, paths: Sequence[str]) -> set[str]:
+        """Which of `paths` the user chose to keep although they look like a library photo."""
+        with self.db.connect() as con:
+            return {from_db(r[0]) for r in in_chunks(con, "SELECT path FROM near_dup_kept WHERE path IN ({in})", [to_db(p) for p in paths])}
+
+    def keep_near_duplicate(self, path: str) -> None:
+        """Remember that `path` is wanted as a photo of its own; the next ingest of it adds it."""
+        with self.db.connect() as con:
+            con.execute("INSERT INTO near_dup_kept (path, at) VALUES (?,?) ON CONFLICT (path) DO NOTHING", (to_db(path), now_iso()))
+            con.execute("DELETE FROM skipped WHERE path=?", (to_db(path),))
