@@ -275,8 +275,8 @@ def cmd_status(args) -> int:
     from models.registry import choose_backend
 
     settings = Settings()
+    cat = open_catalog(settings)  # first: a catalog that cannot be reached is said within seconds
     choice = choose_backend(settings)
-    cat = open_catalog(settings)
     print(f"data dir: {settings.data_dir}")
     print(f"catalog: {cat.describe()}" + ("" if settings.catalog_url else " (set PHOTOLORE_CATALOG_URL=postgresql://... to share one)"))
     print(f"backend: {choice.name} - {choice.reason}")
@@ -341,5 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from core.db import CatalogConnectionError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except CatalogConnectionError as exc:  # a wrong PHOTOLORE_CATALOG_URL or a server that is down: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
