@@ -37,19 +37,17 @@ class FactsQueries:
 
     def facts_summary(self) -> dict:
         """Counts for filters and dashboards: photos, with facts, with people, with text, per scene."""
-        d = self.db.dialect
-        scene = d.json_text("facts", "scene")
+        # One pass over the photos, grouped by scene; the totals are the sums of the groups. Each row's JSON
+        # is parsed once (PostgreSQL casts TEXT to jsonb per use, which made this 5x slower than SQLite).
+        sql = f"""SELECT scene, COUNT(*), COUNT(facts), SUM(CASE WHEN people > 0 THEN 1 ELSE 0 END),
+                         SUM(CASE WHEN ntext > 0 THEN 1 ELSE 0 END)
+                  FROM ({self.db.dialect.facts_fields("photos", "missing=0")}) AS f GROUP BY scene"""
         with self.db.connect() as con:
-            row = con.execute(
-                f"""SELECT COUNT(*), COUNT(facts),
-                          SUM(CASE WHEN {d.json_number('facts', 'people')} > 0 THEN 1 ELSE 0 END),
-                          SUM(CASE WHEN {d.json_array_length('facts', 'text')} > 0 THEN 1 ELSE 0 END)
-                   FROM photos WHERE missing=0""").fetchone()
-            scenes = con.execute(
-                f"SELECT {scene} AS s, COUNT(*) FROM photos WHERE missing=0 AND facts IS NOT NULL "
-                f"AND COALESCE({scene}, '') != '' GROUP BY {scene} ORDER BY COUNT(*) DESC, {scene}").fetchall()
-        return {"photos": int(row[0]), "with_facts": int(row[1]), "with_people": int(row[2] or 0),
-                "with_text": int(row[3] or 0), "scenes": {r[0]: int(r[1]) for r in scenes}}
+            groups = con.execute(sql).fetchall()
+        scenes = sorted(((g[0], int(g[1])) for g in groups if g[0]), key=lambda s: (-s[1], s[0]))
+        return {"photos": sum(int(g[1]) for g in groups), "with_facts": sum(int(g[2]) for g in groups),
+                "with_people": sum(int(g[3] or 0) for g in groups), "with_text": sum(int(g[4] or 0) for g in groups),
+                "scenes": dict(scenes)}
 
 
 class NearDupQueries:

@@ -31,9 +31,10 @@ def find_bin_dir() -> Optional[Path]:
 
 
 class PostgresServer:
-    def __init__(self, bin_dir: Path, port: int):
+    def __init__(self, bin_dir: Path, port: int, *, durable: bool = False):
         self.bin_dir = bin_dir
         self.port = port
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="photolore-pg-"))
         self.data = self.root / "data"
         self.sockets = self.root / "sock"
@@ -56,8 +57,9 @@ class PostgresServer:
     def start(self) -> "PostgresServer":
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync")
         # Durability off: a test cluster is thrown away, and fsync on a shared 2-core box costs seconds.
-        opts = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c max_connections=300 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        opts = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "60", "start")
         return self
 
