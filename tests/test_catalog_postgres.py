@@ -116,3 +116,35 @@ def test_cli_ingest_and_search_on_postgres(pg_server, tmp_path):
     hits = _cli(["search", "a", "cup", "of", "coffee", "-k", "3", "--json"], env)
     assert hits.returncode == 0, hits.stderr[-3000:]
     assert json.loads(hits.stdout)[0]["path"].endswith("coffee.jpg")
+
+
+def test_a_deadlock_between_two_writers_is_retried(pg_server):
+    """Two transactions lock two photos in opposite orders: PostgreSQL aborts one, transact() runs it again."""
+    import threading
+
+    cat = Catalog(pg_server.new_schema_url())
+    a, b = "a" * 64, "b" * 64
+    cat.commit_batch([Photo(id=a, path="/a.jpg", source="f"), Photo(id=b, path="/b.jpg", source="f")], [], None)
+    both_hold_one = threading.Barrier(2)
+    attempts: list[str] = []
+    errors: list[BaseException] = []
+
+    def writer(first: str, second: str) -> None:
+        def work(con):
+            attempts.append(first)
+            con.execute("UPDATE photos SET caption=? WHERE id=?", (f"by {first[0]}", first))
+            if len(attempts) <= 2:
+                both_hold_one.wait(10)
+            con.execute("UPDATE photos SET caption=? WHERE id=?", (f"by {first[0]}", second))
+        try:
+            cat.db.transact(work)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=pair) for pair in ((a, b), (b, a))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(attempts) == 3  # one of the two ran twice
+    assert cat.get(a).caption == cat.get(b).caption  # the retried one wrote both rows last
