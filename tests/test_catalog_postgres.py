@@ -148,3 +148,33 @@ def test_a_deadlock_between_two_writers_is_retried(pg_server):
         t.join(60)
     assert errors == [] and len(attempts) == 3  # one of the two ran twice
     assert cat.get(a).caption == cat.get(b).caption  # the retried one wrote both rows last
+
+
+@pytest.mark.slow
+def test_app_pages_read_a_postgres_catalog(pg_server, bundled_backend, tmp_path, monkeypatch):
+    """The Library and Search pages (AppTest) over a library whose catalog is on PostgreSQL."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core.demo import build_demo
+    from core.services import build_services
+    from core.settings import Settings
+
+    monkeypatch.setenv("PHOTOLORE_CATALOG_URL", pg_server.new_schema_url())
+    monkeypatch.setenv("PHOTOLORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "none.toml"))
+    assert build_demo(build_services(Settings(), backend=bundled_backend)).added == 15
+    assert not (tmp_path / "data" / "catalog.sqlite").exists()
+    st.cache_resource.clear()
+    try:
+        lib = AppTest.from_file(str(REPO / "pages/library.py"), default_timeout=240).run()
+        assert not lib.exception, [e.value for e in lib.exception]
+        assert [m.value for m in lib.metric][:1] == ["15"]
+        search = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=240).run()
+        search.text_input(key="search-text").input("a cup of coffee").run()
+        assert not search.exception, [e.value for e in search.exception]
+        first = next(c.value for c in search.caption if c.value.startswith("**0."))
+        assert "coffee" in first
+    finally:
+        st.cache_resource.clear()
