@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -230,6 +231,20 @@ class SqliteDatabase(Database):
             con.close()
 
 
+class _Held:
+    """A thread's connection; closed when the thread ends (its thread-local goes) or the process forks away."""
+
+    def __init__(self, raw):
+        self.raw, self.pid = raw, os.getpid()
+
+    def __del__(self):
+        if self.pid == os.getpid():  # never close a parent's socket from a forked child
+            try:
+                self.raw.close()
+            except Exception:  # noqa: BLE001 - interpreter shutdown
+                pass
+
+
 class PostgresDatabase(Database):
     """One connection per thread and process, reused across calls (a new one costs milliseconds)."""
 
@@ -238,17 +253,19 @@ class PostgresDatabase(Database):
         self.connect_timeout = connect_timeout
         self.dialect = Dialect("postgresql")
         self._local = threading.local()
-        self._all: list = []
+        # Weak, so a connection goes (and psycopg closes it) with its thread: an app server's
+        # short-lived session threads must not pile up connections until max_connections.
+        self._all: "weakref.WeakSet" = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def describe(self) -> str:
         return f"PostgreSQL {redact_url(self.url)}"
 
     def _raw(self):
-        raw = getattr(self._local, "raw", None)
+        held = getattr(self._local, "held", None)
         # A forked worker (multiprocessing, Ray) must not share its parent's socket.
-        if raw is not None and not raw.closed and self._local.pid == os.getpid():
-            return raw
+        if held is not None and not held.raw.closed and held.pid == os.getpid():
+            return held.raw
         try:
             import psycopg
         except ImportError as exc:
@@ -262,9 +279,9 @@ class PostgresDatabase(Database):
                 f"cannot reach the PostgreSQL catalog {redact_url(self.url)} ({URL_SETTING}): {reason}. "
                 f"Start the server or fix {URL_SETTING} (postgresql://USER:PASSWORD@HOST:PORT/DATABASE); "
                 f"unset it to use the SQLite catalog in the data directory") from None
-        self._local.raw, self._local.pid = raw, os.getpid()
+        self._local.held = _Held(raw)
         with self._lock:
-            self._all.append(raw)
+            self._all.add(raw)
         return raw
 
     @contextmanager
@@ -287,7 +304,7 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         with self._lock:
-            for raw in self._all:
+            for raw in list(self._all):
                 raw.close()
             self._all.clear()
 

@@ -178,3 +178,22 @@ def test_app_pages_read_a_postgres_catalog(pg_server, bundled_backend, tmp_path,
         assert "coffee" in first
     finally:
         st.cache_resource.clear()
+
+
+def test_connections_end_with_their_threads(pg_server):
+    """An app server runs each session in a thread of its own: a connection must not outlive its thread."""
+    import gc
+    import threading
+
+    import psycopg
+
+    cat = Catalog(pg_server.new_schema_url())
+    for _ in range(40):
+        t = threading.Thread(target=cat.count)
+        t.start()
+        t.join()
+    gc.collect()
+    with psycopg.connect(pg_server.url) as con:
+        n = con.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type='client backend' AND datname='postgres'").fetchone()[0]
+    assert n <= 5, f"{n} connections left open by 40 finished threads"
+    cat.close()
