@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Union
 
-from core.catalog_queries import FactsQueries, NearDupQueries
+from core.catalog_queries import FactsQueries, NearDupQueries, facts_row
 from core.catalog_records import FileRecord, NearDuplicate, Photo, now_iso
 from core.db import Conn, in_chunks, is_database_url, open_database
 from core.pathnames import from_db, to_db
@@ -64,7 +64,20 @@ CREATE TABLE IF NOT EXISTS skipped (
 # is created at version 1 (`_SCHEMA`) and runs them all, so every catalog reaches the current
 # schema by the same path. Append (version, SQL statements); never edit an entry that shipped.
 # The SQL must run on SQLite and PostgreSQL alike (core.db).
-_MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+Step = Union[str, Callable[[Conn], None]]  # SQL, or a function of the connection for SQL that differs by engine
+
+
+def _backfill_facts_columns(con: Conn) -> None:
+    """Fill the facts summary columns from the facts JSON of photos stored before they existed."""
+    d = con.dialect
+    con.execute(f"""UPDATE photos SET facts_people = {d.json_number('facts', 'people')},
+                        facts_ntext = {d.json_array_length('facts', 'text')},
+                        facts_scene = COALESCE({d.json_text('facts', 'scene')}, ''),
+                        facts_version = {d.json_number('facts', 'version')}
+                    WHERE facts IS NOT NULL""")
+
+
+_MIGRATIONS: list[tuple[int, tuple[Step, ...]]] = [
     (2, ("ALTER TABLE photos ADD COLUMN facts TEXT",)),  # PhotoFacts JSON (core.facts); NULL = not extracted yet
     # 3: perceptual hash per photo (near duplicates on import); a near-duplicate skip names its photo;
     # files the user chose to keep although they look like a library photo.
@@ -72,6 +85,13 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
          "ALTER TABLE skipped ADD COLUMN near_of TEXT",
          "ALTER TABLE skipped ADD COLUMN distance INTEGER",
          "CREATE TABLE IF NOT EXISTS near_dup_kept (path TEXT PRIMARY KEY, at TEXT NOT NULL)")),
+    # 4: what the Search filters and dashboards count, as columns written with the facts: counting them
+    # by parsing every photo's JSON took 2.4 s (SQLite) / 1.6 s (PostgreSQL) per page load at 100k photos.
+    (4, ("ALTER TABLE photos ADD COLUMN facts_people INTEGER",
+         "ALTER TABLE photos ADD COLUMN facts_ntext INTEGER",
+         "ALTER TABLE photos ADD COLUMN facts_scene TEXT",
+         "ALTER TABLE photos ADD COLUMN facts_version INTEGER",
+         _backfill_facts_columns)),
 ]
 SCHEMA_VERSION = max([1, *(v for v, _ in _MIGRATIONS)])
 
@@ -115,8 +135,8 @@ class Catalog(FactsQueries, NearDupQueries):
             applied = set(json.loads(row[0])) if row else set(range(2, current + 1))
             for version, statements in sorted(_MIGRATIONS):
                 if version not in applied:
-                    for stmt in statements:
-                        con.execute(stmt)
+                    for step in statements:
+                        step(con) if callable(step) else con.execute(step)
                     applied.add(version)
                     current = max(current, version)
             for key, value in (("schema_version", str(current)), ("migrations", json.dumps(sorted(applied)))):
@@ -223,17 +243,22 @@ class Catalog(FactsQueries, NearDupQueries):
         for p in photos:
             con.execute(
                 """INSERT INTO photos (id, path, source, class_name, width, height, format, taken_at, orientation,
-                                       added_at, thumb_path, caption, caption_source, tags, missing, facts)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)
+                                       added_at, thumb_path, caption, caption_source, tags, missing, facts,
+                                       facts_people, facts_ntext, facts_scene, facts_version)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?)
                    ON CONFLICT(id) DO UPDATE SET missing=0, path=excluded.path,
                        thumb_path=COALESCE(photos.thumb_path, excluded.thumb_path),
                        caption=COALESCE(photos.caption, excluded.caption),
                        caption_source=COALESCE(photos.caption_source, excluded.caption_source),
                        tags=CASE WHEN photos.tags='[]' THEN excluded.tags ELSE photos.tags END,
-                       facts=COALESCE(excluded.facts, photos.facts)""",
+                       facts=COALESCE(excluded.facts, photos.facts),
+                       facts_people=CASE WHEN excluded.facts IS NULL THEN photos.facts_people ELSE excluded.facts_people END,
+                       facts_ntext=CASE WHEN excluded.facts IS NULL THEN photos.facts_ntext ELSE excluded.facts_ntext END,
+                       facts_scene=CASE WHEN excluded.facts IS NULL THEN photos.facts_scene ELSE excluded.facts_scene END,
+                       facts_version=CASE WHEN excluded.facts IS NULL THEN photos.facts_version ELSE excluded.facts_version END""",
                 (p.id, to_db(p.path), p.source, p.class_name, p.width, p.height, p.format, p.taken_at, p.orientation,
                  p.added_at or now_iso(), to_db(p.thumb_path) if p.thumb_path else None, p.caption, p.caption_source,
-                 json.dumps(p.tags), p.facts.to_json() if p.facts else None),
+                 json.dumps(p.tags), *facts_row(p.facts)),
             )
             if p.phash:
                 con.execute("UPDATE photos SET phash=COALESCE(phash, ?) WHERE id=?", (p.phash, p.id))

@@ -17,31 +17,36 @@ if TYPE_CHECKING:  # pragma: no cover
     from core.db import Database
 
 
+def facts_row(facts: Optional[PhotoFacts]) -> tuple:
+    """(facts JSON, people, lines of text, scene, version): the facts column and the summary columns beside it."""
+    if facts is None:
+        return (None, None, None, None, None)
+    return (facts.to_json(), int(facts.people), len(facts.text), facts.scene or "", int(facts.version))
+
+
 class FactsQueries:
     db: "Database"
 
     def set_facts(self, items: Sequence[tuple[str, PhotoFacts]], captions: Sequence[tuple[str, str, str]] = ()) -> None:
         """Store (photo_id, facts) pairs, and (photo_id, caption, source) for captions written from them, in one transaction."""
         with self.db.connect() as con:
-            con.executemany("UPDATE photos SET facts=? WHERE id=?", [(f.to_json(), pid) for pid, f in items])
+            con.executemany("UPDATE photos SET facts=?, facts_people=?, facts_ntext=?, facts_scene=?, facts_version=? WHERE id=?",
+                            [(*facts_row(f), pid) for pid, f in items])
             con.executemany("UPDATE photos SET caption=?, caption_source=? WHERE id=?", [(c, s, pid) for pid, c, s in captions])
 
     def photos_with_stale_facts(self, version: int = FACTS_VERSION) -> list[Photo]:
         """Photos whose facts are missing or were extracted by an older FACTS_VERSION."""
-        d = self.db.dialect
         with self.db.connect() as con:
-            rows = con.execute(
-                f"SELECT * FROM photos WHERE missing=0 AND (facts IS NULL OR COALESCE({d.json_number('facts', 'version')}, 0) < ?) "
-                "ORDER BY path", (version,)).fetchall()
+            rows = con.execute("SELECT * FROM photos WHERE missing=0 AND (facts IS NULL OR COALESCE(facts_version, 0) < ?) ORDER BY path",
+                               (version,)).fetchall()
         return [Photo.from_row(r) for r in rows]
 
     def facts_summary(self) -> dict:
         """Counts for filters and dashboards: photos, with facts, with people, with text, per scene."""
-        # One pass over the photos, grouped by scene; the totals are the sums of the groups. Each row's JSON
-        # is parsed once (PostgreSQL casts TEXT to jsonb per use, which made this 5x slower than SQLite).
-        sql = f"""SELECT scene, COUNT(*), COUNT(facts), SUM(CASE WHEN people > 0 THEN 1 ELSE 0 END),
-                         SUM(CASE WHEN ntext > 0 THEN 1 ELSE 0 END)
-                  FROM ({self.db.dialect.facts_fields("photos", "missing=0")}) AS f GROUP BY scene"""
+        # One pass over the summary columns (schema 4), grouped by scene; the totals are the sums of the groups.
+        sql = """SELECT COALESCE(facts_scene, ''), COUNT(*), COUNT(facts), SUM(CASE WHEN facts_people > 0 THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN facts_ntext > 0 THEN 1 ELSE 0 END)
+                 FROM photos WHERE missing=0 GROUP BY COALESCE(facts_scene, '')"""
         with self.db.connect() as con:
             groups = con.execute(sql).fetchall()
         scenes = sorted(((g[0], int(g[1])) for g in groups if g[0]), key=lambda s: (-s[1], s[0]))

@@ -138,17 +138,6 @@ class Dialect:
             return f"json_array_length(json_extract({column}, '$.{key}'))"
         return f"CASE WHEN jsonb_typeof({column}::jsonb->'{key}') = 'array' THEN jsonb_array_length({column}::jsonb->'{key}') ELSE 0 END"
 
-    def facts_fields(self, table: str, where: str) -> str:
-        """A subquery of `table`'s rows matching `where` with the facts fields summaries need: facts, people
-        (number), ntext (lines read), scene ('' when none), each row's JSON parsed once."""
-        if self.kind == "sqlite":
-            return (f"SELECT facts, {self.json_number('facts', 'people')} AS people, {self.json_array_length('facts', 'text')} AS ntext, "
-                    f"COALESCE({self.json_text('facts', 'scene')}, '') AS scene FROM {table} WHERE {where}")
-        # OFFSET 0 keeps the planner from inlining the subquery, which would cast facts to jsonb once per use.
-        return ("SELECT facts, (j->>'people')::numeric AS people, "
-                "CASE WHEN jsonb_typeof(j->'text') = 'array' THEN jsonb_array_length(j->'text') ELSE 0 END AS ntext, "
-                f"COALESCE(j->>'scene', '') AS scene FROM (SELECT facts, facts::jsonb AS j FROM {table} WHERE {where} OFFSET 0) AS parsed")
-
     @property
     def insert_order(self) -> str:
         """A column that grows with each insert, to order rows written in the same second."""

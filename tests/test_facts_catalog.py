@@ -80,3 +80,26 @@ def test_facts_where_and_plain_text_lines():
     assert "Note: people detector timed out" in lines and "People: none found" in lines
     assert "People: 1 person (1 face)" in facts_lines(ASTRONAUT)
     assert "No facts yet" in facts_lines(None)[0]
+
+
+def test_a_schema_3_catalog_gets_its_facts_counts_backfilled(catalog_target, monkeypatch):
+    """Upgrade 4 adds the facts summary columns and fills them from each photo's stored facts JSON."""
+    from core.db import open_database
+
+    monkeypatch.setattr(catalog_mod, "_MIGRATIONS", [m for m in catalog_mod._MIGRATIONS if m[0] <= 3])
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", 3)
+    Catalog(catalog_target)
+    old = PhotoFacts(version=FACTS_VERSION - 1, people=2)
+    db = open_database(catalog_target)
+    with db.connect() as con:
+        for c, f in (("a", ASTRONAUT), ("b", SIGN), ("c", old), ("d", None)):
+            con.execute("INSERT INTO photos (id, path, source, added_at, facts) VALUES (?,?,?,?,?)",
+                        (c * 64, f"/{c}.jpg", "f", "2026-01-01", f.to_json() if f else None))
+    db.close()
+    monkeypatch.undo()
+    cat = Catalog(catalog_target)
+    assert cat.facts_summary() == {"photos": 4, "with_facts": 3, "with_people": 2, "with_text": 1,
+                                   "scenes": {"portrait": 1, "street": 1}}
+    assert sorted(p.id[0] for p in cat.photos_with_stale_facts()) == ["c", "d"]
+    cat.set_facts([("c" * 64, SIGN)])
+    assert cat.facts_summary()["with_text"] == 2 and cat.facts_summary()["with_people"] == 1
