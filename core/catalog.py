@@ -73,7 +73,7 @@ def _backfill_facts_columns(con: Conn) -> None:
     con.execute(f"""UPDATE photos SET facts_people = {d.json_number('facts', 'people')},
                         facts_ntext = {d.json_array_length('facts', 'text')},
                         facts_scene = COALESCE({d.json_text('facts', 'scene')}, ''),
-                        facts_version = {d.json_number('facts', 'version')}
+                        facts_version = COALESCE({d.json_number('facts', 'version')}, 0)
                     WHERE facts IS NOT NULL""")
 
 
@@ -91,7 +91,10 @@ _MIGRATIONS: list[tuple[int, tuple[Step, ...]]] = [
          "ALTER TABLE photos ADD COLUMN facts_ntext INTEGER",
          "ALTER TABLE photos ADD COLUMN facts_scene TEXT",
          "ALTER TABLE photos ADD COLUMN facts_version INTEGER",
-         _backfill_facts_columns)),
+         _backfill_facts_columns,
+         # Covering: the counts read this index, not the rows (SQLite keeps columns added later behind the
+         # facts JSON, in overflow pages: the scan of the table itself took 0.9 s at 100k photos).
+         "CREATE INDEX IF NOT EXISTS photos_facts ON photos(missing, facts_scene, facts_people, facts_ntext, facts_version)")),
 ]
 SCHEMA_VERSION = max([1, *(v for v, _ in _MIGRATIONS)])
 

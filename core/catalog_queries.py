@@ -44,7 +44,8 @@ class FactsQueries:
     def facts_summary(self) -> dict:
         """Counts for filters and dashboards: photos, with facts, with people, with text, per scene."""
         # One pass over the summary columns (schema 4), grouped by scene; the totals are the sums of the groups.
-        sql = """SELECT COALESCE(facts_scene, ''), COUNT(*), COUNT(facts), SUM(CASE WHEN facts_people > 0 THEN 1 ELSE 0 END),
+        # COUNT(facts_version) counts photos with facts: every facts JSON has a version, written beside it.
+        sql = """SELECT COALESCE(facts_scene, ''), COUNT(*), COUNT(facts_version), SUM(CASE WHEN facts_people > 0 THEN 1 ELSE 0 END),
                         SUM(CASE WHEN facts_ntext > 0 THEN 1 ELSE 0 END)
                  FROM photos WHERE missing=0 GROUP BY COALESCE(facts_scene, '')"""
         with self.db.connect() as con:
