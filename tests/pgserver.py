@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
@@ -82,13 +81,3 @@ class PostgresServer:
             con.execute(f"CREATE SCHEMA {name}")
         return f"{self.url}?options={quote(f'-csearch_path={name}')}"
 
-
-def wait_until_down(port: int, timeout: float = 10) -> None:
-    import socket
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(0.1)
