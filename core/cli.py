@@ -246,11 +246,11 @@ def cmd_models(args) -> int:
 
 def cmd_report(args) -> int:
     from core import charts, dashboards
-    from core.catalog import Catalog
+    from core.catalog import open_catalog
     from core.images import atomic_write_bytes
     from core.settings import Settings
 
-    df = dashboards.frame_from_catalog(Catalog(Settings().catalog_path))
+    df = dashboards.frame_from_catalog(open_catalog(Settings()))
     df = dashboards.apply_filters(df, dashboards.Filters(classes=args.class_name or None))
     html = charts.report_html(charts.build_sections(df), title=f"PhotoLore report: {len(df)} photos")
     atomic_write_bytes(Path(args.out), html.encode("utf-8"))
@@ -271,14 +271,15 @@ def _image_runtime_line(settings) -> str:
 
 
 def cmd_status(args) -> int:
-    from core.catalog import Catalog
+    from core.catalog import open_catalog
     from core.settings import Settings
     from models.registry import choose_backend
 
     settings = Settings()
+    cat = open_catalog(settings)  # first: a catalog that cannot be reached is said within seconds
     choice = choose_backend(settings)
-    cat = Catalog(settings.catalog_path)
     print(f"data dir: {settings.data_dir}")
+    print(f"catalog: {cat.describe()}" + ("" if settings.catalog_url else " (set PHOTOLORE_CATALOG_URL=postgresql://... to share one)"))
     print(f"backend: {choice.name} - {choice.reason}")
     if choice.name == "bundled":
         print(f"image model runtime: {_image_runtime_line(settings)}")
@@ -343,5 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from core.db import CatalogConnectionError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except CatalogConnectionError as exc:  # a wrong PHOTOLORE_CATALOG_URL or a server that is down: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

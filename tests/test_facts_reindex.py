@@ -23,8 +23,10 @@ def _age_library(db) -> None:
     and the backend's captions are the old three-tag sentences."""
     with sqlite3.connect(db) as con:
         con.execute("UPDATE photos SET caption='a photo of ' || json_extract(tags, '$[0][0]') WHERE caption_source LIKE 'bundled:%'")
-        con.execute("UPDATE photos SET facts=json_set(facts, '$.version', ?)", (FACTS_VERSION - 1,))
-        con.execute("UPDATE photos SET facts=NULL WHERE rowid % 2 = 0")
+        # The facts JSON and its summary columns (schema 4) together, as the catalog writes them.
+        con.execute("UPDATE photos SET facts=json_set(facts, '$.version', ?), facts_version=?", (FACTS_VERSION - 1, FACTS_VERSION - 1))
+        con.execute("UPDATE photos SET facts=NULL, facts_people=NULL, facts_ntext=NULL, facts_scene=NULL, facts_version=NULL "
+                    "WHERE rowid % 2 = 0")
 
 
 def _current(db) -> int:

@@ -32,7 +32,7 @@ def services_or_stop():
     try:
         return get_services()
     except Exception as exc:  # the page must say what is wrong rather than show a traceback
-        st.error(f"PhotoLore could not start its models or index: {exc}")
+        st.error(f"PhotoLore could not start its models, index or catalog: {exc}")
         st.stop()
 
 

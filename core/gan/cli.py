@@ -84,9 +84,9 @@ def cmd_train(args) -> int:
                        **{k: v for k, v in (("recon", args.recon), ("mode_seeking", args.mode_seeking)) if v is not None})
     catalog = None
     if source.kind == "library":
-        from core.catalog import Catalog
+        from core.catalog import open_catalog
 
-        catalog = Catalog(settings.catalog_path)
+        catalog = open_catalog(settings)
     update, close = _tqdm_progress()
     cancel = threading.Event()
     try:
