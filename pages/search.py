@@ -6,7 +6,7 @@ import streamlit as st
 from core.facts.view import facts_where
 from core.images import ImageError, decode_image
 from core.search import relevance_threshold, search_image, search_text
-from ui.resources import facts_summary, services_or_stop
+from ui.resources import services_or_stop
 from ui.widgets import backend_badge, md_escape, photo_grid
 from ui.router import ensure_router
 
@@ -23,7 +23,7 @@ threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01,
                               help="Cosine similarity: results below it are hidden.")
 
 # Facts filters (a `where` on the index metadata); photos whose facts are not extracted yet never pass one.
-summary = facts_summary(services)
+summary = services.catalog.facts_summary()  # indexed columns (schema 4): cheap on every rerun
 st.sidebar.markdown("**Only photos…**")
 only_people = st.sidebar.checkbox(f"with people ({summary['with_people']})", key="search-has-people")
 only_text = st.sidebar.checkbox(f"with text ({summary['with_text']})", key="search-has-text")

@@ -175,6 +175,16 @@ def streamlit_server(demo_env, tmp_path):
         yield url
 
 
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's script runner (AppTest) installs the page it ran as sys.modules["__main__"] and leaves
+    it there; a process started later with multiprocessing's spawn would then re-run that page."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def browser_page(tmp_path):
     """A Playwright page in Debian's headless Chromium (no browser download)."""

@@ -1,5 +1,5 @@
 """The Search page over a generated library (bench/bench_search_page.py's builder, small here):
-text results come up, and the sidebar's facts counts, cached between reruns, follow the catalog."""
+text results come up, and the sidebar's facts counts follow the catalog."""
 import os
 from pathlib import Path
 
