@@ -137,13 +137,23 @@ def map_on_actors(address: str, payloads: list[bytes], worker_cls: type, worker_
 
 
 @dataclasses.dataclass
-class RayExecutor:
-    """Run read + embed on a Ray cluster (`address`: "auto" or HOST:PORT of the head)."""
+class RayPool:
+    """Where and how wide a Ray job runs (`address`: "auto" or HOST:PORT of the head); the executors below build on it."""
 
     settings: "Settings"
     address: str = "auto"
     workers: Optional[int] = None  # actors in the pool; default: one per CPU the cluster has (GPUs when present)
     cpus_per_worker: int = 1
+
+    def map(self, payloads: list[bytes], worker_cls: type, worker_kwargs: dict,
+            cancel: Optional[threading.Event] = None) -> Iterator[bytes]:
+        """`map_on_actors` on this pool."""
+        return map_on_actors(self.address, payloads, worker_cls, worker_kwargs, workers=self.workers,
+                             cpus_per_worker=self.cpus_per_worker, cancel=cancel)
+
+
+class RayExecutor(RayPool):
+    """Run read + embed on a Ray cluster."""
 
     def __call__(self, batches: "list[list[FileEntry]]", *, backend, known: frozenset[str], written: set[str],
                  cancel: Optional[threading.Event] = None) -> "Iterator[tuple[int, list[ReadItem], list[Skip], dict]]":
@@ -151,8 +161,7 @@ class RayExecutor:
             return
         payloads = [pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL) for b in batches]
         kwargs = {"settings": self.settings, "known": known, "threads": self.cpus_per_worker}
-        for result in map_on_actors(self.address, payloads, _EmbedWorker, kwargs, workers=self.workers,
-                                    cpus_per_worker=self.cpus_per_worker, cancel=cancel):
+        for result in self.map(payloads, _EmbedWorker, kwargs, cancel):
             yield pickle.loads(result)
 
 

@@ -132,6 +132,11 @@ def test_ray_ingest_into_chroma_server_survives_a_killed_worker_and_a_killed_job
     assert json.loads(found.stdout)[0]["path"].endswith("p0250.jpg")
 
 
+def _json_in(out: str) -> dict:
+    """The report in the job's output (Ray may log lines before and after it)."""
+    return json.JSONDecoder().raw_decode(out, out.index("{"))[0]
+
+
 def _annotations(db: Path) -> dict[str, tuple[str, dict, str]]:
     """photo id -> (status, values, created_at) of the zero-shot rows."""
     with sqlite3.connect(db, timeout=5) as con:
@@ -151,7 +156,7 @@ def test_ray_zero_shot_annotation_survives_a_killed_worker_and_a_killed_job_and_
     def run(*args: str) -> dict:
         done = subprocess.run(cli(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout[done.stdout.index("{"):]) if "--json" in args else {}
+        return _json_in(done.stdout) if "--json" in args else {}
 
     def start(*args: str) -> subprocess.Popen:
         return subprocess.Popen(cli(*args), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -173,7 +178,7 @@ def test_ray_zero_shot_annotation_survives_a_killed_worker_and_a_killed_job_and_
     os.kill(pids[0], signal.SIGKILL)
     out, _ = job.communicate(timeout=600)
     assert job.returncode == 0, out
-    assert json.loads(out[out.index("{"):])["done"] == 100
+    assert _json_in(out)["done"] == 100
     assert _annotations(db).keys() == local.keys()
     run("annotate", "reset", "zeroshot")
 

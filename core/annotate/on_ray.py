@@ -11,12 +11,11 @@ every worker, as for ingest (core.cluster). Ray is imported only when this runs.
 """
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import threading
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
-from core.cluster import ClusterError, map_on_actors, require_ray
+from core.cluster import ClusterError, RayPool, require_ray
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.annotate.base import AnnotationResult, Annotator
@@ -50,14 +49,8 @@ class _AnnotateWorker:
         return {"result": out}
 
 
-@dataclasses.dataclass
-class RayAnnotateExecutor:
-    """Run zero-shot annotation batches on a Ray cluster (`address`: "auto" or HOST:PORT of the head)."""
-
-    settings: "Settings"
-    address: str = "auto"
-    workers: Optional[int] = None  # actors in the pool; default: one per CPU the cluster has (GPUs when present)
-    cpus_per_worker: int = 1
+class RayAnnotateExecutor(RayPool):
+    """Run zero-shot annotation batches on a Ray cluster."""
 
     def __call__(self, batches: "Iterable[Batch]", *, annotator: "Annotator", max_pixels: int,
                  cancel: Optional[threading.Event] = None) -> "Iterator[list[AnnotationResult]]":
@@ -67,8 +60,7 @@ class RayAnnotateExecutor:
         if not payloads:
             return
         kwargs = {"settings": self.settings, "threads": self.cpus_per_worker}
-        for raw in map_on_actors(self.address, payloads, _AnnotateWorker, kwargs, workers=self.workers,
-                                 cpus_per_worker=self.cpus_per_worker, cancel=cancel):
+        for raw in self.map(payloads, _AnnotateWorker, kwargs, cancel):
             version, results = pickle.loads(raw)
             # Results are stored under the driver's version: a worker with other models or prompts must not write there.
             if version != annotator.version:
