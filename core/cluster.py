@@ -145,6 +145,11 @@ class RayPool:
     workers: Optional[int] = None  # actors in the pool; default: one per CPU the cluster has (GPUs when present)
     cpus_per_worker: int = 1
 
+    def connect(self) -> "RayPool":
+        """Join the cluster now (a ClusterError naming the fix when it is down) rather than at the first batch."""
+        _ray_init(self.address)
+        return self
+
     def map(self, payloads: list[bytes], worker_cls: type, worker_kwargs: dict,
             cancel: Optional[threading.Event] = None) -> Iterator[bytes]:
         """`map_on_actors` on this pool."""

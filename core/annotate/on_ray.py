@@ -70,8 +70,13 @@ class RayAnnotateExecutor(RayPool):
 
 
 def annotate_executor_for(settings: "Settings", ray_address: Optional[str], workers: Optional[int] = None) -> Optional[RayAnnotateExecutor]:
-    """None (annotate in this process) unless a Ray address is given; Ray is not imported otherwise."""
+    """None (annotate in this process) unless a Ray address is given; Ray is not imported otherwise.
+
+    Joins the cluster at once: a run with --force forgets the old results before its first batch,
+    so a cluster that is down must stop it before that, not after."""
     if not ray_address:
         return None
     require_ray()
-    return RayAnnotateExecutor(settings, ray_address, workers)
+    executor = RayAnnotateExecutor(settings, ray_address, workers)
+    executor.connect()
+    return executor
