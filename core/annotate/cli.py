@@ -51,7 +51,7 @@ def cmd_run(args) -> int:
     ids = _photo_ids(services, args)
     update, close = tqdm_progress(f"annotate {annotator.name}")
     try:
-        executor = _executor(services, args)
+        executor = _executor(services, args, annotator)
         report = _with_cancel(lambda c: run_annotations(services, annotator, ids, batch_size=args.batch_size, force=args.force,
                                                         on_progress=update, cancel=c, executor=executor))
     except ClusterError as exc:
@@ -68,10 +68,15 @@ def cmd_run(args) -> int:
     return 0 if not report.failed else 1
 
 
-def _executor(services, args):
+def _executor(services, args, annotator):
     """The Ray executor when `--ray` (or PHOTOLORE_RAY_ADDRESS) names a cluster, else None (this process)."""
-    from core.annotate.on_ray import annotate_executor_for
+    from core.annotate.on_ray import ON_RAY, annotate_executor_for
+    from core.cluster import ClusterError
 
+    if annotator.name not in ON_RAY:  # an API annotator calls its endpoint from here; the setting alone does not move it
+        if args.ray:
+            raise ClusterError(f"the {annotator.name} annotator does not run on Ray (only {', '.join(ON_RAY)}); run it without --ray")
+        return None
     return annotate_executor_for(services.settings, args.ray or services.settings.ray_address, args.ray_workers)
 
 
