@@ -65,7 +65,7 @@ class RayAnnotateExecutor(RayPool):
             # Results are stored under the driver's version: a worker with other models or prompts must not write there.
             if version != annotator.version:
                 raise ClusterError(f"a Ray worker annotates as {version}, this machine as {annotator.version}: give every "
-                                   "worker the same models, PHOTOLORE_* settings and prompts.toml as this machine")
+                                   "worker the same model files and packages as this machine (settings and code are sent from here)")
             yield results
 
 
