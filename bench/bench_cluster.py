@@ -59,9 +59,12 @@ def run_job(args: list[str], data_dir: Path, table: str, key: str) -> dict:
     env = {**os.environ, **ONE_THREAD, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(data_dir), "PHOTOLORE_BACKEND": "bundled",
            "PHOTOLORE_BATCH_SIZE": "16", "PHOTOLORE_SECRETS": str(data_dir / "none.toml"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / f"{args[0]}.log"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
     db = data_dir / "catalog.sqlite"
     first_t = first_n = None
     while proc.poll() is None:
@@ -72,8 +75,8 @@ def run_job(args: list[str], data_dir: Path, table: str, key: str) -> dict:
     end = time.perf_counter()
     out = proc.stdout.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed: {out[-2000:]}")
-    done = json.loads(out[out.index("{"):])[key]
+        raise RuntimeError(f"{' '.join(args)} failed (rc {proc.returncode}): {out[-1000:]}{log.read_text()[-3000:]}")
+    done = json.JSONDecoder().raw_decode(out, out.index("{"))[0][key]  # Ray may print after the report
     steady = (done - first_n) / max(end - first_t, 1e-9) if first_t is not None and done > first_n else None
     return {"photos": done, "wall_s": round(end - t0, 2), "startup_s": round((first_t or end) - t0, 2),
             "photos_per_s": round(steady, 2) if steady else None}
