@@ -1,6 +1,7 @@
 """Chat on the real-photo evaluation set: right counts, right photos, kept sentences, latency.
 
     python bench/bench_chat.py [--data-dir DIR] [--limit N] [--no-llm] [--budget S] [--verbose]
+                               [--objects score|facts] [--threshold T]
 
 Ingests tests/data/eval/photos with the project's pipeline (bench_understand.ingest_eval; bundled
 backend unless PHOTOLORE_BACKEND says otherwise), writes the hand-labelled sentiment and topics as
@@ -19,12 +20,18 @@ first three photos shown that are expected; an empty answer to a question expect
 answer) and total latency p50/p95, and the ratio of totals to the baseline's. Timings on a shared,
 loaded machine are noisy: compare the ratio, not the seconds.
 Targets (issue #19): count accuracy >= 0.9, precision@3 >= 0.8, total p95 <= 4 s on 2 cores.
+Each run is also reported "by_part": the "dev" and "holdout" halves (a fixed SHA-1 of the question
+text), the first 45 questions and the 18 added for issue #19 (written before the planner learnt
+their constructs). Honesty note: the issue #19 grammar was built from the issue's list of
+constructs, but the first list of wrong answers looked at covered both halves, so "holdout" is a
+weaker check than a true held-out set; keep new planner work to "dev".
 "threshold_sweep" checks the relevance cut-off against queries.json (best mean F1), so the bench
 says when core.search.RELEVANCE_THRESHOLDS needs recalibrating after a scoring change.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -62,14 +69,18 @@ def write_hand_annotations(services, photos: Sequence[EvalPhoto], ids: dict[str,
 
 
 def write_hand_facts(services, photos: Sequence[EvalPhoto], ids: dict[str, str]) -> None:
-    """People, text and scene from photos.csv as PhotoFacts index metadata (the ceiling for extracted facts)."""
+    """People, text, scene, objects, setting and black-and-white from photos.csv as index metadata (the ceiling for extracted facts)."""
+    from bench.evalset import hand_setting, is_grey
     from core.facts import PhotoFacts
 
     by_name = {name: pid for pid, name in ids.items()}
     rows = [(by_name[p.filename], p) for p in photos if p.filename in by_name]
     facts = [PhotoFacts(people=p.people, text=[(p.text, 1.0)] if p.has_text else [], text_checked=True, scene=p.scene,
                         objects=[(o, 1.0) for o in p.objects]) for _, p in rows]
-    services.store.update_metadata([pid for pid, _ in rows], [f.index_metadata() for f in facts])
+    # colours and landscape cues are not hand-labelled: the extracted ones stay
+    metas = [{k: v for k, v in f.index_metadata().items() if k not in ("colours", "landscape")}
+             | {"setting": hand_setting(p), "monochrome": is_grey(p)} for f, (_, p) in zip(facts, rows)]
+    services.store.update_metadata([pid for pid, _ in rows], metas)
 
 
 def ask_all(questions: Sequence[ChatQuestion], services, llm, cfg, ids: dict[str, str]) -> list[dict]:
@@ -86,12 +97,22 @@ def ask_all(questions: Sequence[ChatQuestion], services, llm, cfg, ids: dict[str
         total = time.perf_counter() - t0
         turns[i] = history + [{"role": "user", "content": q.question}, res.history_entry()]
         shown = [Path(p.path).name for p in res.photos]
-        out.append({"question": q.question, "kind": q.kind, "expected_count": q.expected_count, "count": res.count,
+        out.append({"question": q.question, "half": question_half(q.question), "index": i, "kind": q.kind, "expected_count": q.expected_count, "count": res.count,
                     "total": res.total, "shown": shown, "expected": list(q.expected_photos), "first": marks[0] if marks else total,
                     "seconds": total, "kept": res.kept, "dropped": len(res.dropped), "llm_error": res.llm_error,
                     "notice": res.notice, "filters": res.filters,
                     "model_text": res.text.split("\n\n", 1)[1] if res.kept and "\n\n" in res.text else ""})
     return out
+
+
+def question_half(question: str) -> str:
+    """A fixed split by a hash of the text: the planner is developed on "dev", "holdout" checks it generalises."""
+    return "dev" if hashlib.sha1(question.strip().lower().encode("utf-8")).digest()[0] % 2 == 0 else "holdout"
+
+
+# The first 45 questions came before issue #19's planner work; the 18 after them were written before
+# the planner learnt their constructs (reported apart, as a second check against fitting the set).
+FIRST_QUESTIONS = 45
 
 
 def precision_at_3(row: dict) -> float:
@@ -151,6 +172,13 @@ def run(args) -> dict:
     from core.services import build_services
     from core.settings import Settings
 
+    import core.chat.concepts as concepts
+
+    concepts.OBJECT_FACTS_DECIDE = args.objects == "facts"
+    if args.threshold is not None:
+        import core.search as search
+
+        search.RELEVANCE_THRESHOLDS["bundled"] = args.threshold
     photos = load_eval_photos()
     questions = load_chat_questions(photos=photos)
     if args.limit:
@@ -190,19 +218,24 @@ def run(args) -> dict:
             shutil.rmtree(copy_dir, ignore_errors=True)
         from core.search import relevance_threshold
 
-        result = {"bench": "chat", "backend": services.choice.name, "threshold": relevance_threshold(services.backend),
+        result = {"bench": "chat", "objects": args.objects, "backend": services.choice.name, "threshold": relevance_threshold(services.backend),
                   "photos": len(ids), "llm_model": llm_label, "llm_budget_s": args.budget, "cpu_count": os.cpu_count(),
                   "note": "timings on a shared, loaded 2-core machine; compare ratios within one run"}
         result["threshold_sweep"] = {k: v for k, v in sweep.items() if args.verbose or k != "mean_f1_by_threshold"}
         for name, rows in runs.items():
             result[name] = summarise(rows, latency=(name == "llm"))
+            parts = {"dev": [r for r in rows if r["half"] == "dev"], "holdout": [r for r in rows if r["half"] == "holdout"],
+                     "first_45": [r for r in rows if r["index"] < FIRST_QUESTIONS],
+                     "added_18": [r for r in rows if r["index"] >= FIRST_QUESTIONS]}
+            result[name]["by_part"] = {k: {m: v for m, v in summarise(rs, latency=False).items() if m != "answers_with_notice"}
+                                       for k, rs in parts.items() if rs}
         if "llm" in runs:
             base = np.median([r["seconds"] for r in runs["baseline_no_llm"]])
             result["llm"]["total_p50_ratio_to_baseline"] = round(float(np.median([r["seconds"] for r in runs["llm"]]) / max(base, 1e-9)), 2)
         if args.verbose and "llm" in runs:  # what the grounding check let through, to read
             result["model_sentences_shown"] = [{"question": r["question"], "model": r["model_text"]} for r in runs["llm"] if r["model_text"]]
         if args.verbose:  # per run, the questions answered with a wrong number of photos
-            result["wrong"] = {name: [{k: r[k] for k in ("question", "expected_count", "total", "shown", "filters")}
+            result["wrong"] = {name: [{k: r[k] for k in ("question", "half", "expected_count", "total", "shown", "filters")}
                                       for r in rows if r["total"] != r["expected_count"]] for name, rows in runs.items()}
         return result
     finally:
@@ -216,6 +249,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions (a quick look)")
     ap.add_argument("--no-llm", action="store_true", help="skip the packaged-LLM run (accuracy only)")
     ap.add_argument("--budget", type=float, default=None, help="seconds from question to answer (default: PHOTOLORE_LLM_BUDGET, 3.5)")
+    ap.add_argument("--objects", choices=("facts", "score"), default="score",
+                    help="object words answered by the extracted object list or by the search score (an experiment)")
+    ap.add_argument("--threshold", type=float, default=None, help="override the bundled relevance cut-off (an experiment)")
     ap.add_argument("--verbose", action="store_true", help="list the questions answered with a wrong number of photos")
     result = run(ap.parse_args(argv))
     print(json.dumps(result, indent=1))

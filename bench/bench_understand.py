@@ -6,13 +6,16 @@ Ingests tests/data/eval/photos with the project's own pipeline (core.ingest via
 core.services.build_services; bundled backend unless --backend says otherwise; a temporary data
 dir unless --data-dir is given), then prints one JSON object:
 - search: every query of queries.json through each scoring method -> success@1, precision@3,
-  recall@10, mAP (core.retrieval.metrics). "search" is whatever core.search.search_text does
+  recall@10, mAP (core.retrieval.metrics), overall and on two fixed halves of the queries
+  (`halves`: "tune" and "held_out", by a CRC32 of the query text; tune rules on "tune" only). "search" is whatever core.search.search_text does
   today; "random" is the chance baseline of the same run; `--compare` adds methods side by side
   (default "captions": the caption-embedding index queried directly; "labels": the bundled scoring
   before photo facts, rebuilt from the stored top labels) and the gain of "search" over each.
 - ingest: seconds per photo, beside the backend's bare `embed_images` on the same photos in the
-  same run (ratio), so a slower pipeline shows even on a loaded machine.
-- facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none).
+  same run (ratio), so a slower pipeline shows even on a loaded machine; and the colour-and-layout
+  cues (core.facts.cues) alone per photo, as a ratio to that forward pass.
+- facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none), and
+  indoor/outdoor against the setting implied by the scene label (`SETTING_OF_SCENE`).
 - ingest_cost (--ingest-cost): seconds per photo of whole ingests without facts, with facts but no
   OCR, and with all facts, in this run, and their ratios to the first (the issue's budget: <= 1.5x
   without OCR).
@@ -31,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -65,8 +69,28 @@ def ranking_metrics(ranked: Mapping[str, Sequence[str]], queries: Sequence[EvalQ
     }
 
 
+def query_half(query: str) -> str:
+    """"tune" or "held_out" by a stable hash of the query text: rules may be tuned on one half only,
+    and the other half says whether a gain is general (the eval set is public and small)."""
+    return "tune" if zlib.crc32(query.strip().lower().encode("utf-8")) % 2 == 0 else "held_out"
+
+
+def split_metrics(ranked: Mapping[str, Sequence[str]], queries: Sequence[EvalQuery]) -> dict:
+    """ranking_metrics (without misses) on each half of the queries."""
+    out = {}
+    for half in ("tune", "held_out"):
+        part = [q for q in queries if query_half(q.query) == half]
+        out[half] = {k: v for k, v in ranking_metrics(ranked, part).items() if k != "misses"} | {"queries": len(part)}
+    return out
+
+
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}
+
+
+SETTING_OF_SCENE = {**dict.fromkeys(("field", "forest", "mountain", "beach", "water", "street"), "outdoor"),
+                    **dict.fromkeys(("studio/indoor", "living room", "office", "kitchen", "bathroom", "bedroom",
+                                     "restaurant", "shop"), "indoor")}
 
 
 def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> Optional[dict]:
@@ -78,6 +102,9 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
     bucket = lambda c: min(int(c), 3)  # noqa: E731  0, 1, 2, "3 or more": a crowd is not counted head by head
     with_text = [(p, f) for p, f in rows if p.has_text]
     recall = [len(_words(p.text) & _words(f.text_content())) / max(len(_words(p.text)), 1) for p, f in with_text]
+    # indoor/outdoor is not hand-labelled: it follows from the scene label where that is unambiguous
+    # ("building", "sky/space" and "other" say nothing about it: an exterior or a station hall, space, a close-up)
+    known = [(p, f, SETTING_OF_SCENE[p.scene]) for p, f in rows if p.scene in SETTING_OF_SCENE]
     scene_misses = [{"photo": p.filename, "got": f.scene or "", "wanted": p.scene} for p, f in rows if (f.scene or "other") != p.scene]
     return {
         "photos_with_facts": n,
@@ -86,6 +113,11 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
         "text_accuracy": round(sum(f.has_text == p.has_text for p, f in rows) / n, 4),
         "text_word_recall": round(sum(recall) / len(recall), 4) if recall else None,
         "scene_accuracy": round(sum((f.scene or "other") == p.scene for p, f in rows) / n, 4),
+        "setting_accuracy": round(sum(f.setting == want for _, f, want in known) / len(known), 4) if known else None,
+        "setting_told": round(sum(bool(f.setting) for _, f, _ in known) / len(known), 4) if known else None,
+        "setting_right_when_told": round(sum(f.setting == want for _, f, want in known) / max(sum(bool(f.setting) for _, f, _ in known), 1), 4),
+        "setting_photos": len(known),
+        "monochrome_photos": sum(bool(getattr(f, "monochrome", False)) for _, f in rows),
         "scene_misses": scene_misses,
     }
 
@@ -175,14 +207,28 @@ def ingest_eval(services, photo_dir: Path, names: set[str]) -> dict:
     for i in range(0, len(images), services.settings.batch_size):
         services.backend.embed_images(images[i:i + services.settings.batch_size])
     forward_s = (time.perf_counter() - t0) / len(images)
+    cues_s = _cues_seconds(images)
     report = ingest_paths(services, paths, source="eval")
     if report.skipped:
         raise RuntimeError(f"eval photos were skipped: {report.skipped}")
-    out = {"photos_added": report.added, "forward_seconds_per_photo": round(forward_s, 4)}
+    out = {"photos_added": report.added, "forward_seconds_per_photo": round(forward_s, 4),
+           "cues_seconds_per_photo": round(cues_s, 5), "cues_ratio_to_forward": round(cues_s / forward_s, 4)}
     if report.added:  # a rerun on the same --data-dir adds nothing and measures nothing
         per = report.seconds / report.added
         out |= {"seconds_per_photo": round(per, 4), "ratio_to_forward": round(per / forward_s, 3)}
     return out
+
+
+def _cues_seconds(images) -> float:
+    """Seconds per photo of the colour-and-layout cues on the extractor's 640 px working copies."""
+    from core.facts.cues import read_cues
+    from core.facts.extract import SMALL_EDGE, _shrunk
+
+    small = [_shrunk(im, SMALL_EDGE) for im in images]
+    t0 = time.perf_counter()
+    for im in small:
+        read_cues(im)
+    return (time.perf_counter() - t0) / max(len(small), 1)
 
 
 def ingest_cost(photo_dir: Path, names: set[str], batch: int) -> dict:
@@ -265,6 +311,7 @@ def run(args) -> dict:
             t0 = time.perf_counter()
             ranked = {q.query: [ids[i] for i in SCORERS[m](services, q.query, k) if i in ids] for q in queries}
             search[m] = ranking_metrics(ranked, queries) | {"seconds_per_query": round((time.perf_counter() - t0) / len(queries), 4)}
+            search[m]["halves"] = split_metrics(ranked, queries)
         catalog_photos = services.catalog.get_many(list(ids))
         facts = {ids[pid]: getattr(p, "facts", None) for pid, p in catalog_photos.items()}
         result = {
@@ -281,7 +328,8 @@ def run(args) -> dict:
         if not args.verbose and result["facts"]:
             result["facts"].pop("scene_misses")
         if args.verbose:
-            result["misses_at_1"] = {m: r["misses"] for m, r in search.items() if m != "random"}
+            result["misses_at_1"] = {m: [x | {"half": query_half(x["query"])} for x in r["misses"]]
+                                     for m, r in search.items() if m != "random"}
         return result
     finally:
         if not args.data_dir:

@@ -74,6 +74,27 @@ class ChatQuestion:
     follow_up_of: int | None = None
 
 
+# The hand labels' indoor scenes (README: outdoors = any scene except rooms, studio/indoor, restaurant,
+# shop, and the station hall, which is labelled "building").
+INDOOR_SCENES = ("kitchen", "bathroom", "bedroom", "living room", "office", "studio/indoor", "restaurant", "shop")
+INDOOR_PHOTOS = ("grand_central_station.jpg",)
+
+
+def hand_setting(photo: EvalPhoto) -> str:
+    """"indoor" or "outdoor" by the README's definition of the hand labels."""
+    return "indoor" if photo.scene in INDOOR_SCENES or photo.filename in INDOOR_PHOTOS else "outdoor"
+
+
+def is_grey(photo: EvalPhoto) -> bool:
+    """Stored in grey: all three channels equal (the README's "black and white")."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(photo.path) as im:
+        a = np.asarray(im.convert("RGB")).astype(np.int16)
+    return bool(np.abs(a[..., 0] - a[..., 1]).max() == 0 and np.abs(a[..., 1] - a[..., 2]).max() == 0)
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(";") if p.strip())
 

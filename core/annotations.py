@@ -1,6 +1,6 @@
 """Annotation storage: model predictions and human corrections, the effective view, import/export, Chroma sync.
 
-Tables live in the catalog DB (settings.catalog_path):
+Tables live in the catalog's database (SQLite or PostgreSQL, core.db):
 - `annotations`: one row per (photo, annotator, version): status 'ok' with values, or 'error'
   with the reason (an invalid or missing answer is never stored as a score);
 - `corrections`: the human's values per photo, only the fields they set; they win field by field;
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 
 from core.annotate.prompts import DIMENSIONS, SENTIMENTS, topic_key
 from core.catalog import Catalog, Photo, now_iso
+from core.db import Conn, in_chunks
 from core.pathnames import display_path, from_db
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,11 +38,12 @@ CAPTION_COLUMNS = ["filename", "caption"]
 FIELDS = [*DIMENSIONS, "concept_text", "sentiment", "sentiment_score", "sentiment_caption", "sentiment_image",
           "topics", "topics_caption", "topics_image"]
 
+# {serial}: PostgreSQL has no rowid, so it gets a growing column to order rows written in the same second.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS annotations (
     photo_id TEXT NOT NULL, annotator TEXT NOT NULL, version TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
-    error TEXT, data TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL,
+    error TEXT, data TEXT NOT NULL DEFAULT '{{}}', created_at TEXT NOT NULL{serial},
     PRIMARY KEY (photo_id, annotator, version)
 );
 CREATE TABLE IF NOT EXISTS corrections (
@@ -91,12 +92,13 @@ class ImportReport:
 
 # --- connection ---------------------------------------------------------------------------
 @contextmanager
-def _conn(catalog: Catalog) -> Iterator[sqlite3.Connection]:
-    with catalog._conn() as con:  # the catalog's own settings: WAL, one transaction per call
-        if not getattr(catalog, "_annotations_ready", False):
-            # executescript would commit the caller's transaction, so it runs once per Catalog, first.
-            con.executescript(_SCHEMA)
-            catalog._annotations_ready = True  # type: ignore[attr-defined]
+def _conn(catalog: Catalog) -> Iterator[Conn]:
+    if not getattr(catalog, "_annotations_ready", False):
+        # Once per Catalog, under the schema lock, so processes creating the tables at once do not collide.
+        with catalog.db.migration() as con:
+            con.script(_SCHEMA.format(serial=catalog.db.dialect.serial_column))
+        catalog._annotations_ready = True  # type: ignore[attr-defined]
+    with catalog._conn() as con:  # one transaction per call
         yield con
 
 
@@ -131,18 +133,20 @@ def done_ids(catalog: Catalog, annotator: str, version: str) -> set[str]:
 
 def annotation_rows(catalog: Catalog, *, annotator: Optional[str] = None, photo_ids: Optional[Iterable[str]] = None) -> list[dict]:
     """Raw prediction rows (provenance included), newest first."""
-    q, args = "SELECT * FROM annotations WHERE 1=1", []
+    cols = "photo_id, annotator, version, status, error, data, created_at"
+    q, args = f"SELECT {cols}, {catalog.db.dialect.insert_order} AS seq FROM annotations WHERE 1=1", []
     if annotator:
         q += " AND annotator=?"
         args.append(annotator)
-    if photo_ids is not None:
-        ids = list(photo_ids)
-        q += " AND photo_id IN (SELECT value FROM json_each(?))"
-        args.append(json.dumps(ids))
     with _conn(catalog) as con:
-        rows = [dict(r) for r in con.execute(q + " ORDER BY created_at DESC, rowid DESC", args)]
+        if photo_ids is None:
+            rows = [dict(zip(r.keys(), r)) for r in con.execute(q, args)]
+        else:
+            rows = [dict(zip(r.keys(), r)) for r in in_chunks(con, q + " AND photo_id IN ({in})", list(photo_ids), before=args)]
+    rows.sort(key=lambda r: (r["created_at"], r["seq"]), reverse=True)
     for r in rows:
         r["data"] = json.loads(r["data"] or "{}")
+        del r["seq"]
     return rows
 
 
@@ -150,9 +154,10 @@ def annotators(catalog: Catalog) -> list[dict]:
     """Each (annotator, version) with counts of ok and failed photos and the last run time."""
     with _conn(catalog) as con:
         rows = con.execute(
-            "SELECT annotator, version, SUM(status='ok') AS ok, SUM(status='error') AS failed, MAX(created_at) AS last "
+            "SELECT annotator, version, SUM(CASE WHEN status='ok' THEN 1 ELSE 0 END) AS ok, "
+            "SUM(CASE WHEN status='error' THEN 1 ELSE 0 END) AS failed, MAX(created_at) AS last "
             "FROM annotations GROUP BY annotator, version ORDER BY last DESC").fetchall()
-    return [dict(r) for r in rows]
+    return [{k: (int(v) if k in ("ok", "failed") else v) for k, v in zip(r.keys(), r)} for r in rows]
 
 
 def reset_annotator(catalog: Catalog, annotator: str, *, version: Optional[str] = None, photo_ids: Optional[Iterable[str]] = None) -> list[str]:
@@ -161,12 +166,13 @@ def reset_annotator(catalog: Catalog, annotator: str, *, version: Optional[str] 
     if version:
         q += " AND version=?"
         args.append(version)
-    if photo_ids is not None:
-        q += " AND photo_id IN (SELECT value FROM json_each(?))"
-        args.append(json.dumps(list(photo_ids)))
     with _conn(catalog) as con:
         ids = sorted({r[0] for r in con.execute("SELECT photo_id " + q, args)})
-        con.execute("DELETE " + q, args)
+        if photo_ids is not None:
+            ids = sorted(set(ids) & set(photo_ids))
+            con.executemany("DELETE " + q + " AND photo_id=?", [(*args, pid) for pid in ids])
+        else:
+            con.execute("DELETE " + q, args)
     return ids
 
 
@@ -258,8 +264,10 @@ def photo_filename(photo: Photo, library_dir: Path) -> str:
 
 
 def library_dir_of(catalog: Catalog) -> Path:
-    """settings.library_dir for this catalog (<data_dir>/library; the catalog lives in data_dir)."""
-    return catalog.path.parent / "library"
+    """settings.library_dir for this catalog (see core.catalog.open_catalog)."""
+    if catalog.library_dir is None:
+        raise ValueError(f"{catalog.describe()} was opened without a library dir: open it with core.catalog.open_catalog(settings)")
+    return catalog.library_dir
 
 
 def _all_photos(catalog: Catalog, photo_ids: Optional[Iterable[str]]) -> list[Photo]:

@@ -1,22 +1,29 @@
-"""The photo catalog in SQLite: one row per distinct photo (id = sha256 of its bytes).
+"""The photo catalog: one row per distinct photo (id = sha256 of its bytes), in SQLite or PostgreSQL.
 
 Several paths may point at one photo (exact duplicates are merged, renames recognised);
 `files` maps each path to its photo with the size and mtime that make rescans incremental.
 `indexed` says which photos are in which model's index, so a backend switch re-indexes
-exactly what is missing. Connections are opened per call, so any thread may use a Catalog.
+exactly what is missing. Each call is one transaction, so any thread may use a Catalog, and
+writes are upserts keyed on content hashes and paths, so processes ingesting the same photos
+at once store each exactly once. The engine is chosen by `open_catalog(settings)`: an SQLite
+file in the data directory, or the server `PHOTOLORE_CATALOG_URL` names (core.db).
 """
 from __future__ import annotations
 
 import json
-import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Union
 
-from core.facts import FACTS_VERSION, PhotoFacts
-from core.pathnames import display_path, from_db, to_db
+from core.catalog_queries import FactsQueries, NearDupQueries, facts_row
+from core.catalog_records import FileRecord, NearDuplicate, Photo, now_iso
+from core.db import Conn, in_chunks, is_database_url, open_database
+from core.pathnames import from_db, to_db
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.settings import Settings
+
+__all__ = ["Catalog", "FileRecord", "NearDuplicate", "Photo", "SCHEMA_VERSION", "now_iso", "open_catalog"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,8 +43,8 @@ CREATE TABLE IF NOT EXISTS photos (
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     photo_id TEXT NOT NULL REFERENCES photos(id),
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL
+    size BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_photo ON files(photo_id);
 CREATE TABLE IF NOT EXISTS indexed (
@@ -47,7 +54,7 @@ CREATE TABLE IF NOT EXISTS indexed (
 );
 CREATE TABLE IF NOT EXISTS skipped (
     path TEXT PRIMARY KEY,
-    size INTEGER, mtime_ns INTEGER,
+    size BIGINT, mtime_ns BIGINT,
     reason TEXT NOT NULL,
     at TEXT NOT NULL
 );
@@ -56,7 +63,21 @@ CREATE TABLE IF NOT EXISTS skipped (
 # Schema upgrades, applied in order to a catalog of an older version, in place. A fresh catalog
 # is created at version 1 (`_SCHEMA`) and runs them all, so every catalog reaches the current
 # schema by the same path. Append (version, SQL statements); never edit an entry that shipped.
-_MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+# The SQL must run on SQLite and PostgreSQL alike (core.db).
+Step = Union[str, Callable[[Conn], None]]  # SQL, or a function of the connection for SQL that differs by engine
+
+
+def _backfill_facts_columns(con: Conn) -> None:
+    """Fill the facts summary columns from the facts JSON of photos stored before they existed."""
+    d = con.dialect
+    con.execute(f"""UPDATE photos SET facts_people = {d.json_number('facts', 'people')},
+                        facts_ntext = {d.json_array_length('facts', 'text')},
+                        facts_scene = COALESCE({d.json_text('facts', 'scene')}, ''),
+                        facts_version = COALESCE({d.json_number('facts', 'version')}, 0)
+                    WHERE facts IS NOT NULL""")
+
+
+_MIGRATIONS: list[tuple[int, tuple[Step, ...]]] = [
     (2, ("ALTER TABLE photos ADD COLUMN facts TEXT",)),  # PhotoFacts JSON (core.facts); NULL = not extracted yet
     # 3: perceptual hash per photo (near duplicates on import); a near-duplicate skip names its photo;
     # files the user chose to keep although they look like a library photo.
@@ -64,165 +85,98 @@ _MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
          "ALTER TABLE skipped ADD COLUMN near_of TEXT",
          "ALTER TABLE skipped ADD COLUMN distance INTEGER",
          "CREATE TABLE IF NOT EXISTS near_dup_kept (path TEXT PRIMARY KEY, at TEXT NOT NULL)")),
+    # 4: what the Search filters and dashboards count, as columns written with the facts: counting them
+    # by parsing every photo's JSON took 2.4 s (SQLite) / 1.6 s (PostgreSQL) per page load at 100k photos.
+    (4, ("ALTER TABLE photos ADD COLUMN facts_people INTEGER",
+         "ALTER TABLE photos ADD COLUMN facts_ntext INTEGER",
+         "ALTER TABLE photos ADD COLUMN facts_scene TEXT",
+         "ALTER TABLE photos ADD COLUMN facts_version INTEGER",
+         _backfill_facts_columns,
+         # Covering: the counts read this index, not the rows (SQLite keeps columns added later behind the
+         # facts JSON, in overflow pages: the scan of the table itself took 0.9 s at 100k photos).
+         "CREATE INDEX IF NOT EXISTS photos_facts ON photos(missing, facts_scene, facts_people, facts_ntext, facts_version)")),
 ]
 SCHEMA_VERSION = max([1, *(v for v, _ in _MIGRATIONS)])
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def open_catalog(settings: "Settings") -> "Catalog":
+    """The catalog these settings name: PostgreSQL when `catalog_url` is set, else the SQLite file in the data dir."""
+    return Catalog(settings.catalog_target, library_dir=settings.library_dir)
 
 
-@dataclass
-class Photo:
-    id: str
-    path: str
-    source: str
-    class_name: str = ""
-    width: Optional[int] = None
-    height: Optional[int] = None
-    format: Optional[str] = None
-    taken_at: Optional[str] = None
-    orientation: Optional[int] = None
-    added_at: str = ""
-    thumb_path: Optional[str] = None
-    caption: Optional[str] = None
-    caption_source: Optional[str] = None
-    tags: list[tuple[str, float]] = field(default_factory=list)
-    missing: bool = False
-    facts: Optional[PhotoFacts] = None  # None = not extracted yet (reindex fills it in)
-    phash: Optional[str] = None  # 64-bit perceptual hash, hex (core.neardup)
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Photo":
-        data = {k: v for k, v in dict(row).items() if k in _PHOTO_FIELDS}  # columns of later versions stay in SQL
-        data["tags"] = [tuple(t) for t in json.loads(data.get("tags") or "[]")]
-        data["missing"] = bool(data.get("missing"))
-        data["facts"] = PhotoFacts.from_json(data.get("facts"))
-        data["path"] = from_db(data["path"])
-        if data.get("thumb_path"):
-            data["thumb_path"] = from_db(data["thumb_path"])
-        return cls(**data)
-
-    def index_metadata(self) -> dict:
-        """What the vector index stores beside the embedding, for filters and display."""
-        return {
-            "path": display_path(self.path), "source": self.source, "class_name": self.class_name,
-            "caption": self.caption or "", "tags": [t for t, _ in self.tags[:5]],
-            "width": self.width, "height": self.height, "taken_at": self.taken_at,
-        } | (self.facts.index_metadata() if self.facts else {})
-
-
-_PHOTO_FIELDS = frozenset(Photo.__dataclass_fields__)
-
-
-@dataclass
-class NearDuplicate:
-    """A file not imported because it looks like a library photo; the user may keep it anyway."""
-
-    path: str
-    photo_id: str
-    distance: int
-    reason: str
-
-
-@dataclass
-class FileRecord:
-    path: str
-    photo_id: str
-    size: int
-    mtime_ns: int
-
-
-class Catalog:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+class Catalog(FactsQueries, NearDupQueries):
+    def __init__(self, target: str | Path, *, library_dir: Optional[Path] = None):
+        """`target`: an SQLite file path or a postgresql:// URL. `library_dir` (settings.library_dir, where
+        annotation exports make file names relative to) defaults to <file's dir>/library; open_catalog passes it."""
+        self.db = open_database(target)
+        self.url: Optional[str] = str(target) if is_database_url(target) else None
+        self.path: Optional[Path] = None if self.url else Path(target)
+        self.library_dir: Optional[Path] = (Path(library_dir) if library_dir is not None
+                                            else self.path.parent / "library" if self.path else None)
         self._migrate()
 
+    def describe(self) -> str:
+        """Which catalog this is, for status lines (a URL without its password)."""
+        return self.db.describe()
+
+    def close(self) -> None:
+        """Close pooled connections (PostgreSQL); the Catalog still works after, reconnecting on demand."""
+        self.db.close()
+
     def _migrate(self) -> None:
-        """Create or upgrade the schema. BEGIN IMMEDIATE serialises processes that open the same
-        catalog at once, so each upgrade runs exactly once."""
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        con.execute(stmt)
-                row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                current = 1 if row is None else int(row[0])
-                if current > SCHEMA_VERSION:
-                    raise RuntimeError(f"{self.path} was written by a newer PhotoLore (schema {current}); upgrade PhotoLore")
-                # Which upgrades ran is recorded one by one, not as one number, so an upgrade added on a
-                # branch that lands after a higher-numbered one still runs on catalogs opened in between.
-                row = con.execute("SELECT value FROM meta WHERE key='migrations'").fetchone()
-                applied = set(json.loads(row[0])) if row else set(range(2, current + 1))
-                for version, statements in sorted(_MIGRATIONS):
-                    if version not in applied:
-                        for stmt in statements:
-                            con.execute(stmt)
-                        applied.add(version)
-                        current = max(current, version)
-                for key, value in (("schema_version", str(current)), ("migrations", json.dumps(sorted(applied)))):
-                    con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        finally:
-            con.close()
+        """Create or upgrade the schema, under a lock that serialises processes opening the same catalog at
+        once (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so each upgrade runs exactly once."""
+        with self.db.migration() as con:
+            con.script(_SCHEMA)
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = 1 if row is None else int(row[0])
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.describe()} was written by a newer PhotoLore (schema {current}); upgrade PhotoLore")
+            # Which upgrades ran is recorded one by one, not as one number, so an upgrade added on a
+            # branch that lands after a higher-numbered one still runs on catalogs opened in between.
+            row = con.execute("SELECT value FROM meta WHERE key='migrations'").fetchone()
+            applied = set(json.loads(row[0])) if row else set(range(2, current + 1))
+            for version, statements in sorted(_MIGRATIONS):
+                if version not in applied:
+                    for step in statements:
+                        step(con) if callable(step) else con.execute(step)
+                    applied.add(version)
+                    current = max(current, version)
+            for key, value in (("schema_version", str(current)), ("migrations", json.dumps(sorted(applied)))):
+                con.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
     @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30)
-        con.row_factory = sqlite3.Row
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            with con:  # one transaction: commit on success, roll back on error
-                yield con
-        finally:
-            con.close()
+    def _conn(self) -> Iterator[Conn]:
+        """One transaction (core.db.Conn: `?` placeholders on either engine)."""
+        with self.db.connect() as con:
+            yield con
 
     # --- lookups -------------------------------------------------------------------------
     def file_state(self, paths: Sequence[str]) -> dict[str, FileRecord]:
         out: dict[str, FileRecord] = {}
         with self._conn() as con:
-            for chunk in _chunks([to_db(p) for p in paths], 500):
-                q = f"SELECT path, photo_id, size, mtime_ns FROM files WHERE path IN ({','.join('?' * len(chunk))})"
-                for r in con.execute(q, chunk):
-                    path = from_db(r["path"])
-                    out[path] = FileRecord(path, r["photo_id"], r["size"], r["mtime_ns"])
+            for r in in_chunks(con, "SELECT path, photo_id, size, mtime_ns FROM files WHERE path IN ({in})", [to_db(p) for p in paths]):
+                path = from_db(r["path"])
+                out[path] = FileRecord(path, r["photo_id"], r["size"], r["mtime_ns"])
         return out
 
     def skipped_state(self, paths: Sequence[str]) -> dict[str, tuple[int, int, str, Optional[str], Optional[int]]]:
         """path -> (size, mtime_ns, reason, near-duplicate photo id or None, distance or None)."""
-        out = {}
         with self._conn() as con:
-            for chunk in _chunks([to_db(p) for p in paths], 500):
-                q = f"SELECT path, size, mtime_ns, reason, near_of, distance FROM skipped WHERE path IN ({','.join('?' * len(chunk))})"
-                for r in con.execute(q, chunk):
-                    out[from_db(r["path"])] = (r["size"], r["mtime_ns"], r["reason"], r["near_of"], r["distance"])
-        return out
+            rows = in_chunks(con, "SELECT path, size, mtime_ns, reason, near_of, distance FROM skipped WHERE path IN ({in})",
+                             [to_db(p) for p in paths])
+            return {from_db(r["path"]): (r["size"], r["mtime_ns"], r["reason"], r["near_of"], r["distance"]) for r in rows}
 
     def indexed_ids(self, model_id: str, ids: Optional[Iterable[str]] = None) -> set[str]:
         with self._conn() as con:
             if ids is None:
                 return {r[0] for r in con.execute("SELECT photo_id FROM indexed WHERE model_id=?", (model_id,))}
-            out: set[str] = set()
-            for chunk in _chunks(list(ids), 500):
-                q = f"SELECT photo_id FROM indexed WHERE model_id=? AND photo_id IN ({','.join('?' * len(chunk))})"
-                out.update(r[0] for r in con.execute(q, [model_id, *chunk]))
-            return out
+            return {r[0] for r in in_chunks(con, "SELECT photo_id FROM indexed WHERE model_id=? AND photo_id IN ({in})", list(ids),
+                                            before=(model_id,))}
 
     def existing_ids(self, ids: Iterable[str]) -> set[str]:
-        out: set[str] = set()
         with self._conn() as con:
-            for chunk in _chunks(list(ids), 500):
-                q = f"SELECT id FROM photos WHERE id IN ({','.join('?' * len(chunk))})"
-                out.update(r[0] for r in con.execute(q, chunk))
-        return out
+            return {r[0] for r in in_chunks(con, "SELECT id FROM photos WHERE id IN ({in})", list(ids))}
 
     def get(self, photo_id: str) -> Optional[Photo]:
         with self._conn() as con:
@@ -230,12 +184,8 @@ class Catalog:
         return Photo.from_row(row) if row else None
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Photo]:
-        out = {}
         with self._conn() as con:
-            for chunk in _chunks(list(ids), 500):
-                for row in con.execute(f"SELECT * FROM photos WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                    out[row["id"]] = Photo.from_row(row)
-        return out
+            return {row["id"]: Photo.from_row(row) for row in in_chunks(con, "SELECT * FROM photos WHERE id IN ({in})", list(ids))}
 
     def list_photos(self, *, class_name: Optional[str] = None, limit: int = 1000, offset: int = 0, include_missing: bool = False) -> list[Photo]:
         q, args = "SELECT * FROM photos WHERE 1=1", []
@@ -271,44 +221,6 @@ class Catalog:
         with self._conn() as con:
             return [(from_db(r[0]), r[1]) for r in con.execute("SELECT path, reason FROM skipped ORDER BY at DESC LIMIT ?", (limit,))]
 
-    def near_duplicates(self, limit: int = 1000) -> list[NearDuplicate]:
-        """Files left out of the library as near duplicates of a photo, newest first."""
-        with self._conn() as con:
-            rows = con.execute("SELECT path, near_of, distance, reason FROM skipped WHERE near_of IS NOT NULL ORDER BY at DESC LIMIT ?",
-                               (limit,)).fetchall()
-        return [NearDuplicate(from_db(r[0]), r[1], int(r[2]), r[3]) for r in rows]
-
-    def phashes(self) -> list[tuple[int, str]]:
-        """(perceptual hash, photo id) of every photo in the library that has one."""
-        with self._conn() as con:
-            rows = con.execute("SELECT phash, id FROM photos WHERE missing=0 AND phash IS NOT NULL").fetchall()
-        return [(int(r[0], 16), r[1]) for r in rows]
-
-    def photos_without_phash(self) -> list[tuple[str, Optional[str]]]:
-        """(id, thumbnail path) of photos stored before perceptual hashes were (schema < 3)."""
-        with self._conn() as con:
-            rows = con.execute("SELECT id, thumb_path FROM photos WHERE phash IS NULL AND missing=0").fetchall()
-        return [(r[0], from_db(r[1]) if r[1] else None) for r in rows]
-
-    def set_phashes(self, items: Sequence[tuple[str, str]]) -> None:
-        with self._conn() as con:
-            con.executemany("UPDATE photos SET phash=? WHERE id=? AND phash IS NULL", [(h, pid) for pid, h in items])
-
-    def near_dup_kept(self, paths: Sequence[str]) -> set[str]:
-        """Which of `paths` the user chose to keep although they look like a library photo."""
-        out: set[str] = set()
-        with self._conn() as con:
-            for chunk in _chunks([to_db(p) for p in paths], 500):
-                q = f"SELECT path FROM near_dup_kept WHERE path IN ({','.join('?' * len(chunk))})"
-                out.update(from_db(r[0]) for r in con.execute(q, chunk))
-        return out
-
-    def keep_near_duplicate(self, path: str) -> None:
-        """Remember that `path` is wanted as a photo of its own; the next ingest of it adds it."""
-        with self._conn() as con:
-            con.execute("INSERT OR IGNORE INTO near_dup_kept (path, at) VALUES (?,?)", (to_db(path), now_iso()))
-            con.execute("DELETE FROM skipped WHERE path=?", (to_db(path),))
-
     def remove_photo(self, photo_id: str) -> list[str]:
         """Forget a photo (catalog rows only, never the file); returns its paths."""
         with self._conn() as con:
@@ -322,35 +234,47 @@ class Catalog:
 
     # --- writes (each one transaction) ----------------------------------------------------
     def commit_batch(self, photos: Sequence[Photo], files: Sequence[FileRecord], model_id: Optional[str], indexed: Sequence[str] = ()) -> None:
-        """Write new photos, their file rows, and index membership atomically."""
-        with self._conn() as con:
-            for p in photos:
-                con.execute(
-                    """INSERT INTO photos (id, path, source, class_name, width, height, format, taken_at, orientation,
-                                           added_at, thumb_path, caption, caption_source, tags, missing, facts)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)
-                       ON CONFLICT(id) DO UPDATE SET missing=0, path=excluded.path,
-                           thumb_path=COALESCE(photos.thumb_path, excluded.thumb_path),
-                           caption=COALESCE(photos.caption, excluded.caption),
-                           caption_source=COALESCE(photos.caption_source, excluded.caption_source),
-                           tags=CASE WHEN photos.tags='[]' THEN excluded.tags ELSE photos.tags END,
-                           facts=COALESCE(excluded.facts, photos.facts)""",
-                    (p.id, to_db(p.path), p.source, p.class_name, p.width, p.height, p.format, p.taken_at, p.orientation,
-                     p.added_at or now_iso(), to_db(p.thumb_path) if p.thumb_path else None, p.caption, p.caption_source,
-                     json.dumps(p.tags), p.facts.to_json() if p.facts else None),
-                )
-                if p.phash:
-                    con.execute("UPDATE photos SET phash=COALESCE(phash, ?) WHERE id=?", (p.phash, p.id))
-            for f in files:
-                con.execute(
-                    "INSERT INTO files (path, photo_id, size, mtime_ns) VALUES (?,?,?,?) "
-                    "ON CONFLICT(path) DO UPDATE SET photo_id=excluded.photo_id, size=excluded.size, mtime_ns=excluded.mtime_ns",
-                    (to_db(f.path), f.photo_id, f.size, f.mtime_ns),
-                )
-                con.execute("UPDATE photos SET missing=0 WHERE id=?", (f.photo_id,))
-                con.execute("DELETE FROM skipped WHERE path=?", (to_db(f.path),))
-            if model_id:
-                con.executemany("INSERT OR IGNORE INTO indexed (photo_id, model_id) VALUES (?,?)", [(i, model_id) for i in indexed])
+        """Write new photos, their file rows, and index membership atomically. Every statement is an upsert, so
+        processes committing the same photos at once store each once; rows go in key order, so two batches
+        lock shared rows in the same order (and a PostgreSQL deadlock that still happens is retried)."""
+        photos = sorted(photos, key=lambda p: p.id)
+        files = sorted(files, key=lambda f: (f.photo_id, f.path))
+        self.db.transact(lambda con: self._commit_batch(con, photos, files, model_id, sorted(indexed)))
+
+    @staticmethod
+    def _commit_batch(con: Conn, photos: Sequence[Photo], files: Sequence[FileRecord], model_id: Optional[str], indexed: Sequence[str]) -> None:
+        for p in photos:
+            con.execute(
+                """INSERT INTO photos (id, path, source, class_name, width, height, format, taken_at, orientation,
+                                       added_at, thumb_path, caption, caption_source, tags, missing, facts,
+                                       facts_people, facts_ntext, facts_scene, facts_version)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?)
+                   ON CONFLICT(id) DO UPDATE SET missing=0, path=excluded.path,
+                       thumb_path=COALESCE(photos.thumb_path, excluded.thumb_path),
+                       caption=COALESCE(photos.caption, excluded.caption),
+                       caption_source=COALESCE(photos.caption_source, excluded.caption_source),
+                       tags=CASE WHEN photos.tags='[]' THEN excluded.tags ELSE photos.tags END,
+                       facts=COALESCE(excluded.facts, photos.facts),
+                       facts_people=CASE WHEN excluded.facts IS NULL THEN photos.facts_people ELSE excluded.facts_people END,
+                       facts_ntext=CASE WHEN excluded.facts IS NULL THEN photos.facts_ntext ELSE excluded.facts_ntext END,
+                       facts_scene=CASE WHEN excluded.facts IS NULL THEN photos.facts_scene ELSE excluded.facts_scene END,
+                       facts_version=CASE WHEN excluded.facts IS NULL THEN photos.facts_version ELSE excluded.facts_version END""",
+                (p.id, to_db(p.path), p.source, p.class_name, p.width, p.height, p.format, p.taken_at, p.orientation,
+                 p.added_at or now_iso(), to_db(p.thumb_path) if p.thumb_path else None, p.caption, p.caption_source,
+                 json.dumps(p.tags), *facts_row(p.facts)),
+            )
+            if p.phash:
+                con.execute("UPDATE photos SET phash=COALESCE(phash, ?) WHERE id=?", (p.phash, p.id))
+        for f in files:
+            con.execute(
+                "INSERT INTO files (path, photo_id, size, mtime_ns) VALUES (?,?,?,?) "
+                "ON CONFLICT(path) DO UPDATE SET photo_id=excluded.photo_id, size=excluded.size, mtime_ns=excluded.mtime_ns",
+                (to_db(f.path), f.photo_id, f.size, f.mtime_ns),
+            )
+            con.execute("UPDATE photos SET missing=0 WHERE id=?", (f.photo_id,))
+            con.execute("DELETE FROM skipped WHERE path=?", (to_db(f.path),))
+        if model_id:
+            con.executemany("INSERT INTO indexed (photo_id, model_id) VALUES (?,?) ON CONFLICT DO NOTHING", [(i, model_id) for i in indexed])
 
     def record_skipped(self, items: Sequence[tuple]) -> None:
         """(path, size, mtime_ns, reason[, near-duplicate photo id, distance]): remembered so an unchanged
@@ -371,7 +295,8 @@ class Catalog:
         prefix = to_db(str(Path(root).resolve()).rstrip("/") + "/")
         seen = {to_db(p) for p in seen}
         with self._conn() as con:
-            rows = con.execute("SELECT path, photo_id FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)).fetchall()
+            under = "substr(path, 1, CAST(? AS INTEGER)) = ?"  # a prefix test with no LIKE wildcards to escape
+            rows = con.execute(f"SELECT path, photo_id FROM files WHERE {under}", (len(prefix), prefix)).fetchall()
             gone = [(r[0], r[1]) for r in rows if r[0] not in seen]
             for path, pid in gone:
                 con.execute("DELETE FROM files WHERE path=?", (path,))
@@ -380,42 +305,13 @@ class Catalog:
                     con.execute("UPDATE photos SET path=? WHERE id=? AND path=?", (other[0], pid, path))
                 else:
                     con.execute("UPDATE photos SET missing=1 WHERE id=?", (pid,))
-            con.execute("DELETE FROM skipped WHERE substr(path, 1, ?) = ? AND path NOT IN (SELECT value FROM json_each(?))",
-                        (len(prefix), prefix, json.dumps(sorted(seen))))
+            stale = [r[0] for r in con.execute(f"SELECT path FROM skipped WHERE {under}", (len(prefix), prefix)) if r[0] not in seen]
+            con.executemany("DELETE FROM skipped WHERE path=?", [(path,) for path in stale])
         return len(gone)
 
     def set_caption(self, photo_id: str, caption: str, source: str) -> None:
         with self._conn() as con:
             con.execute("UPDATE photos SET caption=?, caption_source=? WHERE id=?", (caption, source, photo_id))
-
-    def set_facts(self, items: Sequence[tuple[str, PhotoFacts]], captions: Sequence[tuple[str, str, str]] = ()) -> None:
-        """Store (photo_id, facts) pairs, and (photo_id, caption, source) for captions written from them, in one transaction."""
-        with self._conn() as con:
-            con.executemany("UPDATE photos SET facts=? WHERE id=?", [(f.to_json(), pid) for pid, f in items])
-            con.executemany("UPDATE photos SET caption=?, caption_source=? WHERE id=?", [(c, s, pid) for pid, c, s in captions])
-
-    def photos_with_stale_facts(self, version: int = FACTS_VERSION) -> list[Photo]:
-        """Photos whose facts are missing or were extracted by an older FACTS_VERSION."""
-        with self._conn() as con:
-            rows = con.execute(
-                "SELECT * FROM photos WHERE missing=0 AND (facts IS NULL OR COALESCE(json_extract(facts, '$.version'), 0) < ?) ORDER BY path",
-                (version,),
-            ).fetchall()
-        return [Photo.from_row(r) for r in rows]
-
-    def facts_summary(self) -> dict:
-        """Counts for filters and dashboards: photos, with facts, with people, with text, per scene."""
-        with self._conn() as con:
-            row = con.execute(
-                """SELECT COUNT(*), COUNT(facts),
-                          SUM(CASE WHEN json_extract(facts, '$.people') > 0 THEN 1 ELSE 0 END),
-                          SUM(CASE WHEN json_array_length(json_extract(facts, '$.text')) > 0 THEN 1 ELSE 0 END)
-                   FROM photos WHERE missing=0""").fetchone()
-            scenes = con.execute(
-                "SELECT json_extract(facts, '$.scene') AS s, COUNT(*) FROM photos WHERE missing=0 AND facts IS NOT NULL "
-                "AND COALESCE(json_extract(facts, '$.scene'), '') != '' GROUP BY s ORDER BY COUNT(*) DESC, s").fetchall()
-        return {"photos": int(row[0]), "with_facts": int(row[1]), "with_people": int(row[2] or 0),
-                "with_text": int(row[3] or 0), "scenes": {r[0]: int(r[1]) for r in scenes}}
 
     def photos_not_indexed(self, model_id: str) -> list[Photo]:
         with self._conn() as con:
@@ -429,7 +325,3 @@ class Catalog:
         with self._conn() as con:
             con.executemany("DELETE FROM indexed WHERE model_id=? AND photo_id=?", [(model_id, i) for i in ids])
 
-
-def _chunks(items: list, n: int) -> Iterator[list]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]

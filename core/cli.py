@@ -166,7 +166,8 @@ def cmd_search(args) -> int:
     from core.search import search_image, search_text
 
     services = _services()
-    where = facts_where(has_people=True if args.has_people else None, has_text=True if args.has_text else None, scene=args.scene)
+    where = facts_where(has_people=True if args.has_people else None, has_text=True if args.has_text else None, scene=args.scene,
+                        setting=args.setting, monochrome=True if args.black_and_white else None)
     try:
         if args.image:
             from core.images import ImageError, load_rgb
@@ -245,11 +246,11 @@ def cmd_models(args) -> int:
 
 def cmd_report(args) -> int:
     from core import charts, dashboards
-    from core.catalog import Catalog
+    from core.catalog import open_catalog
     from core.images import atomic_write_bytes
     from core.settings import Settings
 
-    df = dashboards.frame_from_catalog(Catalog(Settings().catalog_path))
+    df = dashboards.frame_from_catalog(open_catalog(Settings()))
     df = dashboards.apply_filters(df, dashboards.Filters(classes=args.class_name or None))
     html = charts.report_html(charts.build_sections(df), title=f"PhotoLore report: {len(df)} photos")
     atomic_write_bytes(Path(args.out), html.encode("utf-8"))
@@ -270,14 +271,15 @@ def _image_runtime_line(settings) -> str:
 
 
 def cmd_status(args) -> int:
-    from core.catalog import Catalog
+    from core.catalog import open_catalog
     from core.settings import Settings
     from models.registry import choose_backend
 
     settings = Settings()
+    cat = open_catalog(settings)  # first: a catalog that cannot be reached is said within seconds
     choice = choose_backend(settings)
-    cat = Catalog(settings.catalog_path)
     print(f"data dir: {settings.data_dir}")
+    print(f"catalog: {cat.describe()}" + ("" if settings.catalog_url else " (set PHOTOLORE_CATALOG_URL=postgresql://... to share one)"))
     print(f"backend: {choice.name} - {choice.reason}")
     if choice.name == "bundled":
         print(f"image model runtime: {_image_runtime_line(settings)}")
@@ -312,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--has-people", action="store_true", help="only photos where people were found")
     p.add_argument("--has-text", action="store_true", help="only photos with text read in them")
     p.add_argument("--scene", help="only photos of this scene, e.g. kitchen")
+    p.add_argument("--setting", choices=["indoor", "outdoor"], help="only photos taken indoors / outdoors (as far as the facts can tell)")
+    p.add_argument("--black-and-white", action="store_true", help="only black and white photos")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
@@ -340,5 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from core.db import CatalogConnectionError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except CatalogConnectionError as exc:  # a wrong PHOTOLORE_CATALOG_URL or a server that is down: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -30,15 +30,19 @@ class SearchResult:
 
 
 def _hits_to_results(services, hits, *, k: int, threshold: float, exclude: Optional[str] = None) -> list[SearchResult]:
-    photos = services.catalog.get_many([h.id for h in hits])
     out = []
-    for h in hits:
-        p = photos.get(h.id)
-        if p is None or p.missing or h.id == exclude or h.score < threshold:
-            continue  # vectors of forgotten or vanished photos never reach the user
-        out.append(SearchResult(p, h.score))
-        if len(out) == k:
-            break
+    # Catalog rows are read for the best hits first (a row costs a JSON parse of its facts): the
+    # rest only when forgotten or vanished photos leave fewer than k.
+    for start in range(0, len(hits), k + 8):
+        chunk = [h for h in hits[start:start + k + 8] if h.score >= threshold and h.id != exclude]
+        photos = services.catalog.get_many([h.id for h in chunk])
+        for h in chunk:
+            p = photos.get(h.id)
+            if p is None or p.missing:
+                continue  # vectors of forgotten or vanished photos never reach the user
+            out.append(SearchResult(p, h.score))
+            if len(out) == k:
+                return out
     return out
 
 
@@ -51,25 +55,30 @@ CAPTION_WEIGHT = 0.15
 FACTS_POOL = 40  # candidates taken from each collection before the two scores are combined
 
 
-def _combined_hits(services, vec: np.ndarray, *, k: int, where: Optional[dict]):
-    """Caption and facts hits merged by the weighted score; photos without a facts vector keep their caption score."""
-    store, model_id = services.store, services.backend.model_id
+def text_hits(store, model_id: str, vec: np.ndarray, *, k: int, where: Optional[dict] = None) -> list:
+    """Index hits for a caption-space query, best first: caption + facts scores where the index has
+    facts vectors, captions alone in an index built before photo facts.
+
+    Ranking needs no metadata (the catalog has the rows), so none is read; an empty facts
+    collection answers the facts query with nothing, which saves counting it first."""
     n = max(k + 8, FACTS_POOL)
-    by_caption = {h.id: h for h in store.query(model_id, "caption", vec, k=n, where=where)}
-    by_facts = {h.id: h for h in store.query(model_id, "facts", vec, k=n, where=where)}
+    by_facts = {h.id: h for h in store.query(model_id, "facts", vec, k=n, where=where, metadata=False)}
+    if not by_facts:
+        return store.query(model_id, "caption", vec, k=k + 8, where=where, metadata=False)
+    by_caption = {h.id: h for h in store.query(model_id, "caption", vec, k=n, where=where, metadata=False)}
     # a photo found by one collection only is scored from its stored vector in the other
     for space, have, other in (("facts", by_facts, by_caption), ("caption", by_caption, by_facts)):
         missing = [i for i in other if i not in have]
         for pid, emb in store.get_embeddings(model_id, space, missing).items():
-            have[pid] = type(other[pid])(pid, float(np.dot(emb, vec)), other[pid].metadata)
+            have[pid] = type(other[pid])(pid, float(np.dot(emb, vec)), {})
     merged = []
-    for pid in set(by_caption) | set(by_facts):
+    for pid in by_caption.keys() | by_facts.keys():
         cap, facts = by_caption.get(pid), by_facts.get(pid)
-        if cap is None or facts is None:
+        if cap is None or facts is None:  # no vector in the other space (an index built before facts)
             score = (cap or facts).score
         else:
             score = CAPTION_WEIGHT * cap.score + (1 - CAPTION_WEIGHT) * facts.score
-        merged.append(type(cap or facts)(pid, score, (cap or facts).metadata))
+        merged.append(type(cap or facts)(pid, score, {}))
     return sorted(merged, key=lambda h: -h.score)
 
 
@@ -81,11 +90,9 @@ def search_text(services, text: str, *, k: int = 12, threshold: float = -1.0, wh
     backend = services.backend
     vec = backend.embed_texts([text])[0]
     if backend.text_space == "image":
-        hits = services.store.query(backend.model_id, "image", vec, k=k + 8, where=where)
-    elif services.store.count(backend.model_id, "facts"):
-        hits = _combined_hits(services, vec, k=k, where=where)
-    else:  # an index built before photo facts: captions only until reindex adds them
-        hits = services.store.query(backend.model_id, "caption", vec, k=k + 8, where=where)
+        hits = services.store.query(backend.model_id, "image", vec, k=k + 8, where=where, metadata=False)
+    else:
+        hits = text_hits(services.store, backend.model_id, vec, k=k, where=where)
     return _hits_to_results(services, hits, k=k, threshold=threshold)
 
 
@@ -102,5 +109,17 @@ def search_image(services, *, image: Optional[Image.Image] = None, photo_id: Opt
         vec = backend.embed_images([image.convert("RGB")])[0]
     else:
         raise ValueError("give an image or a photo id to search with")
-    hits = services.store.query(backend.model_id, "image", np.asarray(vec), k=k + 9, where=where)
+    hits = services.store.query(backend.model_id, "image", np.asarray(vec), k=k + 9, where=where, metadata=False)
     return _hits_to_results(services, hits, k=k, threshold=threshold, exclude=photo_id)
+
+
+def warm_index(services) -> None:
+    """Load the active backend's search collections into memory (Chroma reads an HNSW index from
+    disk on its first query: seconds at 100k photos), so the first search a user makes is not the one that pays."""
+    backend, store = services.backend, services.store
+    text = backend.embed_texts(["a photo"])[0]  # also the text model's first call, which allocates its buffers
+    spaces = {"image": text} if backend.text_space == "image" else {"facts": text, "caption": text}
+    if backend.text_space != "image" and getattr(backend, "image_dim", None):
+        spaces["image"] = np.full(backend.image_dim, 1.0 / np.sqrt(backend.image_dim), np.float32)
+    for space, vec in spaces.items():
+        store.query(backend.model_id, space, vec, k=1, metadata=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from core.catalog import Catalog
+from core.catalog import Catalog, open_catalog
 from core.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,4 +33,4 @@ def build_services(settings: Optional[Settings] = None, *, backend: "Optional[Vi
         backend, choice = create_backend(settings)
     else:
         choice = BackendChoice(backend.name, "given by the caller")
-    return Services(settings, Catalog(settings.catalog_path), VectorStore.from_settings(settings), backend, choice)
+    return Services(settings, open_catalog(settings), VectorStore.from_settings(settings), backend, choice)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from core.neardup import DEFAULT_THRESHOLD as NEAR_DUP_DEFAULT
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     clip_pretrained: str = "openai"
     clip_checkpoint: Optional[Path] = Field(default=None, description="A local open_clip checkpoint file.")
     device: str = "auto"
+    catalog_url: Optional[str] = Field(
+        default=None, description="postgresql://USER:PASSWORD@HOST:PORT/DB puts the catalog and annotations on PostgreSQL; "
+                                  "unset: an SQLite file in data_dir.")
     chroma_host: Optional[str] = Field(default=None, validation_alias=AliasChoices("CHROMA_HOST", "PHOTOLORE_CHROMA_HOST", "chroma_host"))
     chroma_port: int = Field(default=8000, validation_alias=AliasChoices("CHROMA_PORT", "PHOTOLORE_CHROMA_PORT", "chroma_port"))
     ray_address: Optional[str] = Field(default=None, description="Ray cluster for batch jobs ('auto' or HEAD:PORT); unset = this process.")
@@ -58,6 +61,15 @@ class Settings(BaseSettings):
         default="auto", description="Bundled image model on PyTorch or ONNX Runtime; auto: whichever is faster here (measured once).")
     decode_workers: int = Field(default=2, ge=1, le=32, description="Threads reading and decoding photos during ingest.")
 
+    @field_validator("catalog_url")
+    @classmethod
+    def _postgres_only(cls, value: Optional[str]) -> Optional[str]:
+        if not value or not value.strip():
+            return None  # an empty PHOTOLORE_CATALOG_URL means the default, as unset does
+        from core.db import check_url
+
+        return check_url(value.strip())
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
         return standard_sources(settings_cls, init_settings, env_settings)
@@ -69,7 +81,13 @@ class Settings(BaseSettings):
 
     @property
     def catalog_path(self) -> Path:
+        """The SQLite catalog file (unused when `catalog_url` puts the catalog on PostgreSQL)."""
         return self.data_dir / "catalog.sqlite"
+
+    @property
+    def catalog_target(self) -> Path | str:
+        """Where the catalog is: the PostgreSQL URL when set, else the SQLite file (core.catalog.Catalog takes either)."""
+        return self.catalog_url or self.catalog_path
 
     @property
     def chroma_path(self) -> Path:

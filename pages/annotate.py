@@ -8,6 +8,9 @@ from core import annotations as ann
 from core.annotate.runner import make_annotator, reset_results, run_annotations
 from ui.resources import services_or_stop
 from ui.widgets import backend_badge, md_escape, progress_callback, ray_choice, untick_ray
+from ui.router import ensure_router
+
+ensure_router()
 
 services = services_or_stop()
 st.title("Annotate")

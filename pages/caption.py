@@ -14,6 +14,9 @@ from core.images import IMAGE_EXTENSIONS
 from core.settings import Settings
 from core.uploads import safe_component
 from ui.resources import services_or_stop
+from ui.router import ensure_router
+
+ensure_router()
 
 AUTO = "best available"
 TAGS = "backend description (no trained captioner)"
@@ -113,7 +116,7 @@ with tab_train:
                           augment=augment, finetune=finetune, device=settings.device)
         if not resume and (out_dir / "last.pt").is_file():
             (out_dir / "last.pt").unlink()
-        source = settings.catalog_path if kind == "library" else (Path(path) if path else None)
+        source = settings.catalog_target if kind == "library" else (Path(path) if path else None)
         loader = (lambda: load_dataset(kind, path=source,
                                        image_dir=Path(image_dir) if image_dir else None, n=int(n_images)))
         job = jobs[str(out_dir)] = start_training(loader, cfg, out_dir)
@@ -125,7 +128,7 @@ with tab_train:
     eval_ckpt = e1.selectbox("Checkpoint", [str(p) for p in list_checkpoints(settings)], key="train_eval_ckpt")
     eval_method = e2.radio("Decoding", ["beam", "greedy"], key="train_eval_method", horizontal=True)
     if st.button("Evaluate on the test split (the dataset chosen above)", key="train_eval", disabled=not eval_ckpt):
-        source = settings.catalog_path if kind == "library" else (Path(path) if path else None)
+        source = settings.catalog_target if kind == "library" else (Path(path) if path else None)
         try:
             with st.spinner("Evaluating..."):
                 data = load_dataset(kind, path=source, image_dir=Path(image_dir) if image_dir else None, n=int(n_images))

@@ -5,6 +5,9 @@ from core.chat.chain import ChatConfig, stream_reply
 from core.chat.llm import LLMSettings, LLMUnavailable
 from ui.resources import services_or_stop
 from ui.widgets import backend_badge, md_escape, photo_grid
+from ui.router import ensure_router
+
+ensure_router()
 
 HISTORY = "chat-history"
 

@@ -9,6 +9,9 @@ from core.crawl.job import CollectJob, ingest_with
 from core.settings import Settings
 from ui.resources import services_or_stop
 from ui.widgets import add_photos_panel, md_escape, show_last_report
+from ui.router import ensure_router
+
+ensure_router()
 
 
 @st.cache_resource(show_spinner=False)

@@ -4,8 +4,11 @@ import streamlit as st
 
 from core import charts
 from core import dashboards as d
-from ui.resources import services_or_stop
+from ui.resources import facts_summary, services_or_stop
 from ui.widgets import md_escape, photo_grid
+from ui.router import ensure_router
+
+ensure_router()
 
 services = services_or_stop()
 st.title("Dashboards")
@@ -75,7 +78,7 @@ for section in sections:
 
 # --- photo facts (whole library: facts are not annotations, the filters above do not apply) ----------
 st.subheader("Photo facts")
-facts = services.catalog.facts_summary()
+facts = facts_summary(services)
 if not facts["with_facts"]:
     st.info("No photo has facts yet: update them on the Library page (or run `python -m core reindex`).")
 else:

@@ -10,8 +10,13 @@ import streamlit as st
 from core.gan import GanError
 from core.gan.generate import generate_from_text, interpolate, load_generator, make_grid, png_bytes
 from core.gan.checkpoints import generator_choices, usage
-from core.gan.train import GanConfig, TrainSource, latest_sample, read_log, run_dir_for, start_training_job
+from core.gan.job import TrainSource, start_training_job
+from core.gan.runs import latest_sample, read_log, run_dir_for
+from core.gan.train import GanConfig
 from core.settings import Settings
+from ui.router import ensure_router
+
+ensure_router()
 
 
 @st.cache_resource(show_spinner="Loading the embedding backend...")
@@ -102,10 +107,10 @@ with train_tab:
     source = None
     if kind == "Library class":
         classes: dict = {}
-        if settings.catalog_path.is_file():
-            from core.catalog import Catalog
+        if settings.catalog_url or settings.catalog_path.is_file():
+            from core.catalog import open_catalog
 
-            classes = Catalog(settings.catalog_path).classes()
+            classes = open_catalog(settings).classes()
         if classes:
             cls = st.selectbox("Class", [c for c in classes if c], format_func=lambda c: f"{c} ({classes[c]} photos)", key="train_class")
             source = TrainSource("library", cls) if cls else None
@@ -155,9 +160,9 @@ with train_tab:
                                mode_seeking=mode_seeking, batch_size=batch_size, keep_every=keep_every, checkpoint_budget_mb=budget_mb)
             catalog = None
             if source.kind == "library":
-                from core.catalog import Catalog
+                from core.catalog import open_catalog
 
-                catalog = Catalog(settings.catalog_path)
+                catalog = open_catalog(settings)
             jobs[run_name] = job = start_training_job(source, backend, config, run_dir, resume=resume,
                                                       prompts=[p for p in prompts.splitlines() if p.strip()] or None,
                                                       catalog=catalog, library_dir=settings.library_dir)

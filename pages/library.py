@@ -5,6 +5,9 @@ from core.pathnames import display_path
 from ui.resources import services_or_stop
 from ui.widgets import (add_photos_panel, backend_badge, keep_report, md_escape, near_duplicates_panel, photo_grid, progress_callback,
                         show_last_report)
+from ui.router import ensure_router
+
+ensure_router()
 
 services = services_or_stop()
 st.title("Library")

@@ -9,6 +9,9 @@ import streamlit as st
 
 from core.settings import Settings
 from ui.widgets import md_escape
+from ui.router import ensure_router
+
+ensure_router()
 
 
 @st.cache_resource(show_spinner="Loading the deep-retrieval model ...")
@@ -42,7 +45,7 @@ def run_lab(kind: str, path: str, limit, n: int, methods: tuple, params: dict, b
     backend = deep_backend(backbone) if "deep" in methods else None
     report = run_evaluation(ds, config, backend=backend, on_progress=progress)
     return {"json": report.to_json(), "csv": report.to_csv(), "table": report.table(), "curves": report.curves(), "dataset": report.dataset,
-            "asked": params["queries"]}
+            "asked": params["queries"], "depth": params["depth"]}
 
 
 st.title("Retrieval lab")
@@ -109,8 +112,14 @@ if result:
     c2.altair_chart(alt.Chart(lat).mark_bar().encode(x="method:N", y="ms:Q", color="percentile:N", xOffset="percentile:N").properties(title="Query latency"),
                     width="stretch")
     curves = pd.DataFrame(result["curves"])
-    st.altair_chart(alt.Chart(curves).mark_line().encode(x=alt.X("k:Q"), y=alt.Y("precision:Q", title="precision@k"), color="method:N").properties(title="Precision at k"),
-                    width="stretch")
+    # Dashes and points keep a line visible where it runs on top of another one.
+    st.altair_chart(alt.Chart(curves).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("k:Q"), y=alt.Y("precision:Q", title="precision@k"), color="method:N", strokeDash="method:N").properties(title="Precision at k"),
+        width="stretch")
+    gallery = int(table["n_gallery"].min())
+    if gallery < result.get("depth", gallery):
+        st.caption(f"Precision@k is drawn up to k = {gallery}, the gallery size, not to the ranking depth {result['depth']}: "
+                   "beyond it every method has returned every photo, so their curves would be the same.")
     c1, c2 = st.columns(2)
     c1.download_button("Download JSON", result["json"], file_name="retrieval_eval.json", mime="application/json", key="rl_dl_json")
     c2.download_button("Download CSV", result["csv"], file_name="retrieval_eval.csv", mime="text/csv", key="rl_dl_csv")

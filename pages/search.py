@@ -5,9 +5,12 @@ import streamlit as st
 
 from core.facts.view import facts_where
 from core.images import ImageError, decode_image
-from core.search import search_image, search_text
-from ui.resources import services_or_stop
+from core.search import relevance_threshold, search_image, search_text
+from ui.resources import facts_summary, services_or_stop
 from ui.widgets import backend_badge, md_escape, photo_grid
+from ui.router import ensure_router
+
+ensure_router()
 
 services = services_or_stop()
 st.title("Search")
@@ -20,15 +23,19 @@ threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01,
                               help="Cosine similarity: results below it are hidden.")
 
 # Facts filters (a `where` on the index metadata); photos whose facts are not extracted yet never pass one.
-summary = services.catalog.facts_summary()
+summary = facts_summary(services)
 st.sidebar.markdown("**Only photos…**")
 only_people = st.sidebar.checkbox(f"with people ({summary['with_people']})", key="search-has-people")
 only_text = st.sidebar.checkbox(f"with text ({summary['with_text']})", key="search-has-text")
 scenes = ["(any)", *summary["scenes"]]
 scene = st.sidebar.selectbox("Scene", scenes, key="search-scene",
                              format_func=lambda s: s if s == "(any)" else f"{s} ({summary['scenes'][s]})")
+setting = st.sidebar.selectbox("Taken", ["(anywhere)", "outdoor", "indoor"], key="search-setting",
+                               help="Indoors or outdoors, as far as the photo facts can tell (close-ups stay unknown).")
+only_mono = st.sidebar.checkbox("black and white", key="search-monochrome")
 where = facts_where(has_people=True if only_people else None, has_text=True if only_text else None,
-                    scene=None if scene == "(any)" else scene)
+                    scene=None if scene == "(any)" else scene, setting=None if setting == "(anywhere)" else setting,
+                    monochrome=True if only_mono else None)
 if summary["photos"] and summary["with_facts"] < summary["photos"]:
     st.sidebar.caption(f"{summary['photos'] - summary['with_facts']} photos have no facts yet (Library page: update).")
 
@@ -84,5 +91,19 @@ if results is not None:
         st.warning("No photo passes the threshold and filters." if services.catalog.count() else "The library is empty: add photos on the Library page.")
     else:
         query = st.session_state.get("search-text", "").strip() if mode == "Text" and not like else None
-        photo_grid([(r.photo, r.score) for r in results], key="search-grid", on_more_like=more_like, services=services,
-                   query_text=query or None)
+        strong, weak, cut = results, [], relevance_threshold(services.backend)
+        if query:
+            # The same calibrated cut-off as Chat's counts and lists: what is above it is what Chat
+            # would call a match, so the two pages agree; the rest is shown apart, as weaker.
+            strong, weak = [r for r in results if r.score >= cut], [r for r in results if r.score < cut]
+            if not strong:
+                st.info(f"No photo looks like “{md_escape(query)}” (no score reaches the cut-off {cut:.2f}); the closest ones are below.")
+        if strong:
+            photo_grid([(r.photo, r.score) for r in strong], key="search-grid", on_more_like=more_like, services=services,
+                       query_text=query or None)
+        if weak:
+            st.subheader("Weaker matches", divider="gray")
+            st.caption(f"Scores below {cut:.2f}, the cut-off calibrated for this backend: "
+                       "these photos may not show what you asked for, and Chat does not count them.")
+            photo_grid([(r.photo, r.score) for r in weak], key="search-grid", on_more_like=more_like, services=services,
+                       query_text=query)

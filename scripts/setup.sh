@@ -37,4 +37,16 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 fi
+# A real PostgreSQL server for the catalog tests on both databases (tests/pgserver.py starts a private one).
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
+  echo "setup: installing Debian's postgresql (catalog tests on PostgreSQL)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
+  if [ "$SUDO" = none ]; then
+    echo "setup: warning: not root and no sudo: install postgresql yourself, or the PostgreSQL catalog tests are skipped" >&2
+  else
+    $SUDO apt-get update -qq
+    # The tests start a private cluster of their own (tests/pgserver.py); a system cluster the package sets up is not used.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  fi
+fi
 echo "setup: ready" >&2

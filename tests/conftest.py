@@ -219,3 +219,45 @@ def shot(page, tmp_path: Path, name: str) -> Path:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, Path(extra) / f"{name}.png")
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (tests/pgserver.py); skipped only without its binaries."""
+    from tests.pgserver import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: run scripts/setup.sh, which installs Debian's postgresql")
+    server = PostgresServer(bin_dir, free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_target(request, tmp_path, monkeypatch):
+    """Where a test's catalog lives: an SQLite file in tmp_path, or a fresh schema on the session's PostgreSQL
+    server. PHOTOLORE_CATALOG_URL is set to match, so Settings() and subprocesses use the same catalog."""
+    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "no-secrets.toml"))
+    if request.param == "sqlite":
+        monkeypatch.delenv("PHOTOLORE_CATALOG_URL", raising=False)
+        return tmp_path / "data" / "catalog.sqlite"
+    url = request.getfixturevalue("pg_server").new_schema_url()
+    monkeypatch.setenv("PHOTOLORE_CATALOG_URL", url)
+    return url
+
+
+@pytest.fixture
+def catalog_settings(catalog_target, tmp_path):
+    """`settings`, with the catalog on SQLite or PostgreSQL (parametrized by catalog_target)."""
+    from core.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data", batch_size=4)
+
+
+@pytest.fixture
+def catalog_services(catalog_settings, bundled_backend):
+    """`services` on both catalog engines."""
+    from core.services import build_services
+
+    return build_services(catalog_settings, backend=bundled_backend)

@@ -1,4 +1,6 @@
-"""Annotation storage: effective view, corrections, import/export, captions, SentiCap, Chroma sync (no model needed)."""
+"""Annotation storage: effective view, corrections, import/export, captions, SentiCap, Chroma sync (no model needed).
+
+Every test runs on an SQLite and a PostgreSQL catalog (the catalog_target fixture)."""
 import csv
 import io
 import json
@@ -8,7 +10,7 @@ import pytest
 
 from core import annotations as ann
 from core.annotate.base import AnnotationResult
-from core.catalog import Catalog, FileRecord, Photo
+from core.catalog import FileRecord, Photo, open_catalog
 from tests.conftest import write_image
 
 HEADER = "filename,Safety,Belonging,Naturalness,Shared,Privacy,Convenience,concept_text"
@@ -20,7 +22,7 @@ class Env:
         from vectorstore.store import VectorStore
 
         self.settings = Settings(data_dir=tmp_path / "data")
-        self.catalog = Catalog(self.settings.catalog_path)
+        self.catalog = open_catalog(self.settings)
         self.store = VectorStore.from_settings(self.settings)
         lib = self.settings.library_dir
         paths = [write_image(lib / "rooms" / f"room{i}.jpg", seed=i) for i in range(3)]
@@ -33,8 +35,7 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PHOTOLORE_SECRETS", str(tmp_path / "none.toml"))
+def env(catalog_target, tmp_path):
     return Env(tmp_path)
 
 

@@ -109,10 +109,11 @@ def test_cli_registers_a_chat_command():
 def test_generic_class_names_and_negated_people_are_not_filters():
     vocab = Vocabulary(classes=["photos", "holiday"], topics=["people", "nature"])
     p = plan_question("how many photos with no people show water?", vocab)
-    assert p.class_name is None and p.topics == [] and p.semantic == "water"  # without facts, "no people" cannot be a filter
+    # without facts, "no people" is read against the annotator's "people" topic, never as "people"
+    assert p.class_name is None and p.topics == [] and p.describe_filters() == "not topic = people, matching “water”"
     facts = Vocabulary(classes=["photos"], topics=["people"], scenes=["kitchen", "living room"], has_facts=True)
     p = plan_question("how many photos with no people show water?", facts)
-    assert (p.people, p.topics, p.semantic) == (False, [], "water")
+    assert (p.topics, p.describe_filters()) == ([], "without people, scene = water")  # "water" is a scene the extractor knows
     p = plan_question("show me living rooms with text", facts)
     assert (p.scene, p.text, p.semantic) == ("living room", True, "")
     assert where_clause(p) == {"$and": [{"has_text": True}, {"scene": "living room"}]}
@@ -139,3 +140,29 @@ def test_follow_ups_resolve_against_the_last_plan():
     for q in ("and show me the rocket", "photos that look like 2 cats", "how many photos of cats are there?"):
         assert resolve_followup(q, history, vocab) is None
     assert resolve_followup("and kitchens?", [{"role": "assistant", "content": "hi"}], vocab) is None  # no plan to follow
+
+
+GRAMMAR_VOCAB = Vocabulary(topics=["animal", "food", "people", "interior", "science"],
+                           scenes=["kitchen", "living room", "beach", "street"], has_facts=True)
+
+
+@pytest.mark.parametrize("question, filters", [
+    ("how many photos with two people or a crowd?", "2 people or 3 or more people"),
+    ("photos of food or animals but not indoors", "topic = food or topic = animal, not indoors"),
+    ("show me rooms that are not kitchens", "rooms (kitchen, bathroom, bedroom, living room, dining room, office), not scene = kitchen"),
+    ("how many photos are in colour?", "not black and white"),
+    ("show me grayscale pictures of people", "black and white, with people"),
+    ("show me red photos", "colour red"),
+    ("show me photos with a sign on a street", "with text, scene = street"),
+    ("which outdoor photos feel the least private?", "outdoors, sorted by Privacy, lowest first"),
+    ("which photos are scientific images?", "topic = science"),
+    ("how many photos of the sky or outer space are there?", "scene = sky or matching “outer space”"),
+    ("what is in the photos of clouds or outer space?", "matching “clouds” or matching “outer space”"),
+])
+def test_the_question_grammar(question, filters):
+    assert plan_question(question, GRAMMAR_VOCAB).describe_filters() == filters
+
+
+def test_without_facts_fact_words_stay_words():
+    p = plan_question("show me red photos outdoors", Vocabulary(topics=["food"]))
+    assert p.facts == [] and p.semantic == "red outdoors"

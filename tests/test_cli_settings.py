@@ -45,7 +45,8 @@ def test_models_list_and_status(demo_env, capsys):
     out = capsys.readouterr().out
     assert "active backend: bundled" in out and "openai" in out
     assert main(["status"]) == 0
-    assert "photos: 15" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "photos: 15" in out and f"catalog: SQLite {demo_env / 'catalog.sqlite'}" in out
 
 
 def test_settings_precedence_env_over_secrets_over_default(tmp_path, monkeypatch):

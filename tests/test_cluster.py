@@ -5,13 +5,14 @@ worker processes. (A second `ray start --address` node would need a routable, no
 address: Ray replaces 127.0.0.1 with the machine's own IP for nodes that join a cluster, and
 tests here talk to loopback only.) RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is what keeps Ray on
 127.0.0.1: with it Ray takes the loopback address as the node address.
+
+The end-to-end test runs with the catalog in SQLite and in a real PostgreSQL server (catalog_target).
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -51,14 +52,21 @@ def _photos(folder: Path, n: int, start: int) -> None:
         write_image(folder / f"p{i:04d}.jpg", size=(64, 48), colour=(i % 255, (i * 7) % 255, (i * 13) % 255), seed=i)
 
 
-def _count(db: Path, table: str) -> int:
-    if not db.exists():
+def _count(target: Path | str, table: str) -> int:
+    from core.db import open_database
+
+    if isinstance(target, Path) and not target.exists():
         return 0
+    db = open_database(target)
     try:
-        with sqlite3.connect(db, timeout=5) as con:
+        with db.connect() as con:
             return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-    except sqlite3.OperationalError:  # catalog not created yet
-        return 0
+    except Exception as exc:  # noqa: BLE001 - the catalog's tables are not created yet (either engine)
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            return 0
+        raise
+    finally:
+        db.close()
 
 
 def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
@@ -85,7 +93,7 @@ def _chroma_counts(port: str) -> dict[str, int]:
     return {c.name: client.get_collection(c.name).count() for c in client.list_collections()}
 
 
-def test_ray_ingest_into_chroma_server_survives_a_killed_worker_and_a_killed_job(ray_head, chroma_server, tmp_path):
+def test_ray_ingest_into_chroma_server_survives_a_killed_worker_and_a_killed_job(ray_head, chroma_server, catalog_target, tmp_path):
     data = tmp_path / "data"
     env = {**os.environ, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(data), "PHOTOLORE_BACKEND": "bundled",
            "PHOTOLORE_BATCH_SIZE": "4", "PHOTOLORE_SECRETS": str(tmp_path / "none.toml"),
@@ -93,7 +101,8 @@ def test_ray_ingest_into_chroma_server_survives_a_killed_worker_and_a_killed_job
     first, second = tmp_path / "first", tmp_path / "second"
     _photos(first, 200, 0)
     _photos(second, 100, 200)
-    db = data / "catalog.sqlite"
+    db = catalog_target  # the SQLite file in data/, or the PostgreSQL schema PHOTOLORE_CATALOG_URL (in env) names
+    assert isinstance(db, str) or db == data / "catalog.sqlite"
 
     def ingest(folder: Path) -> subprocess.Popen:
         return subprocess.Popen([PYTHON, "-m", "core", "ingest", str(folder), "--ray", ray_head, "--json"], cwd=REPO, env=env,

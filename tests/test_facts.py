@@ -146,3 +146,25 @@ def test_captions_from_facts(bundled_backend):
     assert page.caption.startswith('a photo with the text "Region-based segmentation') and page.facts.has_text
     assert "cat" in cat.caption and cat.facts.people == 0
     assert all(d.tags and d.facts.version >= 1 for d in descs)
+
+
+def test_text_check_box_shapes():
+    from models.ocr import text_like
+
+    area = 320.0 * 240.0
+    blob = [(10, 10), (250, 10), (250, 200), (10, 200)]  # near-square, 60% of the photo: texture
+    line = [(10, 100), (310, 100), (310, 160), (10, 160)]  # as big, but a line: a large sign
+    small = [(10, 10), (40, 10), (40, 30), (10, 30)]  # any small box may be a word
+    assert not text_like(blob, area) and text_like(line, area) and text_like(small, area)
+
+
+def test_text_check_skips_texture_blobs_and_keeps_text(ocr_reader):
+    """On the gorilla's fur the detector returns one box over most of the photo: no full OCR pass;
+    the page of text and the helicopter's small registration still pass the check."""
+    from models.ocr import CHECK_EDGE, _bgr
+
+    fur = _bgr(_photo("gorilla.jpg"), CHECK_EDGE)
+    assert len(ocr_reader._check(fur, use_cls=False, use_rec=False).boxes) > 0  # the detector does fire
+    assert not ocr_reader.has_text(fur)
+    for name in ("book_page_text.jpg", "helicopter_sailboat.jpg"):
+        assert ocr_reader.has_text(_bgr(_photo(name), CHECK_EDGE)), name

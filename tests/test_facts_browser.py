@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -22,7 +23,10 @@ def facts_server(demo_env_copy, bundled_backend, tmp_path):
     s = build_services(Settings(), backend=bundled_backend)
     ids = {p.path.rsplit("/", 1)[-1]: p.id for p in s.catalog.list_photos(limit=100)}
     # Every photo gets hand facts (the others: none found), so the page shows exactly these.
-    store_facts(s, [(pid, FACTS.get(n, PhotoFacts(text_checked=True))) for n, pid in ids.items()])
+    facts = {n: FACTS.get(n, PhotoFacts(text_checked=True)) for n in ids}
+    if "camera.jpg" in facts:  # the demo's camera man is a grey photo
+        facts["camera.jpg"] = replace(facts["camera.jpg"], monochrome=True, setting="outdoor", setting_score=0.6)
+    store_facts(s, [(ids[n], f) for n, f in facts.items()])
     with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
         yield url, ids
 
@@ -43,28 +47,39 @@ def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page
     assert "Scene: street (0.30)" in body and "People: none found" in body and "Objects: rocket (0.80), vehicle (0.80)" in body
 
 
-def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, tmp_path):
-    url, _ = facts_server
-    page = browser_page
+def _coffee_then_filter(url: str, page, filter_label: str, want: list[str], shot) -> list[str]:
+    """Search "a cup of coffee", tick a facts filter in the sidebar, and return the filtered grid's file names."""
     page.goto(f"{url}/search", wait_until="domcontentloaded")
     box = page.get_by_label("Describe the photo")
     box.wait_for(timeout=120_000)
     box.fill("a cup of coffee")
     box.press("Enter")
     page.get_by_text("coffee.jpg", exact=False).first.wait_for(timeout=120_000)  # unfiltered: the coffee photo leads
-    page.get_by_text("with people (2)", exact=True).click()
+    page.get_by_text(filter_label, exact=True).click()
     page.get_by_text("coffee.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
-    page.get_by_text("astronaut.jpg", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text(want[0], exact=False).first.wait_for(timeout=60_000)
     # Streamlit keeps the previous run's cards (stale) until the rerun finishes: wait for the final grid.
     names: list[str] = []
     deadline = time.time() + 60
     while time.time() < deadline:
         names = sorted(t.split("·")[-1].strip() for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t)
-        if names == ["astronaut.jpg", "camera.jpg"]:
+        if names == want:
             break
         time.sleep(0.5)
-    page.screenshot(path=str(tmp_path / "search-people.png"), full_page=True)
+    page.screenshot(path=str(shot), full_page=True)
+    return names
+
+
+def test_search_filter_has_people_in_a_real_browser(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    names = _coffee_then_filter(url, browser_page, "with people (2)", ["astronaut.jpg", "camera.jpg"], tmp_path / "search-people.png")
     assert names == ["astronaut.jpg", "camera.jpg"], names
+
+
+def test_search_filter_black_and_white_in_a_real_browser(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    names = _coffee_then_filter(url, browser_page, "black and white", ["camera.jpg"], tmp_path / "search-black-and-white.png")
+    assert names == ["camera.jpg"], names
 
 
 def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):

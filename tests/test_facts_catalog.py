@@ -46,8 +46,8 @@ def test_v1_catalog_upgrades_in_place_and_keeps_its_photos(tmp_path):
     assert cat.count() == 1
 
 
-def test_facts_round_trip_through_commit_batch_and_index_metadata(tmp_path):
-    cat = Catalog(tmp_path / "c.db")
+def test_facts_round_trip_through_commit_batch_and_index_metadata(catalog_target):
+    cat = Catalog(catalog_target)
     p = Photo(id="b" * 64, path="/s.jpg", source="folder", facts=SIGN)
     cat.commit_batch([p], [FileRecord("/s.jpg", "b" * 64, 1, 1)], "m", indexed=["b" * 64])
     got = cat.get("b" * 64)
@@ -61,8 +61,8 @@ def test_facts_round_trip_through_commit_batch_and_index_metadata(tmp_path):
     assert cat.get("b" * 64).facts == SIGN
 
 
-def test_older_facts_are_stale_and_summary_counts(tmp_path):
-    cat = Catalog(tmp_path / "c.db")
+def test_older_facts_are_stale_and_summary_counts(catalog_target):
+    cat = Catalog(catalog_target)
     old = PhotoFacts(version=FACTS_VERSION - 1, people=2)
     rows = [Photo(id=c * 64, path=f"/{c}.jpg", source="f", facts=f) for c, f in (("a", ASTRONAUT), ("b", SIGN), ("c", old), ("d", None))]
     cat.commit_batch(rows, [FileRecord(f"/{c}.jpg", c * 64, 1, 1) for c in "abcd"], None)
@@ -80,3 +80,26 @@ def test_facts_where_and_plain_text_lines():
     assert "Note: people detector timed out" in lines and "People: none found" in lines
     assert "People: 1 person (1 face)" in facts_lines(ASTRONAUT)
     assert "No facts yet" in facts_lines(None)[0]
+
+
+def test_a_schema_3_catalog_gets_its_facts_counts_backfilled(catalog_target, monkeypatch):
+    """Upgrade 4 adds the facts summary columns and fills them from each photo's stored facts JSON."""
+    from core.db import open_database
+
+    monkeypatch.setattr(catalog_mod, "_MIGRATIONS", [m for m in catalog_mod._MIGRATIONS if m[0] <= 3])
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", 3)
+    Catalog(catalog_target)
+    old = PhotoFacts(version=FACTS_VERSION - 1, people=2)
+    db = open_database(catalog_target)
+    with db.connect() as con:
+        for c, f in (("a", ASTRONAUT), ("b", SIGN), ("c", old), ("d", None)):
+            con.execute("INSERT INTO photos (id, path, source, added_at, facts) VALUES (?,?,?,?,?)",
+                        (c * 64, f"/{c}.jpg", "f", "2026-01-01", f.to_json() if f else None))
+    db.close()
+    monkeypatch.undo()
+    cat = Catalog(catalog_target)
+    assert cat.facts_summary() == {"photos": 4, "with_facts": 3, "with_people": 2, "with_text": 1,
+                                   "scenes": {"portrait": 1, "street": 1}}
+    assert sorted(p.id[0] for p in cat.photos_with_stale_facts()) == ["c", "d"]
+    cat.set_facts([("c" * 64, SIGN)])
+    assert cat.facts_summary()["with_text"] == 2 and cat.facts_summary()["with_people"] == 1

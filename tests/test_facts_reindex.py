@@ -23,8 +23,10 @@ def _age_library(db) -> None:
     and the backend's captions are the old three-tag sentences."""
     with sqlite3.connect(db) as con:
         con.execute("UPDATE photos SET caption='a photo of ' || json_extract(tags, '$[0][0]') WHERE caption_source LIKE 'bundled:%'")
-        con.execute("UPDATE photos SET facts=json_set(facts, '$.version', ?)", (FACTS_VERSION - 1,))
-        con.execute("UPDATE photos SET facts=NULL WHERE rowid % 2 = 0")
+        # The facts JSON and its summary columns (schema 4) together, as the catalog writes them.
+        con.execute("UPDATE photos SET facts=json_set(facts, '$.version', ?), facts_version=?", (FACTS_VERSION - 1, FACTS_VERSION - 1))
+        con.execute("UPDATE photos SET facts=NULL, facts_people=NULL, facts_ntext=NULL, facts_scene=NULL, facts_version=NULL "
+                    "WHERE rowid % 2 = 0")
 
 
 def _current(db) -> int:
@@ -76,6 +78,10 @@ def test_reindex_upgrades_facts_in_place_resumable_and_keeps_annotations(old_lib
     assert [r.photo.id for r in search_text(s, "a cup of coffee", k=15, where={"topic_food": True})] == [coffee]
     meta = s.store.get_metadata(model, "caption", [coffee])[coffee]
     assert meta["scene"] == photos["coffee.jpg"].facts.scene and meta["caption"] == photos["coffee.jpg"].caption
+    # Version 2 keys (colour-and-layout cues) reach the index: the grey camera man is black and white, the coffee is not.
+    assert meta["monochrome"] is False and meta["setting"] in ("", "indoor", "outdoor")
+    grey = {r.photo.path.rsplit("/", 1)[-1] for r in search_text(s, "a photo", k=15, where=facts_where(monochrome=True))}
+    assert "camera.jpg" in grey and "coffee.jpg" not in grey
     # Facts vectors were added for every photo, carrying the photo's metadata (annotation included).
     assert s.store.ids(model, "facts") == {p.id for p in photos.values()}
     facts_meta = s.store.get_metadata(model, "facts", [coffee])[coffee]

@@ -9,7 +9,8 @@ import torch
 from core.gan import GanError
 from core.gan.data import shapes_image_set
 from core.gan.generate import generate, load_generator
-from core.gan.train import GanConfig, latest_checkpoint, read_log, train
+from core.gan.runs import latest_checkpoint, read_log
+from core.gan.train import GanConfig, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -224,7 +225,7 @@ class _Words:
 def test_training_job_runs_in_background_and_stops(tmp_path):
     import time
 
-    from core.gan.train import TrainSource, start_training_job
+    from core.gan.job import TrainSource, start_training_job
 
     job = start_training_job(TrainSource("shapes", "64"), _Words(), tiny(epochs=200), tmp_path / "run", prompts=["a red circle", "a blue square"])
     deadline = time.time() + 60
@@ -240,7 +241,7 @@ def test_training_job_runs_in_background_and_stops(tmp_path):
 
 
 def test_folder_source_reports_skipped_files(tmp_path):
-    from core.gan.train import TrainSource, train_from_source
+    from core.gan.job import TrainSource, train_from_source
     from core.shapes import write_dataset
 
     write_dataset(tmp_path / "photos", 32, image_size=40)

@@ -1,4 +1,6 @@
-"""Ingest: incremental, idempotent, resumable after SIGKILL, and tolerant of bad files."""
+"""Ingest: incremental, idempotent, resumable after SIGKILL, and tolerant of bad files.
+
+The catalog-facing tests take `catalog_services`: they run on SQLite and on PostgreSQL."""
 import os
 import sqlite3
 import subprocess
@@ -17,7 +19,8 @@ def _index_counts(services):
     return services.store.count(mid, "image"), services.store.count(mid, "caption")
 
 
-def test_folder_with_bad_files_reports_each_and_keeps_good_ones(services, tmp_path):
+def test_folder_with_bad_files_reports_each_and_keeps_good_ones(catalog_services, tmp_path):
+    services = catalog_services
     root = tmp_path / "photos"
     write_image(root / "cats" / "a.jpg", seed=1)
     write_image(root / "cats" / "b.png", fmt="PNG", seed=2)
@@ -40,7 +43,8 @@ def test_folder_with_bad_files_reports_each_and_keeps_good_ones(services, tmp_pa
     assert (photo.width, photo.height) == (80, 60) and Path(photo.thumb_path).is_file() and photo.caption
 
 
-def test_rerun_is_incremental_and_idempotent(services, tmp_path):
+def test_rerun_is_incremental_and_idempotent(catalog_services, tmp_path):
+    services = catalog_services
     root = tmp_path / "p"
     for i in range(5):
         write_image(root / f"{i}.jpg", seed=i)
@@ -53,7 +57,8 @@ def test_rerun_is_incremental_and_idempotent(services, tmp_path):
     assert services.catalog.count() == 6 and _index_counts(services) == (6, 6)
 
 
-def test_duplicates_merge_and_renames_are_recognised(services, tmp_path):
+def test_duplicates_merge_and_renames_are_recognised(catalog_services, tmp_path):
+    services = catalog_services
     root = tmp_path / "p"
     write_image(root / "a.jpg", seed=7)
     (root / "copy_of_a.jpg").write_bytes((root / "a.jpg").read_bytes())
@@ -72,7 +77,8 @@ def test_duplicates_merge_and_renames_are_recognised(services, tmp_path):
     assert _index_counts(services) == (1, 1)
 
 
-def test_deleted_photo_leaves_search_results(services, tmp_path):
+def test_deleted_photo_leaves_search_results(catalog_services, tmp_path):
+    services = catalog_services
     from core.search import search_text
 
     root = tmp_path / "p"
@@ -85,7 +91,8 @@ def test_deleted_photo_leaves_search_results(services, tmp_path):
     assert [Path(r.photo.path).name for r in search_text(services, "a photo", k=5)] == ["b.jpg"]
 
 
-def test_unchanged_bad_file_is_not_reread_but_fixed_file_is(services, tmp_path):
+def test_unchanged_bad_file_is_not_reread_but_fixed_file_is(catalog_services, tmp_path):
+    services = catalog_services
     root = tmp_path / "p"
     bad = root / "x.jpg"
     bad.parent.mkdir(parents=True)
@@ -99,7 +106,8 @@ def test_unchanged_bad_file_is_not_reread_but_fixed_file_is(services, tmp_path):
     assert r3.added == 1 and not r3.skipped
 
 
-def test_ingest_paths_for_uploads_and_cancel(services, tmp_path):
+def test_ingest_paths_for_uploads_and_cancel(catalog_services, tmp_path):
+    services = catalog_services
     import threading
 
     paths = [write_image(tmp_path / "up" / f"{i}.png", fmt="PNG", seed=i) for i in range(9)]
@@ -213,7 +221,8 @@ def test_phone_photo_is_ingested_reduced_with_true_size_and_upright_thumbnail(se
     assert any(word in photo.caption for word in ("cat", "tabby", "lynx"))  # the model saw the photo the right way up
 
 
-def test_duplicate_in_a_later_batch_read_ahead_is_written_once(services, tmp_path):
+def test_duplicate_in_a_later_batch_read_ahead_is_written_once(catalog_services, tmp_path):
+    services = catalog_services
     root = tmp_path / "p"
     for i in range(11):
         write_image(root / f"{i:02d}.jpg", seed=i)

@@ -70,7 +70,7 @@ def test_run_evaluation_in_browser(server, tmp_path):
         set_number("Queries", 6)
         set_number("Bag-of-features size", 16)
         set_number("Clusters", 3)
-        set_number("Ranking depth", 20)
+        set_number("Ranking depth", 40)
         # Drop "deep" so no model loads: Backspace removes the last two chips (random, deep),
         # then "random" is typed back in.
         methods = driver.find_element(By.XPATH, "//div[@data-testid='stMultiSelect']//input")
@@ -90,5 +90,7 @@ def test_run_evaluation_in_browser(server, tmp_path):
         overflow = driver.execute_script(
             "const s = document.querySelector('[data-testid=stDataFrame] .dvn-scroller'); return s ? s.scrollWidth - s.clientWidth : null")
         assert overflow is not None and overflow <= 1, overflow
+        # 36 images less 6 queries leave 30 in the gallery: the curves stop there and the page says why.
+        assert "drawn up to k = 30, the gallery size" in body
     finally:
         driver.quit()

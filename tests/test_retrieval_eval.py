@@ -37,6 +37,15 @@ def test_both_methods_clearly_beat_chance_on_shapes(tmp_path):
     assert [row["method"] for row in csv.DictReader(csv_path.open())] == ["classical", "deep", "random"]
 
 
+def test_curves_stop_at_the_gallery_size():
+    """Past the gallery size every method has returned everything: curves there would coincide and hide each other."""
+    ds = load_shapes(36, seed=0)
+    report = run_evaluation(ds, EvalConfig(methods=("classical", "random"), n_queries=6, depth=40, classical=FAST_CLASSICAL))
+    for result in report.results:
+        assert result.n_gallery == 30
+        assert [pt["k"] for pt in result.curve] == list(range(1, 31)), result.method
+
+
 def test_eval_config_errors():
     with pytest.raises(ValueError, match="choose from"):
         EvalConfig(methods=("bm25",)).validate()

@@ -64,3 +64,17 @@ def test_new_caption_is_searchable_at_once(demo_data_dir, bundled_backend, tmp_p
     assert set_captions(services, [(brick.id, "a red lighthouse by the sea")], "user") == 0  # idempotent
     assert _names(search_text(services, "a red lighthouse by the sea", k=1)) == ["brick"]
     assert services.catalog.get(brick.id).caption_source == "user"
+
+
+def test_warm_index_on_an_empty_and_a_full_library(demo_services, tmp_path, bundled_backend):
+    """warm_index (run by the app at start) works on an empty library and leaves results as they were."""
+    from core.search import warm_index
+    from core.services import build_services
+    from core.settings import Settings
+
+    empty = build_services(Settings(data_dir=tmp_path / "data"), backend=bundled_backend)
+    warm_index(empty)  # empty collections: nothing to load, no error
+    assert search_text(empty, "a cup of coffee") == []
+    before = [(r.photo.id, round(r.score, 5)) for r in search_text(demo_services, "a cup of coffee")]
+    warm_index(demo_services)
+    assert [(r.photo.id, round(r.score, 5)) for r in search_text(demo_services, "a cup of coffee")] == before

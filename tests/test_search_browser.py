@@ -28,6 +28,7 @@ def test_why_flags_weak_match_and_more_like_this_keeps_the_query(demo_env, bundl
     weak = results[-1]
     assert weak.score < cut, (weak.score, cut)  # the data this test needs: a result below the calibrated cut-off
     coffee = next(r for r in results if Path(r.photo.path).name.startswith("coffee"))
+    assert coffee.score >= cut, (coffee.score, cut)
 
     page = browser_page
     with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
@@ -35,6 +36,12 @@ def test_why_flags_weak_match_and_more_like_this_keeps_the_query(demo_env, bundl
         box = page.get_by_label("Describe the photo")
         box.fill(QUERY)
         box.press("Enter")
+        # Matches above the calibrated cut-off first, weaker ones apart under their own heading.
+        heading = page.get_by_role("heading", name="Weaker matches")
+        heading.wait_for(timeout=180_000)
+        y = {name: loc.bounding_box()["y"] for name, loc in (("coffee", _button(page, f"search-grid-why-{coffee.photo.id}")),
+                                                             ("heading", heading), ("weak", _button(page, f"search-grid-why-{weak.photo.id}")))}
+        assert y["coffee"] < y["heading"] < y["weak"], y
         _button(page, f"search-grid-why-{weak.photo.id}").click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_text("Weak match", exact=True).wait_for(timeout=180_000)

@@ -126,19 +126,20 @@ class VectorStore:
         if keep:
             self.collection(model_id, space).update(ids=[ids[k] for k in keep], embeddings=np.asarray(embeddings, dtype=np.float32)[keep])
 
-    def query(self, model_id: str, space: str, vector: np.ndarray, k: int = 10, where: Optional[dict] = None) -> list[Hit]:
+    def query(self, model_id: str, space: str, vector: np.ndarray, k: int = 10, where: Optional[dict] = None,
+              metadata: bool = True) -> list[Hit]:
+        """The `k` nearest ids; `metadata=False` skips reading their metadata (most of a lookup's
+        time in embedded Chroma) for callers that rank only."""
         # No count() first: Chroma returns fewer results when it holds fewer (or none), and the
         # extra call cost a round trip per query (an HTTP request with a Chroma server).
         res = self.collection(model_id, space).query(
             query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
             n_results=k,
             where=where or None,
-            include=["distances", "metadatas"],
+            include=["distances", "metadatas"] if metadata else ["distances"],
         )
-        return [
-            Hit(id=i, score=float(1.0 - d), metadata=dict(m or {}))
-            for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
-        ]
+        metas = res["metadatas"][0] if metadata else [None] * len(res["ids"][0])
+        return [Hit(id=i, score=float(1.0 - d), metadata=dict(m or {})) for i, d, m in zip(res["ids"][0], res["distances"][0], metas)]
 
     def get_embeddings(self, model_id: str, space: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids:

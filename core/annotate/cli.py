@@ -18,13 +18,13 @@ def _services(need_backend: bool):
 
         return lead_services()
     # Import/export/reset need no model: a stub avoids loading one for a CSV.
-    from core.catalog import Catalog
+    from core.catalog import open_catalog
     from core.settings import Settings
     from vectorstore.store import VectorStore
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return argparse.Namespace(settings=settings, catalog=Catalog(settings.catalog_path), store=VectorStore.from_settings(settings))
+    return argparse.Namespace(settings=settings, catalog=open_catalog(settings), store=VectorStore.from_settings(settings))
 
 
 def _photo_ids(services, args) -> list[str] | None:

@@ -88,7 +88,7 @@ def _load(args):
 
     path = args.path
     if args.dataset == "library" and path is None:
-        path = _settings().catalog_path
+        path = _settings().catalog_target
     data = load_dataset(args.dataset, path=path, image_dir=args.images, n=args.n, seed=args.seed)
     for p in data.problems:
         print(f"skipped: {p}", file=sys.stderr)

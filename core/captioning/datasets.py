@@ -216,23 +216,27 @@ def load_library(store_path: Path) -> CaptionSet:
 AUTO_CAPTION_PREFIXES = ("bundled:", "clip:", "captioner:")
 
 
-def load_catalog(catalog_path: Path, *, include_auto: bool = False, limit: int = 1_000_000) -> CaptionSet:
-    """Captions stored in the library catalog (user, crawler alt text); machine captions only with `include_auto`."""
+def load_catalog(catalog_path: Path | str, *, include_auto: bool = False, limit: int = 1_000_000) -> CaptionSet:
+    """Captions stored in the library catalog (an SQLite file or a postgresql:// URL: settings.catalog_target);
+    machine captions only with `include_auto`."""
     from core.catalog import Catalog
+    from core.db import is_database_url, redact_url
 
-    catalog_path = Path(catalog_path)
-    if not catalog_path.is_file():
-        raise FileNotFoundError(f"no library catalog at {catalog_path}; add photos on the Library page first")
+    if not is_database_url(catalog_path):
+        catalog_path = Path(catalog_path)
+        if not catalog_path.is_file():
+            raise FileNotFoundError(f"no library catalog at {catalog_path}; add photos on the Library page first")
     problems: list[Problem] = []
     groups: dict[str, CaptionItem] = {}
+    where = redact_url(catalog_path) if isinstance(catalog_path, str) else str(catalog_path)
     for photo in Catalog(catalog_path).list_photos(limit=limit):
         if not photo.caption:
             continue
         if not include_auto and (photo.caption_source or "").startswith(AUTO_CAPTION_PREFIXES):
             continue
-        _add(groups, problems, str(catalog_path), None, photo.id, Path(photo.path), photo.caption)
+        _add(groups, problems, where, None, photo.id, Path(photo.path), photo.caption)
     if not groups:
-        problems.append(Problem(str(catalog_path), None, "no human-written captions in the library (machine captions are skipped)"))
+        problems.append(Problem(where, None, "no human-written captions in the library (machine captions are skipped)"))
     return CaptionSet("library", list(groups.values()), problems)
 
 

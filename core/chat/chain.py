@@ -132,7 +132,7 @@ def lead_sentence(retrieval) -> str:
         if not photos:
             return f"I found no other photo that looks like {plan.like_name}{how}."
         return f"The photos that look most like {plan.like_name}{how}: {listing}."
-    if plan.semantic:
+    if plan.semantic and not plan.semantic_ranks:  # after named facts or topics the words only order the photos
         subject = f"look{'s' if total == 1 else ''} like “{plan.semantic}”"
         if not total:
             return f"No photo looks like “{plan.semantic}”{how}." if plan.intent != "count" else f"0 photos look like “{plan.semantic}”{how}."

@@ -79,8 +79,10 @@ def resolve_followup(question: str, history: Sequence, vocab: Vocabulary, *, k: 
     if m:
         sub = plan_question(m[1] or m[2], vocab, k=before.k)
         update: dict = {"like_id": None, "like_name": "", "within_ids": []}
-        if sub.semantic or sub.scene:
-            update.update(semantic=sub.semantic, scene=sub.scene)
+        if sub.facts:  # a new subject named by facts replaces the old subject, facts and words alike
+            update.update(facts=sub.facts, semantic=sub.semantic, semantic_ranks=sub.semantic_ranks, scene=None, people=None, text=None)
+        elif sub.semantic or sub.scene:
+            update.update(semantic=sub.semantic, scene=sub.scene, facts=[], semantic_ranks=sub.semantic_ranks)
         for name in ("sentiment", "class_name", "people", "text", "date_from", "date_to", "sort"):
             if getattr(sub, name) is not None:
                 update[name] = getattr(sub, name)

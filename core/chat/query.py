@@ -13,6 +13,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from core.chat.concepts import Cond, describe_groups, parse_concepts
 from core.facts.view import facts_where
 
 Sentiment = Literal["negative", "neutral", "positive"]
@@ -87,6 +88,10 @@ class QueryPlan(BaseModel):
     people: Optional[bool] = None  # True: photos with people; False: photos without
     text: Optional[bool] = None  # True: photos with readable text
     scene: Optional[str] = None
+    # Facts and topic conditions from the question grammar (core.chat.concepts): all groups, each any of its
+    # conditions. When present, `semantic` only orders the photos that meet them (a named fact decides, not a score).
+    facts: list[list[Cond]] = Field(default_factory=list)
+    semantic_ranks: bool = False  # True when the question named facts or topics: `semantic` orders, it does not filter
     like_id: Optional[str] = None  # "similar": photos that look like this photo (a follow-up's "more like the second one")
     like_name: str = ""  # how the user knows that photo, for the answer
     within_ids: list[str] = Field(default_factory=list)  # a follow-up's "of those": only these photos
@@ -105,6 +110,7 @@ class QueryPlan(BaseModel):
         if self.sentiment:
             parts.append(f"sentiment = {self.sentiment}")
         parts += [f"topic = {t}" for t in self.topics]
+        parts += describe_groups(self.facts)
         if self.class_name:
             parts.append(f"class = {self.class_name}")
         if self.people is not None:
@@ -125,7 +131,7 @@ class QueryPlan(BaseModel):
         if self.sort:
             parts.append(f"sorted by {self.sort.dimension}, {'highest' if self.sort.descending else 'lowest'} first")
         if self.semantic and semantic:
-            parts.append(f"matching “{self.semantic}”")
+            parts.append(f"ordered by “{self.semantic}”" if self.semantic_ranks else f"matching “{self.semantic}”")
         return ", ".join(parts)
 
 
@@ -137,6 +143,7 @@ class Vocabulary:
     topics: list[str] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)  # scene names in the photo facts
     has_facts: bool = False  # the index carries photo facts (has_people, has_text, scene)
+    objects: list[str] = field(default_factory=list)  # object words in the library's photo facts
 
 
 def topic_key(name: str) -> str:
@@ -261,18 +268,6 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
         sentiment = None
         intent = "rank" if intent == "search" else intent
 
-    people = text = scene = None
-    if vocab.has_facts:  # without facts these words stay in the semantic part: search scores them
-        people, text, scene, q = _facts_filters(q, vocab.scenes)
-    else:
-        q = _NO_PEOPLE.sub(" ", q)  # "without people" cannot be filtered without facts; never read it as "people"
-
-    topics = []
-    for name in sorted(vocab.topics, key=len, reverse=True):
-        m = _find_phrase(q, name)
-        if m:
-            topics.append(name)
-            q = q[:m.start()] + " " + q[m.end():]
     class_name = None
     # A folder named "photos" or "images" is not a filter every question asks for.
     for name in sorted((c for c in vocab.classes if c and c.lower() not in _STOP), key=len, reverse=True):
@@ -282,37 +277,47 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
             q = q[:m.start()] + " " + q[m.end():]
             break
 
+    parsed = parse_concepts(q, _concepts(vocab), _STOP | set(consumed) | set(DIMENSION_WORDS) | _RANK_WORDS)
+    # A topic that must hold (not or-ed, not negated) is a plain `where` filter, as Annotate's topics always
+    # were; words that must match (not or-ed) are the search text, filtered by Search's cut-off.
+    by_key = {topic_key(t): t for t in vocab.topics}
+    single = lambda g, pred: len(g) == 1 and not g[0].negate and pred(g[0])  # noqa: E731
+    topics = [by_key[g[0].key] for g in parsed.groups if single(g, lambda c: c.key in by_key)]
+    words = [str(g[0].value) for g in parsed.groups if single(g, lambda c: c.key == "semantic")]
+    # people, text and scene that must hold go through facts_where, the filters Search's page uses
+    people = next((not g[0].negate for g in parsed.groups if len(g) == 1 and g[0].key == "has_people"), None)
+    text = True if any(single(g, lambda c: c.key == "has_text") for g in parsed.groups) else None
+    scene = next((str(g[0].value) for g in parsed.groups if single(g, lambda c: c.key == "scene" and c.op == "eq")), None)
+    as_fields = lambda g: (len(g) == 1 and g[0].key == "has_people") or single(  # noqa: E731
+        g, lambda c: c.key in by_key or c.key in ("semantic", "has_text") or (c.key == "scene" and c.value == scene))
+    groups = [g for g in parsed.groups if not as_fields(g)]
+    if parsed.groups:
+        return QueryPlan(intent=intent, semantic=" ".join(words or [parsed.rank_words]).strip(), semantic_ranks=not words,
+                         sentiment=sentiment, topics=topics, class_name=class_name, facts=groups, people=people, text=text,
+                         scene=scene, date_from=d_from, date_to=d_to, scores=scores, sort=sort, k=1 if intent == "describe" else k)
+    q = _NO_PEOPLE.sub(" ", q)  # "without people" cannot be filtered without facts; never read it as "people"
     words = [w for w in _WORD.findall(q) if w not in _STOP and w not in consumed and w not in DIMENSION_WORDS
-             and w not in ("least", "most", "lowest", "highest", "score", "scores")]
-    semantic = " ".join(words)
-    return QueryPlan(intent=intent, semantic=semantic, sentiment=sentiment, topics=topics, class_name=class_name,
-                     date_from=d_from, date_to=d_to, scores=scores, sort=sort, people=people, text=text, scene=scene,
-                     k=1 if intent == "describe" else k)
+             and w not in _RANK_WORDS]
+    return QueryPlan(intent=intent, semantic=" ".join(words), sentiment=sentiment, class_name=class_name,
+                     date_from=d_from, date_to=d_to, scores=scores, sort=sort, k=1 if intent == "describe" else k)
+
+
+_RANK_WORDS = {"least", "most", "lowest", "highest", "score", "scores"}
+
+
+def _concepts(vocab: Vocabulary) -> list:
+    """The lexicon for this library: topics always (annotations), facts and object words only where facts exist."""
+    from core.chat.concepts import (fact_concepts, imagenet_object_words, known_scene_names, object_concepts, topic_concepts,
+                                    topic_prompts)
+    from core.facts.colours import PALETTE
+
+    out = topic_concepts(vocab.topics, topic_prompts())
+    if vocab.has_facts:
+        out += fact_concepts(vocab.scenes, list(PALETTE), known_scene_names()) + object_concepts(list(imagenet_object_words()) + vocab.objects)
+    return out
 
 
 _NO_PEOPLE = re.compile(r"\b(?:without|with no|no|empty of)\s+(?:any\s+)?(?:people|persons?|humans?|one|anyone|faces?)\b|\bnobody\b")
-_PEOPLE = re.compile(r"\b(?:(?:with|of|showing|containing|including|has|have)\s+)?(?:some\s+|any\s+|a\s+)?"
-                     r"(?:people|persons?|humans?|someone|somebody|faces?)\b")
-_TEXT = re.compile(r"\b(?:(?:with|containing|showing|has|have)\s+)?(?:some\s+|any\s+|readable\s+)?(?:text|writing|lettering)\b")
-
-
-def _facts_filters(q: str, scenes: list[str]) -> tuple[Optional[bool], Optional[bool], Optional[str], str]:
-    """People, text and scene words -> photo-facts filters, and the question without them."""
-    people = text = scene = None
-    for pattern, value in ((_NO_PEOPLE, False), (_PEOPLE, True)):
-        m = pattern.search(q)
-        if m:
-            people, q = value, q[:m.start()] + " " + q[m.end():]
-            break
-    m = _TEXT.search(q)
-    if m:
-        text, q = True, q[:m.start()] + " " + q[m.end():]
-    for name in sorted((s for s in scenes if s), key=len, reverse=True):
-        m = _find_phrase(q, name.replace("_", " "))
-        if m:
-            scene, q = name, q[:m.start()] + " " + q[m.end():]
-            break
-    return people, text, scene, q
 
 
 def where_clause(plan: QueryPlan) -> Optional[dict]:

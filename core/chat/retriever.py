@@ -72,8 +72,9 @@ def library_vocabulary(services) -> Vocabulary:
         topics.update(t.strip() for t in str(meta.get("topics", "")).split(",") if t.strip())
     facts = _metadatas(services, {"facts_version": {"$gte": 1}})
     scenes = {str(m.get("scene") or "").strip() for m in facts.values()} - {""}
+    objects = {str(o) for m in facts.values() for o in (m.get("objects") or []) if isinstance(m.get("objects"), list)}
     return Vocabulary(classes=sorted(services.catalog.classes()), topics=sorted(topics), scenes=sorted(scenes),
-                      has_facts=bool(facts))
+                      has_facts=bool(facts), objects=sorted(objects))
 
 
 def annotation_gaps(services, plan: QueryPlan) -> Optional[str]:
@@ -132,7 +133,9 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         out.debug.append("no photo facts (people, text, scene) in this library yet: matched by search score alone; "
                          "re-ingest or reindex to extract them")
 
-    if plan.photo_id:
+    if (plan.facts or (plan.semantic_ranks and plan.semantic)) and not plan.photo_id and not plan.like_id:
+        _retrieve_by_facts(services, plan, where, keep, out)
+    elif plan.photo_id:
         photo = services.catalog.get_many([plan.photo_id]).get(plan.photo_id)
         out.photos = [photo] if photo is not None and not photo.missing else []
         out.scores, out.total, out.matched_ids = [None] * len(out.photos), len(out.photos), [p.id for p in out.photos]
@@ -181,6 +184,46 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         out.metadata = {p.id: metas.get(p.id, {}) for p in out.photos}
     out.debug.insert(0, f"chosen by {out.how}")
     return out
+
+
+def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, out: Retrieval) -> None:
+    """Photos meeting the plan's facts conditions (core.chat.concepts); the semantic words only order them.
+
+    A named fact decides membership, so "how many photos with people" counts facts, not scores; a
+    word no fact names but joined by "or" ("food or drink") counts where its search score passes
+    the cut-off, exactly like a plain search."""
+    from core.chat.concepts import cond_holds
+    from core.search import relevance_threshold, search_text
+
+    cut = relevance_threshold(services.backend)
+    metas = _metadatas(services, where)
+    n = max(1, min(5000, len(metas)))
+    semantic_ids: dict[str, set[str]] = {}
+    for group in plan.facts:
+        for c in group:
+            if c.key == "semantic" and str(c.value) not in semantic_ids:
+                semantic_ids[str(c.value)] = {r.photo.id for r in search_text(services, str(c.value), k=n, where=where) if r.score >= cut}
+    if plan.semantic and not plan.semantic_ranks:  # words that must match, as in a plain search
+        semantic_ids.setdefault(plan.semantic, {r.photo.id for r in search_text(services, plan.semantic, k=n, where=where) if r.score >= cut})
+    must = semantic_ids.get(plan.semantic) if plan.semantic and not plan.semantic_ranks else None
+    ids = [pid for pid, m in metas.items() if (must is None or pid in must)
+           and all(any(cond_holds(c, m, semantic_ids, pid) for c in g) for g in plan.facts)]
+    pool = [p for p in services.catalog.get_many(ids).values() if keep(p)]
+    scores: dict[str, float] = {}
+    order_text = " ".join([plan.semantic] + [str(c.value) for g in plan.facts for c in g if c.key == "semantic" and not c.negate]).strip()
+    if order_text:
+        scores = {r.photo.id: r.score for r in search_text(services, order_text, k=n, where=where)}
+    pool.sort(key=lambda p: (p.added_at, p.path))
+    if plan.sort:
+        pool.sort(key=_sort_key(plan, metas), reverse=plan.sort.descending)
+    elif scores:
+        pool.sort(key=lambda p: -scores.get(p.id, -1.0))
+    out.total, out.matched_ids = len(pool), [p.id for p in pool]
+    out.photos = pool[: plan.k]
+    out.scores = [scores.get(p.id) for p in out.photos]
+    out.how = ("photo facts and annotations: " + (plan.describe_filters(semantic=False) or "none")
+               + (f", ordered by search score for “{order_text}”" if order_text and not plan.sort else ""))
+    out.debug.append(f"facts conditions (all groups, any within a group): {[[c.model_dump() for c in g] for g in plan.facts]}")
 
 
 class PhotoRetriever(BaseRetriever):

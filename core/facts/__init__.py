@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Bump when extraction changes what facts mean; reindex re-extracts photos with an older version.
-FACTS_VERSION = 1
+# 2: colour-and-layout cues (setting, monochrome, landscape) and scenes that use them.
+FACTS_VERSION = 2
 
 
 @dataclass
@@ -30,6 +31,10 @@ class PhotoFacts:
     scene: str = ""  # e.g. "kitchen", "street"; "" = unknown
     scene_score: float = 0.0
     colours: list[str] = field(default_factory=list)  # dominant colour names
+    setting: str = ""  # "indoor", "outdoor"; "" = cannot tell (a close-up)
+    setting_score: float = 0.0
+    monochrome: bool = False  # black and white (or any single-tone grey) photo
+    landscape: list[tuple[str, float]] = field(default_factory=list)  # colour-and-layout cues: ("sky", 0.8), ("water", 0.5)
     notes: list[str] = field(default_factory=list)  # what failed or was skipped ("OCR timed out")
 
     @property
@@ -53,7 +58,7 @@ class PhotoFacts:
             return None
         data: dict[str, Any] = json.loads(raw)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("labels", "objects", "text"):
+        for key in ("labels", "objects", "text", "landscape"):
             if key in known:
                 known[key] = [(str(a), float(b)) for a, b in known[key]]
         return cls(**known)
@@ -62,6 +67,8 @@ class PhotoFacts:
         """Flat keys for vector-index `where` filters (Search filters, Chat counts)."""
         return {
             "has_people": self.has_people, "people_count": int(self.people), "has_text": self.has_text,
-            "scene": self.scene, "objects": [w for w, _ in self.objects[:12]], "colours": list(self.colours[:3]),
+            "scene": self.scene, "objects": [w for w, _ in self.objects[:12]] or [""], "colours": list(self.colours[:3]),
+            "setting": self.setting, "monochrome": bool(self.monochrome),
+            "landscape": [w for w, _ in self.landscape] or [""],  # Chroma rejects an empty list
             "facts_version": int(self.version),
         }

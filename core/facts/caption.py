@@ -28,10 +28,15 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + f" and {items[-1]}"
 
 
+# How colour-and-layout cues (core.facts.cues) read in a caption.
+LANDSCAPE_NOUNS = {"sky": "the sky", "sunset": "a sunset", "water": "water", "grass": "grass", "trees": "trees",
+                   "snow": "snow", "sand": "sand", "night": "night lights"}
+
+
 def write_caption(*, people: str, scene_phrase: str, scene_where: str = "", scene_objects: Sequence[str], objects: Sequence[str],
-                  text: str = "", colours: Sequence[str] = ()) -> str:
+                  text: str = "", colours: Sequence[str] = (), landscape: Sequence[str] = (), monochrome: bool = False) -> str:
     """Compose the caption. `scene_objects` are the detected objects that are evidence for the scene;
-    `objects` are the most specific likely objects, best first."""
+    `objects` are the most specific likely objects, best first; `landscape` the colour-and-layout cues, best first."""
     others = [o for o in objects if o not in scene_objects]
     if people and scene_phrase:
         sentence = f"{people} {scene_where or 'in ' + scene_phrase}"
@@ -46,6 +51,10 @@ def write_caption(*, people: str, scene_phrase: str, scene_where: str = "", scen
         sentence = _join([article(o) for o in objects[:2]])
     elif text:
         sentence = "a photo"  # the text says more than a colour would
+    elif landscape:  # nothing ImageNet knows, but the layout says what fills the frame
+        sentence = "a view of " + _join([LANDSCAPE_NOUNS.get(w, w) for w in landscape[:2]])
+    elif monochrome:
+        sentence = "a black and white photo"
     else:
         sentence = f"a mostly {colours[0]} photo" if colours else "a photo"
     if text:

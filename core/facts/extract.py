@@ -18,6 +18,7 @@ from PIL import Image
 from core.facts import PhotoFacts
 from core.facts.caption import people_phrase, write_caption
 from core.facts.colours import dominant_colours
+from core.facts.cues import MIN_CUE, Cues, infer_setting, read_cues
 from core.facts.scenes import SCENES_FILE, load_scene_rules
 from core.facts.words import specific_words, top_objects, vocabulary, word_scores
 
@@ -97,12 +98,18 @@ class FactsExtractor:
             lines = self._timed(self.ocr.read, image, "OCR", notes)
             if lines is not None:
                 facts.text, facts.text_checked = list(lines), True
+        cues = Cues({}, 0.0)
         try:
             facts.colours = dominant_colours(small)
+            cues = read_cues(small)
         except Exception as exc:  # a strange image mode must not cost the other facts
             notes.append(f"colours failed ({type(exc).__name__}: {exc})")
+        facts.monochrome = cues.monochrome >= 0.5
+        facts.landscape = _damp_close_ups(cues.elements, probs, vocab)
         word_score = {vocab.words[i]: float(scores[i]) for i in np.flatnonzero(scores >= 0.01)}
-        facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text)
+        facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text,
+                                                           cues=dict(facts.landscape))
+        facts.setting, facts.setting_score = infer_setting(dict(facts.landscape), word_score, facts.scene)
         rule = self.scenes.rule(facts.scene) if facts.scene else None
         specific = [w for w, _ in specific_words(scores)]
         evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1),
@@ -110,8 +117,22 @@ class FactsExtractor:
         facts.caption = write_caption(
             people=people_phrase(facts.people, facts.faces, largest), scene_phrase=rule.phrase if rule else "",
             scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
-            text=facts.text[0][0] if facts.text else "", colours=facts.colours)
+            text=facts.text[0][0] if facts.text else "", colours=facts.colours,
+            landscape=[w for w, c in facts.landscape if c >= 0.4], monochrome=facts.monochrome)
         return facts
+
+
+SCENERY = ("geological formation", "shore")  # ImageNet words that are places, not things in front of the camera
+
+
+def _damp_close_ups(elements: dict[str, float], probs: np.ndarray, vocab) -> list[tuple[str, float]]:
+    """Landscape cues, the colour-only "sunset" lowered when the classifier is sure of a thing in close-up:
+    a warm background behind an espresso or a marigold is not an evening sky."""
+    top = int(np.argmax(probs))
+    scenery = any(vocab.membership[top, vocab.index(w)] for w in SCENERY)
+    sure = 0.0 if scenery else float(probs[top])
+    out = [(k, round(v * (1 - sure), 3) if k == "sunset" else v) for k, v in elements.items()]
+    return sorted(((k, v) for k, v in out if v >= MIN_CUE), key=lambda kv: -kv[1])
 
 
 def _shrunk(image: Image.Image, edge: int) -> Image.Image:

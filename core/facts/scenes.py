@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+
+from core.facts.cues import CUE_NAMES
 
 SCENES_FILE = Path(__file__).with_name("scenes.toml")
 
@@ -30,6 +32,7 @@ class SceneRule:
     where: str = ""  # how a caption places something in it: "on a patio" (default "in " + phrase)
     people: float = 0.0
     text: float = 0.0
+    cues: dict[str, float] = field(default_factory=dict)  # colour-and-layout cues (core.facts.cues): {"water": 2.0}
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,14 @@ class SceneRules:
     rules: list[SceneRule]
     min_confidence: float
 
-    def infer(self, word_score: Mapping[str, float], *, people: int = 0, has_text: bool = False) -> tuple[str, float]:
+    def infer(self, word_score: Mapping[str, float], *, people: int = 0, has_text: bool = False,
+              cues: Mapping[str, float] | None = None) -> tuple[str, float]:
         """(scene name, confidence) of the best rule, or ("", best confidence) when none reaches min_confidence."""
         best, best_conf = "", 0.0
+        cues = cues or {}
         for rule in self.rules:
             evidence = sum(w * word_score.get(word, 0.0) for word, w in rule.objects.items())
+            evidence += sum(w * cues.get(cue, 0.0) for cue, w in rule.cues.items())
             if evidence <= 0:
                 continue  # people or text alone never make a place
             evidence += rule.people * (people > 0) + rule.text * has_text
@@ -89,12 +95,17 @@ def load_scene_rules(path: Path | str = SCENES_FILE, *, known_words: set[str] | 
     for name, body in scenes.items():
         if not isinstance(body, dict):
             raise fail(name, "expected a table with `objects`, `phrase`, `people`, `text`")
-        unknown = set(body) - {"phrase", "where", "objects", "people", "text"}
+        unknown = set(body) - {"phrase", "where", "objects", "cues", "people", "text"}
         if unknown:
-            raise fail(name, f"unknown key(s) {sorted(unknown)}; allowed: phrase, where, objects, people, text")
-        objects = body.get("objects")
-        if not isinstance(objects, dict) or not objects:
-            raise fail(name, "`objects` must be a table of word = weight")
+            raise fail(name, f"unknown key(s) {sorted(unknown)}; allowed: phrase, where, objects, cues, people, text")
+        objects, cues = body.get("objects", {}), body.get("cues", {})
+        if not isinstance(objects, dict) or not isinstance(cues, dict) or not (objects or cues):
+            raise fail(name, "`objects` (and/or `cues`) must be a table of word = weight")
+        for cue, w in cues.items():
+            if cue not in CUE_NAMES:
+                raise fail(name, f"'{cue}' is not a colour-and-layout cue; known: {', '.join(CUE_NAMES)}")
+            if not isinstance(w, (int, float)) or isinstance(w, bool):
+                raise fail(name, f"the weight of cue '{cue}' must be a number, not {w!r}")
         for word, w in objects.items():
             if not isinstance(w, (int, float)) or isinstance(w, bool):
                 raise fail(name, f"the weight of '{word}' must be a number, not {w!r}")
@@ -105,5 +116,6 @@ def load_scene_rules(path: Path | str = SCENES_FILE, *, known_words: set[str] | 
                 raise fail(name, f"`{key}` must be a number")
         phrase = str(body.get("phrase") or f"a {name}")
         rules.append(SceneRule(name, phrase, {k: float(v) for k, v in objects.items()}, str(body.get("where") or f"in {phrase}"),
-                               float(body.get("people", 0.0)), float(body.get("text", 0.0))))
+                               float(body.get("people", 0.0)), float(body.get("text", 0.0)),
+                               {k: float(v) for k, v in cues.items()}))
     return SceneRules(rules, float(min_conf))

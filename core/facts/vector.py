@@ -20,7 +20,12 @@ PEOPLE_WEIGHT = 1.2
 TEXT_WEIGHT = 0.8
 LABELS_WEIGHT = 1.0
 COLOUR_WEIGHTS = (0.4, 0.25, 0.15)  # dominant colour first
-GREYS = {"black", "white", "grey"}
+MONOCHROME_WEIGHT = 0.8
+LANDSCAPE_WEIGHT = 1.2  # times the cue's confidence: sky, water, trees are the whole subject of a landscape
+SETTING_WEIGHT = 0.4  # "outdoors"/"indoors" is weak on its own but separates a sea from a blue wall
+# How each colour-and-layout cue reads as words (the cue names are facts keys, these are for the text space).
+LANDSCAPE_WORDS = {"sky": "the sky", "sunset": "a sunset", "water": "water, the sea or a lake", "grass": "green grass, a meadow",
+                   "trees": "trees, a forest", "snow": "snow", "sand": "sand, a beach", "night": "at night, a dark sky with lights or stars"}
 OBJECT_POWER = 0.5  # sqrt: likely-but-not-certain words still count, so a word at 0.25 weighs half of one at 1.0
 MAX_OBJECTS = 12
 
@@ -36,8 +41,11 @@ def facts_terms(facts: PhotoFacts) -> list[tuple[str, float]]:
     if facts.people:
         who = "a person" if facts.people == 1 else "a group of people"
         terms.append((who, PEOPLE_WEIGHT))
-    if facts.colours and set(facts.colours) <= GREYS:
-        terms.append(("a black and white photo", COLOUR_WEIGHTS[0] * 2))
+    terms += [(LANDSCAPE_WORDS.get(name, name), LANDSCAPE_WEIGHT * score) for name, score in facts.landscape]
+    if facts.setting:
+        terms.append((f"{facts.setting}s", SETTING_WEIGHT * facts.setting_score))  # "outdoors", "indoors"
+    if facts.monochrome:
+        terms.append(("a black and white photo", MONOCHROME_WEIGHT))
     else:
         terms += [(f"{c} colour", w) for c, w in zip(facts.colours, COLOUR_WEIGHTS)]
     if facts.text:

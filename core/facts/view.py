@@ -9,11 +9,15 @@ from typing import Optional
 
 from core.facts import PhotoFacts
 
+SETTINGS = ("indoor", "outdoor")
 
-def facts_where(*, has_people: Optional[bool] = None, has_text: Optional[bool] = None, scene: Optional[str] = None) -> Optional[dict]:
+
+def facts_where(*, has_people: Optional[bool] = None, has_text: Optional[bool] = None, scene: Optional[str] = None,
+                setting: Optional[str] = None, monochrome: Optional[bool] = None) -> Optional[dict]:
     """A Chroma `where` for the given facts filters (None = not filtered); None when nothing is filtered.
 
-    Photos without facts (not yet reindexed) carry none of these keys, so any filter leaves them out."""
+    `setting` is "indoor" or "outdoor" (photos whose setting could not be told match neither);
+    `monochrome` True = black and white photos. Photos without facts (not yet reindexed) carry none of these keys, so any filter leaves them out."""
     parts: list[dict] = []
     if has_people is not None:
         parts.append({"has_people": bool(has_people)})
@@ -21,6 +25,13 @@ def facts_where(*, has_people: Optional[bool] = None, has_text: Optional[bool] =
         parts.append({"has_text": bool(has_text)})
     if scene:
         parts.append({"scene": str(scene).strip()})
+    if setting:
+        value = str(setting).strip().lower()
+        if value not in SETTINGS:
+            raise ValueError(f"setting filter {setting!r} is not one of {', '.join(SETTINGS)}")
+        parts.append({"setting": value})
+    if monochrome is not None:
+        parts.append({"monochrome": bool(monochrome)})
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else {"$and": parts}
@@ -46,7 +57,13 @@ def facts_lines(facts: Optional[PhotoFacts]) -> list[str]:
     lines.append(f"Scene: {facts.scene} ({facts.scene_score:.2f})" if facts.scene else "Scene: unknown")
     if facts.objects:
         lines.append("Objects: " + ", ".join(f"{w} ({p:.2f})" for w, p in facts.objects[:12]))
-    if facts.colours:
+    if facts.setting:
+        lines.append(f"Setting: {facts.setting} ({facts.setting_score:.2f})")
+    if facts.landscape:
+        lines.append("Seen from colours and layout: " + ", ".join(f"{w} ({p:.2f})" for w, p in facts.landscape))
+    if facts.monochrome:
+        lines.append("Colours: black and white")
+    elif facts.colours:
         lines.append("Colours: " + ", ".join(facts.colours))
     for note in facts.notes:
         lines.append(f"Note: {note}")

@@ -50,7 +50,7 @@ def read_best(ckpt_dir: Path) -> Optional[dict]:
 
 def update_best(ckpt_dir: Path, generator: str, *, epoch: int, step: int, score: Optional[float]) -> Optional[dict]:
     """Record `generator` as best when its score (lower is better) beats the recorded one."""
-    from core.gan.train import _write_json
+    from core.gan.runs import _write_json
 
     best = read_best(ckpt_dir)
     if score is not None and (best is None or best.get("sample_l1") is None or score < best["sample_l1"]):
@@ -118,7 +118,7 @@ def generator_choices(data_dir: Path) -> list[tuple[str, Path]]:
     The label says which one is the latest and which the best, so the default (the first) is
     the newest run's latest generator.
     """
-    from core.gan.train import list_runs
+    from core.gan.runs import list_runs
 
     def changed(run: Path) -> int:
         for name in ("checkpoints/latest.json", "run.json"):

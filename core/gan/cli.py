@@ -25,7 +25,7 @@ def _backend(settings):
 def _resolve_checkpoint(args, settings) -> Path:
     """--checkpoint PATH, or the newest generator of --run NAME."""
     from core.gan import GanError
-    from core.gan.train import latest_checkpoint, run_dir_for
+    from core.gan.runs import latest_checkpoint, run_dir_for
 
     if args.checkpoint:
         return Path(args.checkpoint)
@@ -65,7 +65,9 @@ def _tqdm_progress():
 
 def cmd_train(args) -> int:
     from core.gan import GanError
-    from core.gan.train import GanConfig, TrainSource, run_dir_for, train_from_source
+    from core.gan.job import TrainSource, train_from_source
+    from core.gan.runs import run_dir_for
+    from core.gan.train import GanConfig
 
     settings = _settings()
     if args.folder:
@@ -82,9 +84,9 @@ def cmd_train(args) -> int:
                        **{k: v for k, v in (("recon", args.recon), ("mode_seeking", args.mode_seeking)) if v is not None})
     catalog = None
     if source.kind == "library":
-        from core.catalog import Catalog
+        from core.catalog import open_catalog
 
-        catalog = Catalog(settings.catalog_path)
+        catalog = open_catalog(settings)
     update, close = _tqdm_progress()
     cancel = threading.Event()
     try:

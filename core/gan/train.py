@@ -1,13 +1,7 @@
 """Training loop: hinge loss, DiffAugment, matching-aware D, EMA generator, exact resume.
 
-Run folder layout (`<data_dir>/gan/<run_name>/` by default):
-    run.json                        what was trained on what (backend model_id, dims, config)
-    train_log.csv                   losses every `log_every` steps, metrics at epoch ends
-    output/sample_epoch_N.png       fixed prompts x fixed noise, from the EMA generator
-    checkpoints/generator_epoch_N.pth   generator + EMA generator + metadata (for generation)
-    checkpoints/state_epoch_N.pth       discriminator + optimisers + step (for resuming)
-    checkpoints/latest.json         which pair is newest
-    checkpoints/best.json           which generator is best (lowest sample_l1)
+A run writes into its folder (layout and file I/O: core.gan.runs); training from a folder,
+a library class or shapes, and the background job, are in core.gan.job.
 Only latest + best + every `keep_every`th epoch are kept, within `checkpoint_budget_mb`
 (core.gan.checkpoints).
 All randomness of step s is seeded from (seed, s), so a run resumed from any checkpoint
@@ -15,8 +9,6 @@ continues exactly as if it had never stopped.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import threading
@@ -31,9 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
 import numpy as np
 
 from core.gan import GanError
+from core.gan.runs import _atomic_torch_save, _write_json, _write_log, latest_checkpoint
 
 FORMAT_VERSION = 1
-LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "d_mismatch", "steps_per_s", "elapsed_s"]
 
 
 @dataclass
@@ -92,67 +84,6 @@ class TrainResult:
     log: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, reason) not used
     batch_size: int = 0  # the batch size used (config.batch_size, or fewer for a small set)
-
-
-def run_dir_for(data_dir: Path, run_name: str) -> Path:
-    """Default run folder; the name must be a plain folder name."""
-    if not run_name or any(ch in run_name for ch in "/\\") or run_name in (".", ".."):
-        raise GanError(f"run name {run_name!r} is not a plain folder name; use letters, digits, '-' or '_'")
-    return Path(data_dir) / "gan" / run_name
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    import torch
-
-    from core.images import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    from core.images import atomic_write_bytes
-
-    atomic_write_bytes(path, json.dumps(obj, indent=1, default=str).encode("utf-8"))
-
-
-def _write_log(path: Path, rows: list[dict]) -> None:
-    from core.images import atomic_write_bytes
-
-    extra = sorted({k for r in rows for k in r} - set(LOG_FIELDS))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS + extra, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
-
-
-def read_log(run_dir: Path) -> list[dict]:
-    """The training log as a list of dicts (numbers parsed); [] when there is none yet."""
-    path = Path(run_dir) / "train_log.csv"
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            rows.append({k: (float(v) if v not in ("", None) else None) for k, v in row.items()})
-    return rows
-
-
-def latest_checkpoint(run_dir: Path) -> Optional[dict]:
-    """The `latest.json` record of a run ({generator, state, step, epoch}) or None."""
-    path = Path(run_dir) / "checkpoints" / "latest.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def list_generators(run_dir: Path) -> list[Path]:
-    """Generator checkpoints of a run, oldest first."""
-    ckpt = Path(run_dir) / "checkpoints"
-    found = [p for p in ckpt.glob("generator_*.pth")]
-    return sorted(found, key=lambda p: p.stat().st_mtime_ns)
 
 
 def fit_batch_size(n_images: int, wanted: int) -> int:
@@ -424,128 +355,3 @@ def train(
     seconds = time.monotonic() - started
     return TrainResult(out_dir, step, step // steps_per_epoch, step >= total_steps, last_gen, seconds, (step - step_at_start) / max(seconds, 1e-9), log_rows,
                        batch_size=batch_size)
-
-
-@dataclass
-class TrainSource:
-    """What to train on: a folder of photos, a library class, or the generated shapes set."""
-
-    kind: str  # "folder" | "library" | "shapes"
-    value: str  # folder path, class name, or number of shapes images
-
-    def describe(self) -> str:
-        return {"folder": f"folder {self.value}", "library": f"library class '{self.value}'", "shapes": f"{self.value} generated shapes"}.get(self.kind, self.kind)
-
-
-def prepare_data(source: TrainSource, resolution: int, backend, *, catalog=None, library_dir: Optional[Path] = None,
-                 max_pixels: int = 64_000_000, on_progress: Optional[Callable[..., None]] = None):
-    """(ImageSet, conditions) for a source, conditions from the backend (see core.gan.data)."""
-    from core.gan import data
-
-    def stage(name):
-        return (lambda done, total, **kw: on_progress(done, total, stage=name, **kw)) if on_progress else None
-
-    if source.kind == "folder":
-        images = data.load_image_folder(Path(source.value), resolution, max_pixels=max_pixels, on_progress=stage("load"))
-    elif source.kind == "library":
-        if catalog is None:
-            raise GanError("training on a library class needs the catalog")
-        images = data.load_library_class(catalog, source.value, resolution, library_dir=library_dir, max_pixels=max_pixels)
-    elif source.kind == "shapes":
-        try:
-            n = int(source.value)
-        except ValueError:
-            raise GanError(f"shapes source needs a number of images, got {source.value!r}") from None
-        images, _ = data.shapes_image_set(n, resolution)
-    else:
-        raise GanError(f"unknown training source {source.kind!r}; choose folder, library or shapes")
-    conditions = data.conditions_from_backend(backend, images, on_progress=stage("embed"))
-    return images, conditions
-
-
-def train_from_source(source: TrainSource, backend, config: GanConfig, run_dir: Path, *, resume: bool = False,
-                      prompts: Optional[list[str]] = None, catalog=None, library_dir: Optional[Path] = None,
-                      on_progress: Optional[Callable[..., None]] = None, cancel: Optional[threading.Event] = None) -> TrainResult:
-    """Load a source, embed it with the backend and train; the one call the CLI and page make."""
-    run_dir = Path(run_dir)
-    if not resume and (run_dir / "run.json").exists():
-        raise GanError(f"run folder '{run_dir}' already holds a training run; resume it or choose another run name. Nothing was overwritten")
-    images, conditions = prepare_data(source, config.resolution, backend, catalog=catalog, library_dir=library_dir, on_progress=on_progress)
-    sample = None
-    if prompts:
-        sample = np.asarray(backend.embed_texts([p for p in prompts if p.strip()][:8]), dtype=np.float32)
-
-    def progress(done, total, **info):
-        if on_progress:
-            on_progress(done, total, stage="train", **info)
-
-    result = train(images, conditions, config, run_dir, model_id=backend.model_id, sample_conditions=sample,
-                   resume=resume, on_progress=progress, cancel=cancel)
-    if images.skipped:
-        from core.images import atomic_write_bytes
-
-        lines = "".join(f"{name}\t{reason}\n" for name, reason in images.skipped)
-        atomic_write_bytes(run_dir / "skipped.tsv", lines.encode("utf-8"))
-    result.skipped = images.skipped
-    return result
-
-
-class TrainingJob:
-    """`train_from_source` on a background thread, with progress a UI can poll and a stop button.
-
-    Holds only plain data for readers: `progress` (dict), `result`, `error` (a user-facing string).
-    """
-
-    def __init__(self, target: Callable[..., TrainResult], kwargs: dict):
-        self.run_dir = Path(kwargs["run_dir"])
-        self.cancel = threading.Event()
-        self.progress: dict = {"stage": "starting", "done": 0, "total": 0}
-        self.result: Optional[TrainResult] = None
-        self.error: Optional[str] = None
-        self._kwargs = kwargs
-        self._target = target
-        self.thread = threading.Thread(target=self._run, name=f"gan-train-{self.run_dir.name}", daemon=True)
-
-    def _on_progress(self, done: int, total: int, **info) -> None:
-        self.progress = {"done": done, "total": total, **info}
-
-    def _run(self) -> None:
-        try:
-            self.result = self._target(on_progress=self._on_progress, cancel=self.cancel, **self._kwargs)
-        except GanError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # a crash must reach the page, not vanish with the thread
-            self.error = f"training failed: {type(exc).__name__}: {exc}"
-
-    def start(self) -> "TrainingJob":
-        self.thread.start()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive()
-
-    def stop(self) -> None:
-        self.cancel.set()
-
-
-def start_training_job(source: TrainSource, backend, config: GanConfig, run_dir: Path, **kwargs) -> TrainingJob:
-    """Start `train_from_source` in the background; returns at once."""
-    return TrainingJob(train_from_source, dict(source=source, backend=backend, config=config, run_dir=run_dir, **kwargs)).start()
-
-
-def list_runs(data_dir: Path) -> list[Path]:
-    """Run folders under `<data_dir>/gan` that have written a run.json, newest first."""
-    root = Path(data_dir) / "gan"
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if (p / "run.json").is_file()]
-    return sorted(runs, key=lambda p: (p / "run.json").stat().st_mtime_ns, reverse=True)
-
-
-def latest_sample(run_dir: Path) -> Optional[Path]:
-    """The newest `output/sample_epoch_N.png` of a run."""
-    samples = list((Path(run_dir) / "output").glob("sample_epoch_*.png"))
-    if not samples:
-        return None
-    return max(samples, key=lambda p: int(p.stem.rsplit("_", 1)[1]))

@@ -58,7 +58,7 @@ class MethodResult:
     method: str
     model: str
     metrics: dict[str, float]
-    curve: list[dict[str, float]]  # precision@k and recall@k for k = 1..depth
+    curve: list[dict[str, float]]  # precision@k and recall@k for k = 1..min(depth, n_gallery)
     n_gallery: int
     n_queries: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -211,7 +211,9 @@ def evaluate_index(method: str, build: Callable[[], object], queries, config: Ev
     # Growth of resident memory while building (model weights loaded earlier are not counted).
     m["build_peak_rss_mb"] = mem.delta_mb
     curve = []
-    for k in range(1, config.depth + 1):
+    # Beyond the gallery size every method has returned every photo, so all curves would coincide
+    # (and the last one drawn hides the others): the curve stops at the gallery size.
+    for k in range(1, min(config.depth, len(labels)) + 1):
         curve.append({"k": k, "precision": float(np.mean([M.precision_at_k(r, k) for r in rel_lists])) if rel_lists else 0.0,
                       "recall": float(np.mean([M.recall_at_k(r, k, n) for r, n in zip(rel_lists, n_rels)])) if rel_lists else 0.0})
     model = getattr(index, "model_id", "sift+hog+colour+shape")
