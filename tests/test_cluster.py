@@ -148,8 +148,14 @@ def _json_in(out: str) -> dict:
 
 def _annotations(db: Path) -> dict[str, tuple[str, dict, str]]:
     """photo id -> (status, values, created_at) of the zero-shot rows."""
-    with sqlite3.connect(db, timeout=5) as con:
-        rows = con.execute("SELECT photo_id, status, data, created_at FROM annotations WHERE annotator='zeroshot'").fetchall()
+    from core.db import open_database
+
+    database = open_database(db)
+    try:
+        with database.connect() as con:
+            rows = [tuple(r) for r in con.execute("SELECT photo_id, status, data, created_at FROM annotations WHERE annotator='zeroshot'")]
+    finally:
+        database.close()
     assert len(rows) == len({r[0] for r in rows}), "a photo annotated twice"
     return {pid: (status, json.loads(data), created) for pid, status, data, created in rows}
 
