@@ -1,9 +1,11 @@
-"""Ingest throughput: the local pipeline vs 1 and 2 single-threaded Ray workers, same photos, same run.
+"""Ingest and zero-shot annotate throughput: the local pipeline vs 1 and 2 single-threaded Ray workers, same photos, same run.
 
 Starts its own one-node Ray cluster on 127.0.0.1 (two CPUs), ingests the same generated folder
-three times into fresh data dirs through the real CLI, and prints one JSON object. Throughput is
-steady state: photos written after the first batch, divided by the time from the first batch to
-the last (model loading and Ray start-up are reported apart, as `startup_s`).
+three times into fresh data dirs through the real CLI, then annotates each of them (zero-shot,
+bundled backend) the same way, and prints one JSON object with the cores used and the load
+average around the run. Throughput is steady state: photos written after the first batch,
+divided by the time from the first batch to the last (model loading and Ray start-up are
+reported apart, as `startup_s`).
 
     .venv/bin/python -m bench.bench_cluster [--photos 256] [--json-out FILE]
 
@@ -44,36 +46,46 @@ def make_photos(folder: Path, n: int) -> None:
         img.crop((x, y, x + 3 * w // 4, y + 3 * h // 4)).resize((320, 240)).save(folder / f"p{i:04d}.jpg", quality=90)
 
 
-def _count(db: Path) -> int:
+def _count(db: Path, table: str) -> int:
     try:
         with sqlite3.connect(db, timeout=5) as con:
-            return int(con.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+            return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
     except sqlite3.Error:
         return 0
 
 
-def run_ingest(folder: Path, data_dir: Path, n: int, extra: list[str]) -> dict:
+def run_job(args: list[str], data_dir: Path, table: str, key: str) -> dict:
+    """Run `python -m core ARGS --json` on `data_dir`, polling the rows of `table` for the steady-state rate."""
     env = {**os.environ, **ONE_THREAD, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(data_dir), "PHOTOLORE_BACKEND": "bundled",
            "PHOTOLORE_BATCH_SIZE": "16", "PHOTOLORE_SECRETS": str(data_dir / "none.toml"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / f"{args[0]}.log"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "core", "ingest", str(folder), "--json", *extra], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
     db = data_dir / "catalog.sqlite"
     first_t = first_n = None
     while proc.poll() is None:
-        c = _count(db)
+        c = _count(db, table)
         if c and first_t is None:
             first_t, first_n = time.perf_counter(), c
         time.sleep(0.05)
     end = time.perf_counter()
     out = proc.stdout.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"ingest {' '.join(extra)} failed: {out[-2000:]}")
-    added = json.loads(out[out.index("{"):])["added"]
-    steady = (added - first_n) / max(end - first_t, 1e-9) if first_t is not None and added > first_n else None
-    return {"photos": added, "wall_s": round(end - t0, 2), "startup_s": round((first_t or end) - t0, 2),
+        raise RuntimeError(f"{' '.join(args)} failed (rc {proc.returncode}): {out[-1000:]}{log.read_text()[-3000:]}")
+    done = json.JSONDecoder().raw_decode(out, out.index("{"))[0][key]  # Ray may print after the report
+    steady = (done - first_n) / max(end - first_t, 1e-9) if first_t is not None and done > first_n else None
+    return {"photos": done, "wall_s": round(end - t0, 2), "startup_s": round((first_t or end) - t0, 2),
             "photos_per_s": round(steady, 2) if steady else None}
+
+
+def _ratios(result: dict) -> dict:
+    rate = {k: v["photos_per_s"] or 0.0 for k, v in result.items()}
+    return {"ratio_2_vs_1_worker": round(rate["ray_2_workers"] / max(rate["ray_1_worker"], 1e-9), 3),
+            "ratio_1_worker_vs_local": round(rate["ray_1_worker"] / max(rate["local_1_thread"], 1e-9), 3)}
 
 
 def main(argv=None) -> int:
@@ -82,6 +94,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json-out")
     args = ap.parse_args(argv)
     port = 26000 + os.getpid() % 1000
+    cpus = len(os.sched_getaffinity(0))
+    load_before = os.getloadavg()[0]
+    runs = {"local_1_thread": [], "ray_1_worker": ["--ray-workers", "1"], "ray_2_workers": ["--ray-workers", "2"]}
+    ingest, annotate = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         tmp = Path(tmp)
         make_photos(tmp / "photos", args.photos)
@@ -91,18 +107,25 @@ def main(argv=None) -> int:
                        check=True, env=env, capture_output=True)
         try:
             address = f"127.0.0.1:{port}"
-            result = {
-                "local_1_thread": run_ingest(tmp / "photos", tmp / "local", args.photos, []),
-                "ray_1_worker": run_ingest(tmp / "photos", tmp / "ray1", args.photos, ["--ray", address, "--ray-workers", "1"]),
-                "ray_2_workers": run_ingest(tmp / "photos", tmp / "ray2", args.photos, ["--ray", address, "--ray-workers", "2"]),
-            }
+            for name, extra in runs.items():
+                ray = ["--ray", address, *extra] if extra else []
+                ingest[name] = run_job(["ingest", str(tmp / "photos"), *ray], tmp / name, "photos", "added")
+                annotate[name] = run_job(["annotate", "run", *ray], tmp / name, "annotations", "done")
         finally:
             subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True)
-    rate = {k: v["photos_per_s"] or 0.0 for k, v in result.items()}
-    result["ratio_2_vs_1_worker"] = round(rate["ray_2_workers"] / max(rate["ray_1_worker"], 1e-9), 3)
-    result["ratio_1_worker_vs_local"] = round(rate["ray_1_worker"] / max(rate["local_1_thread"], 1e-9), 3)
-    result["targets_met"] = result["ratio_2_vs_1_worker"] >= 1.7 and result["ratio_1_worker_vs_local"] >= 0.9
-    result["cpus"] = os.cpu_count()
+    result = {
+        "ingest": {**ingest, **_ratios(ingest)},
+        "annotate_zeroshot": {**annotate, **_ratios(annotate)},
+        # Each local run and each Ray worker is single-threaded (OMP/MKL/OpenBLAS = 1, one CPU per actor);
+        # the driver of a Ray run is one more process on the same cores.
+        "cores": {"machine": os.cpu_count(), "usable": cpus, "local_run": 1, "ray_1_worker": 1, "ray_2_workers": 2,
+                  "ray_cluster_cpus": 2},
+        "load_avg_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "note": (f"{cpus} usable cores shared with other processes: the Ray driver, the Ray daemons and the workers all run on them, "
+                 "so Ray cannot beat the local pipeline here; the ratios measure Ray's overhead, not a speed-up"),
+    }
+    r = result["ingest"]
+    result["ingest"]["targets_met"] = r["ratio_2_vs_1_worker"] >= 1.7 and r["ratio_1_worker_vs_local"] >= 0.9
     text = json.dumps(result, indent=1)
     print(text)
     if args.json_out:

@@ -153,9 +153,9 @@ def cmd_reindex(args) -> int:
     return 0
 
 
-def _add_ray_args(p: argparse.ArgumentParser) -> None:
+def _add_ray_args(p: argparse.ArgumentParser, what: str = "run read+embed") -> None:
     p.add_argument("--ray", metavar="auto|HOST:PORT", default=None,
-                   help="run read+embed on a Ray cluster: 'auto' (the one `ray start` runs here) or the head's address "
+                   help=f"{what} on a Ray cluster: 'auto' (the one `ray start` runs here) or the head's address "
                         "(default: PHOTOLORE_RAY_ADDRESS, else this process)")
     p.add_argument("--ray-workers", type=int, default=None, help="actors in the Ray pool (default: one per cluster CPU, or per GPU)")
 

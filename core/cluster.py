@@ -89,7 +89,7 @@ class _EmbedWorker:
         from core.stages import embed_batch, read_batch
 
         out = []
-        for k, raw in zip(batch["k"], batch["entries"]):
+        for k, raw in zip(batch["k"], batch["payload"]):
             entries = pickle.loads(raw)
             items, skips = read_batch(entries, max_pixels=self.settings.max_image_pixels, already_indexed=self.known,
                                       want_phash=self.settings.near_dup_threshold >= 0, max_side=self.settings.decode_max_side,
@@ -102,56 +102,86 @@ class _EmbedWorker:
         return {"result": out}
 
 
+def _pool_size(workers: Optional[int], cpus_per_worker: int) -> tuple[int, float]:
+    """(actors, GPUs per actor): `workers` when given, else one per GPU when the cluster has any, else one per CPU."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if workers:
+        return workers, (1.0 if gpus >= workers else 0.0)
+    if gpus:
+        return gpus, 1.0
+    return max(1, int(resources.get("CPU", 1) // cpus_per_worker)), 0.0
+
+
+def map_on_actors(address: str, payloads: list[bytes], worker_cls: type, worker_kwargs: dict, *, workers: Optional[int] = None,
+                  cpus_per_worker: int = 1, cancel: Optional[threading.Event] = None) -> Iterator[bytes]:
+    """Run `worker_cls(**worker_kwargs)` on an actor pool over `payloads` (one row each); yield its outputs as they arrive.
+
+    `worker_cls.__call__` takes a Ray Data batch {"k": [...], "payload": [...]} and returns {"result": [bytes, ...]}.
+    Each actor is built once (one model load) and then serves row after row. A dead actor is restarted and
+    its row retried, so the caller's write path must be idempotent. Stops after the current row when `cancel` is set."""
+    _ray_init(address)
+    import ray
+
+    size, gpus = _pool_size(workers, cpus_per_worker)
+    rows = [{"k": k, "payload": p} for k, p in enumerate(payloads)]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    ds = ds.map_batches(worker_cls, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size), fn_constructor_kwargs=worker_kwargs,
+                        num_cpus=cpus_per_worker, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)
+    for row in ds.iter_rows():
+        yield row["result"]
+        if cancel is not None and cancel.is_set():
+            return
+
+
 @dataclasses.dataclass
-class RayExecutor:
-    """Run read + embed on a Ray cluster (`address`: "auto" or HOST:PORT of the head)."""
+class RayPool:
+    """Where and how wide a Ray job runs (`address`: "auto" or HOST:PORT of the head); the executors below build on it."""
 
     settings: "Settings"
     address: str = "auto"
     workers: Optional[int] = None  # actors in the pool; default: one per CPU the cluster has (GPUs when present)
     cpus_per_worker: int = 1
 
-    def _pool_size(self) -> tuple[int, float]:
-        import ray
+    def connect(self) -> "RayPool":
+        """Join the cluster now (a ClusterError naming the fix when it is down) rather than at the first batch."""
+        _ray_init(self.address)
+        return self
 
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        if self.workers:
-            return self.workers, (1.0 if gpus >= self.workers else 0.0)
-        if gpus:
-            return gpus, 1.0
-        return max(1, int(resources.get("CPU", 1) // self.cpus_per_worker)), 0.0
+    def map(self, payloads: list[bytes], worker_cls: type, worker_kwargs: dict,
+            cancel: Optional[threading.Event] = None) -> Iterator[bytes]:
+        """`map_on_actors` on this pool."""
+        return map_on_actors(self.address, payloads, worker_cls, worker_kwargs, workers=self.workers,
+                             cpus_per_worker=self.cpus_per_worker, cancel=cancel)
+
+
+class RayExecutor(RayPool):
+    """Run read + embed on a Ray cluster."""
 
     def __call__(self, batches: "list[list[FileEntry]]", *, backend, known: frozenset[str], written: set[str],
                  cancel: Optional[threading.Event] = None) -> "Iterator[tuple[int, list[ReadItem], list[Skip], dict]]":
         if not batches:
             return
-        _ray_init(self.address)
-        import ray
+        payloads = [pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL) for b in batches]
+        kwargs = {"settings": self.settings, "known": known, "threads": self.cpus_per_worker}
+        for result in self.map(payloads, _EmbedWorker, kwargs, cancel):
+            yield pickle.loads(result)
 
-        size, gpus = self._pool_size()
-        rows = [{"k": k, "entries": pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL)} for k, b in enumerate(batches)]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        ds = ds.map_batches(
-            _EmbedWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
-            fn_constructor_kwargs={"settings": self.settings, "known": known, "threads": self.cpus_per_worker},
-            num_cpus=self.cpus_per_worker, num_gpus=gpus,
-            # A dead actor is restarted and its batch retried: the write path is idempotent.
-            max_restarts=-1, max_task_retries=-1,
-        )
-        for row in ds.iter_rows():
-            yield pickle.loads(row["result"])
-            if cancel is not None and cancel.is_set():
-                return
+
+def require_ray() -> None:
+    """Ray is importable (else a ClusterError naming the fix); usage stats stay off."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ClusterError("Ray is not installed: `pip install 'ray[data]'` in this venv and on every worker") from exc
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def executor_for(settings: "Settings", ray_address: Optional[str], workers: Optional[int] = None):
     """None (run locally) unless a Ray address is given; Ray is not imported otherwise."""
     if not ray_address:
         return None
-    try:
-        import ray  # noqa: F401
-    except ImportError as exc:
-        raise ClusterError("Ray is not installed: `pip install 'ray[data]'` in this venv and on every worker") from exc
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    require_ray()
     return RayExecutor(settings, ray_address, workers)

@@ -7,7 +7,7 @@ import streamlit as st
 from core import annotations as ann
 from core.annotate.runner import make_annotator, reset_results, run_annotations
 from ui.resources import services_or_stop
-from ui.widgets import backend_badge, md_escape, progress_callback
+from ui.widgets import backend_badge, md_escape, progress_callback, ray_choice, untick_ray
 from ui.router import ensure_router
 
 ensure_router()
@@ -61,6 +61,8 @@ elif scope == "A search result":
     k = c2.number_input("How many results", 1, 500, 24, key="ann-search-k")
     photo_ids = [r.photo.id for r in search_text(services, text, k=int(k))] if text.strip() else []
 force = st.checkbox("Re-annotate photos these annotators already did (bulk re-annotate)", key="ann-force")
+ray_address = ray_choice(services, "ann-ray", "zeroshot runs on the cluster's workers (the photos must be readable at the same "
+                                              "path by every worker); vlm-api calls its endpoint from this machine either way.")
 st.caption("To cancel a run, press Stop (top right) or the Cancel button: finished batches are kept and a new run resumes.")
 b1, b2 = st.columns([1, 5])
 run = b1.button("Run", key="ann-run", type="primary", disabled=not chosen or photo_ids == [])
@@ -69,6 +71,9 @@ if b2.button("Cancel", key="ann-cancel"):
     st.info("Cancelled: the results of finished batches are saved; Run again to resume.")
 
 if run:
+    from core.annotate.on_ray import ON_RAY, annotate_executor_for
+    from core.cluster import ClusterError
+
     reports = []
     for name in chosen:
         try:
@@ -76,7 +81,12 @@ if run:
         except ValueError as exc:
             st.error(f"{name}: {md_escape(exc)}")
             continue
-        reports.append(run_annotations(services, annotator, photo_ids, force=force, on_progress=progress_callback(f"Annotating with {name}")))
+        try:
+            executor = annotate_executor_for(services.settings, ray_address if name in ON_RAY else None)
+            reports.append(run_annotations(services, annotator, photo_ids, force=force, executor=executor,
+                                           on_progress=progress_callback(f"Annotating with {name}")))
+        except ClusterError as exc:
+            st.error(f"{name}: {md_escape(exc)}. {untick_ray('annotate')}")
     st.session_state["ann-last"] = [r.as_dict() | {"summary": r.summary()} for r in reports]
 
 for rep in st.session_state.get("ann-last") or []:

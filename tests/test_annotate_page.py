@@ -64,3 +64,32 @@ def test_api_annotator_without_settings_is_a_clear_error(demo_env_copy):
     at.button(key="ann-run").click().run()
     _ok(at)
     assert any("PHOTOLORE_VLM_BASE_URL" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
+
+
+def test_run_offers_the_configured_ray_cluster_and_names_the_fix_when_it_is_down(demo_env_copy, monkeypatch):
+    """PHOTOLORE_RAY_ADDRESS set: Run offers the cluster; a dead one is a clear error; unticked, it runs here."""
+    from core import annotations as ann
+    from core.catalog import Catalog
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("PHOTOLORE_RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    at = AppTest.from_file(str(REPO / "pages/annotate.py"), default_timeout=180).run()
+    _ok(at)
+    assert at.checkbox(key="ann-ray").value is True
+    at.button(key="ann-run").click().run()
+    _ok(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "cannot connect to the Ray cluster" in errors and "Untick" in errors, errors
+    at.checkbox(key="ann-ray").uncheck().run()
+    at.button(key="ann-run").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("15 annotated" in s.value for s in at.success), [s.value for s in at.success]
+    # A forced re-run on the dead cluster stops before it forgets the results it was to redo.
+    at.checkbox(key="ann-ray").check()
+    at.checkbox(key="ann-force").check().run()
+    at.button(key="ann-run").click().run()
+    _ok(at)
+    assert "cannot connect to the Ray cluster" in " ".join(e.value for e in at.error)
+    rows = ann.annotation_rows(Catalog(demo_env_copy / "catalog.sqlite"))
+    assert len(rows) == 15 and all(r["status"] == "ok" for r in rows)

@@ -80,8 +80,8 @@ def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _actor_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", r"MapBatches\(_EmbedWorker\)"], capture_output=True, text=True).stdout
+def _actor_pids(worker: str = "_EmbedWorker") -> list[int]:
+    out = subprocess.run(["pgrep", "-f", rf"MapBatches\({worker}\)"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 
@@ -141,6 +141,79 @@ def test_ray_ingest_into_chroma_server_survives_a_killed_worker_and_a_killed_job
     assert json.loads(found.stdout)[0]["path"].endswith("p0250.jpg")
 
 
+def _json_in(out: str) -> dict:
+    """The report in the job's output (Ray may log lines before and after it)."""
+    return json.JSONDecoder().raw_decode(out, out.index("{"))[0]
+
+
+def _annotations(db: Path) -> dict[str, tuple[str, dict, str]]:
+    """photo id -> (status, values, created_at) of the zero-shot rows."""
+    from core.db import open_database
+
+    database = open_database(db)
+    try:
+        with database.connect() as con:
+            rows = [tuple(r) for r in con.execute("SELECT photo_id, status, data, created_at FROM annotations WHERE annotator='zeroshot'")]
+    finally:
+        database.close()
+    assert len(rows) == len({r[0] for r in rows}), "a photo annotated twice"
+    return {pid: (status, json.loads(data), created) for pid, status, data, created in rows}
+
+
+def test_ray_zero_shot_annotation_survives_a_killed_worker_and_a_killed_job_and_matches_a_local_run(ray_head, tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(data), "PHOTOLORE_BACKEND": "bundled",
+           "PHOTOLORE_SECRETS": str(tmp_path / "none.toml"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    _photos(tmp_path / "photos", 100, 0)
+    db = data / "catalog.sqlite"
+    cli = lambda *a: [PYTHON, "-m", "core", *a]  # noqa: E731
+
+    def run(*args: str) -> dict:
+        done = subprocess.run(cli(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return _json_in(done.stdout) if "--json" in args else {}
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen(cli(*args), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def ok_count() -> int:
+        return _count(db, "annotations WHERE status='ok'")
+
+    run("ingest", str(tmp_path / "photos"))
+    assert run("annotate", "run", "--json")["done"] == 100
+    local = _annotations(db)
+    run("annotate", "reset", "zeroshot")
+    ray_run = ("annotate", "run", "--batch-size", "2", "--ray", ray_head, "--json")
+
+    # 1. One Ray worker process SIGKILLed mid-job: Ray restarts it and reruns its batch; the job finishes.
+    job = start(*ray_run)
+    _wait(lambda: ok_count() >= 4, 300, "the first batches to be written", job)
+    pids = _actor_pids("_AnnotateWorker")
+    assert pids, "no Ray annotate actor process found"
+    os.kill(pids[0], signal.SIGKILL)
+    out, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, out
+    assert _json_in(out)["done"] == 100
+    assert _annotations(db).keys() == local.keys()
+    run("annotate", "reset", "zeroshot")
+
+    # 2. The whole job SIGKILLed, then run again: finished photos are skipped, every photo annotated exactly once.
+    job = start(*ray_run)
+    _wait(lambda: ok_count() >= 10, 300, "part of the photos to be annotated", job)
+    job.send_signal(signal.SIGKILL)
+    job.wait(30)
+    before = _annotations(db)
+    assert 10 <= len(before) < 100, "the job finished before it could be killed; the test proves nothing"
+    report = run(*ray_run)
+    assert (report["already_done"], report["done"], report["failed"]) == (len(before), 100 - len(before), [])
+    after = _annotations(db)
+    assert all(after[pid][2] == before[pid][2] for pid in before), "a finished photo was annotated again"
+
+    # 3. Zero-shot is deterministic: the cluster wrote what this process wrote.
+    assert after.keys() == local.keys()
+    assert {pid: v[:2] for pid, v in after.items()} == {pid: v[:2] for pid, v in local.items()}
+
+
 def test_unreachable_cluster_is_a_clear_error(tmp_path):
     write_image(tmp_path / "photos" / "a.jpg")
     env = {**os.environ, **RAY_ENV, "PHOTOLORE_DATA_DIR": str(tmp_path / "data"), "PHOTOLORE_BACKEND": "bundled",
@@ -158,6 +231,11 @@ def test_without_ray_nothing_imports_ray(tmp_path):
     code = ("import sys; from core.cli import main; rc = main(['ingest', sys.argv[1]]); "
             "assert rc == 0; assert 'ray' not in sys.modules, 'ray was imported'; print('ok')")
     run = subprocess.run([PYTHON, "-c", code, str(tmp_path / "photos")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr
+    # Zero-shot annotation too: `annotate run` without --ray stays in this process.
+    code = ("import sys; from core.cli import main; rc = main(['annotate', 'run']); "
+            "assert rc == 0; assert 'ray' not in sys.modules, 'ray was imported'; print('ok')")
+    run = subprocess.run([PYTHON, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr
 
 

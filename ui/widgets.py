@@ -193,6 +193,19 @@ def near_duplicates_panel(services, key: str) -> None:
                 keep_report(f"{key}-report", keep_near_duplicate(services, n.path, replace=True))
 
 
+def ray_choice(services, key: str, help: str) -> Optional[str]:
+    """The configured Ray cluster (PHOTOLORE_RAY_ADDRESS) while "Run on the Ray cluster" stays ticked, else None: this machine."""
+    address = services.settings.ray_address
+    if address and st.checkbox(f"Run on the Ray cluster at {md_escape(address)}", value=True, key=key, help=help):
+        return address
+    return None
+
+
+def untick_ray(what: str) -> str:
+    """The fix a ClusterError on a page names: the same job on this machine."""
+    return f'Untick "Run on the Ray cluster" to {what} on this machine.'
+
+
 def add_photos_panel(services, key: str) -> None:
     """Upload files or import a folder on this machine; both end in core.ingest with a report kept under f"{key}-report"."""
     from core.images import IMAGE_EXTENSIONS
@@ -203,20 +216,18 @@ def add_photos_panel(services, key: str) -> None:
     st.caption("Ingest is incremental and resumable: press Stop (top right) to cancel, run it again to resume.")
     folder = st.text_input("Import a folder on this machine (sub-folders become classes)", key=f"{key}-folder",
                            placeholder="/home/me/Pictures")
-    ray_address = services.settings.ray_address
-    on_ray = ray_address and st.checkbox(f"Run on the Ray cluster at {md_escape(ray_address)}", value=True, key=f"{key}-ray",
-                                         help="The folder must be readable at the same path by every Ray worker.")
+    ray_address = ray_choice(services, f"{key}-ray", "The folder must be readable at the same path by every Ray worker.")
     if st.button("Import folder", key=f"{key}-import", disabled=not folder.strip()):
         from core.cluster import ClusterError, executor_for
 
         try:
-            executor = executor_for(services.settings, ray_address) if on_ray else None
+            executor = executor_for(services.settings, ray_address)
             report = ingest_folder(services, Path(folder.strip()).expanduser(), on_progress=progress_callback("Import"),
                                    executor=executor)
         except (FileNotFoundError, NotADirectoryError) as exc:
             st.error(f"{md_escape(exc)}: give the full path of a folder that exists on the machine running PhotoLore.")
         except ClusterError as exc:
-            st.error(f"{md_escape(exc)}. Untick \"Run on the Ray cluster\" to import on this machine.")
+            st.error(f"{md_escape(exc)}. {untick_ray('import')}")
         else:
             keep_report(report_key, report)
     uploads = st.file_uploader("Or upload photos", accept_multiple_files=True, key=f"{key}-files",

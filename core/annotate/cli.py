@@ -40,6 +40,7 @@ def _photo_ids(services, args) -> list[str] | None:
 def cmd_run(args) -> int:
     from core.annotate.runner import make_annotator, run_annotations
     from core.cli import _with_cancel, tqdm_progress
+    from core.cluster import ClusterError
 
     services = _services(need_backend=args.annotator == "zeroshot" or bool(args.search))
     try:
@@ -49,9 +50,15 @@ def cmd_run(args) -> int:
         return 2
     ids = _photo_ids(services, args)
     update, close = tqdm_progress(f"annotate {annotator.name}")
-    report = _with_cancel(lambda c: run_annotations(services, annotator, ids, batch_size=args.batch_size, force=args.force,
-                                                    on_progress=update, cancel=c))
-    close()
+    try:
+        executor = _executor(services, args, annotator)
+        report = _with_cancel(lambda c: run_annotations(services, annotator, ids, batch_size=args.batch_size, force=args.force,
+                                                        on_progress=update, cancel=c, executor=executor))
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        close()
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
     else:
@@ -59,6 +66,18 @@ def cmd_run(args) -> int:
         for pid, fname, reason in report.failed:
             print(f"  failed {fname}: {reason}")
     return 0 if not report.failed else 1
+
+
+def _executor(services, args, annotator):
+    """The Ray executor when `--ray` (or PHOTOLORE_RAY_ADDRESS) names a cluster, else None (this process)."""
+    from core.annotate.on_ray import ON_RAY, annotate_executor_for
+    from core.cluster import ClusterError
+
+    if annotator.name not in ON_RAY:  # an API annotator calls its endpoint from here; the setting alone does not move it
+        if args.ray:
+            raise ClusterError(f"the {annotator.name} annotator does not run on Ray (only {', '.join(ON_RAY)}); run it without --ray")
+        return None
+    return annotate_executor_for(services.settings, args.ray or services.settings.ray_address, args.ray_workers)
 
 
 def cmd_export(args) -> int:
@@ -113,6 +132,8 @@ def cmd_list(args) -> int:
 
 def register(subparsers) -> None:
     """Add the `annotate` command group."""
+    from core.cli import _add_ray_args
+
     p = subparsers.add_parser("annotate", help="affective scores, sentiment and topics: run annotators, import/export, reset")
     sub = p.add_subparsers(dest="annotate_command", required=True)
 
@@ -124,6 +145,7 @@ def register(subparsers) -> None:
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--force", action="store_true", help="re-annotate photos this annotator version already did")
     r.add_argument("--json", action="store_true", help="print the run report as JSON")
+    _add_ray_args(r, "run zero-shot annotation")
     r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("export", help="write filename,Safety,...,Convenience,concept_text (CSV, or JSON for *.json); atomic")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core import annotations as ann
 from core.annotate.base import AnnotationResult, Annotator
+from core.catalog import Photo
 from core.pathnames import display_path
 
 ProgressFn = Callable[..., None]
@@ -40,12 +41,55 @@ class RunReport:
                 "cancelled": self.cancelled, "seconds": round(self.seconds, 3)}
 
 
-def run_annotations(services, annotator: Annotator, photo_ids: Optional[Iterable[str]] = None, *, batch_size: Optional[int] = None,
-                    force: bool = False, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,
-                    topic_universe: Sequence[str] = ()) -> RunReport:
-    """Annotate photos (default: every photo in the catalog) with `annotator`; resumable and cancellable."""
+def annotate_batch(annotator: Annotator, ids: Sequence[str], photos_by_id: dict[str, Photo], max_pixels: int) -> list[AnnotationResult]:
+    """One result per id: load the images (when the annotator needs them) and annotate; never raises.
+
+    The one body of a batch, in this process or on a Ray worker (core.annotate.on_ray), so both
+    give the same results for the same photos."""
     from core.images import ImageError, load_rgb
 
+    photos, images, results_pre = [], [], []
+    for pid in ids:
+        photo = photos_by_id.get(pid)
+        if photo is None:
+            results_pre.append(AnnotationResult(pid, error="not in the catalog"))
+            continue
+        image = None
+        if annotator.needs_image:
+            try:
+                image = load_rgb(photo.path, max_pixels=max_pixels)
+            except (ImageError, OSError) as exc:
+                results_pre.append(AnnotationResult(pid, error=f"cannot read {display_path(photo.path)}: {getattr(exc, 'reason', exc)}"))
+                continue
+        photos.append(photo)
+        images.append(image)
+    try:
+        return results_pre + (annotator.annotate(photos, images) if photos else [])
+    except Exception as exc:  # one broken batch must not end the run: record it and go on
+        return results_pre + [AnnotationResult(p.id, error=f"annotator failed: {type(exc).__name__}: {exc}") for p in photos]
+
+
+Batch = tuple[list[str], dict[str, Photo]]  # photo ids, and the catalog's photos for them
+# (batches, annotator, max_pixels, cancel) -> one list of results per batch, in any order
+AnnotateExecutor = Callable[..., Iterator[list[AnnotationResult]]]
+
+
+def in_process(batches: Iterable[Batch], *, annotator: Annotator, max_pixels: int,
+               cancel: Optional[threading.Event] = None) -> Iterator[list[AnnotationResult]]:
+    """The default executor: batch after batch in this process."""
+    for ids, photos_by_id in batches:
+        if cancel is not None and cancel.is_set():
+            return
+        yield annotate_batch(annotator, ids, photos_by_id, max_pixels)
+
+
+def run_annotations(services, annotator: Annotator, photo_ids: Optional[Iterable[str]] = None, *, batch_size: Optional[int] = None,
+                    force: bool = False, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,
+                    topic_universe: Sequence[str] = (), executor: Optional[AnnotateExecutor] = None) -> RunReport:
+    """Annotate photos (default: every photo in the catalog) with `annotator`; resumable and cancellable.
+
+    `executor` computes the results of the batches (default: this process; core.annotate.on_ray runs them
+    on a Ray cluster); they are written here, as they arrive, through the one idempotent store path."""
     started = time.monotonic()
     catalog = services.catalog
     ann.ensure_schema(catalog)
@@ -61,42 +105,22 @@ def run_annotations(services, annotator: Annotator, photo_ids: Optional[Iterable
     universe = list(topic_universe) or list(getattr(annotator, "topic_names", []))
     progress = on_progress or (lambda *a, **k: None)
     progress(report.already_done, report.total, failed=0)
-    for start in range(0, len(todo), n):
-        if cancel is not None and cancel.is_set():
-            report.cancelled = True
-            break
-        chunk = todo[start:start + n]
-        photos_by_id = catalog.get_many(chunk)
-        photos, images, results_pre = [], [], []
-        for pid in chunk:
-            photo = photos_by_id.get(pid)
-            if photo is None:
-                results_pre.append(AnnotationResult(pid, error="not in the catalog"))
-                continue
-            image = None
-            if annotator.needs_image:
-                try:
-                    image = load_rgb(photo.path, max_pixels=services.settings.max_image_pixels)
-                except (ImageError, OSError) as exc:
-                    results_pre.append(AnnotationResult(pid, error=f"cannot read {display_path(photo.path)}: {getattr(exc, 'reason', exc)}"))
-                    continue
-            photos.append(photo)
-            images.append(image)
-        try:
-            results = results_pre + (annotator.annotate(photos, images) if photos else [])
-        except Exception as exc:  # one broken batch must not end the run: record it and go on
-            results = results_pre + [AnnotationResult(p.id, error=f"annotator failed: {type(exc).__name__}: {exc}") for p in photos]
+    # Lazy: a local run reads one batch of the catalog at a time.
+    batches = ((todo[s:s + n], catalog.get_many(todo[s:s + n])) for s in range(0, len(todo), n))
+    run = executor or in_process
+    for results in run(batches, annotator=annotator, max_pixels=services.settings.max_image_pixels, cancel=cancel):
         ann.record_results(catalog, annotator.name, annotator.version, results)
         ok_ids = [r.photo_id for r in results if r.ok]
         if ok_ids:
             ann.sync_chroma(catalog, services.store, ok_ids, topic_universe=universe)
-        for r in results:
-            if r.ok:
-                report.done += 1
-            else:
-                p = photos_by_id.get(r.photo_id)
-                report.failed.append((r.photo_id, ann.photo_filename(p, lib) if p else r.photo_id, r.error or "unknown error"))
+        failed = [r for r in results if not r.ok]
+        named = catalog.get_many([r.photo_id for r in failed]) if failed else {}
+        for r in failed:
+            p = named.get(r.photo_id)
+            report.failed.append((r.photo_id, ann.photo_filename(p, lib) if p else r.photo_id, r.error or "unknown error"))
+        report.done += len(ok_ids)
         progress(report.already_done + report.done + len(report.failed), report.total, failed=len(report.failed))
+    report.cancelled = report.done + len(report.failed) < len(todo)
     report.seconds = time.monotonic() - started
     return report
 
