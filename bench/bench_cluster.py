@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))  # tests.raycluster when run as a script
+
+from tests.raycluster import RAY_ENV, ray_head  # noqa: E402
+
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}  # keep Ray on 127.0.0.1
 
 
 def make_photos(folder: Path, n: int) -> None:
@@ -101,18 +103,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         tmp = Path(tmp)
         make_photos(tmp / "photos", args.photos)
-        env = {**os.environ, **RAY_ENV}
-        subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                        "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
-                       check=True, env=env, capture_output=True)
-        try:
-            address = f"127.0.0.1:{port}"
+        with ray_head(port) as address:  # a private cluster, stopped by its process group, never `ray stop`
             for name, extra in runs.items():
                 ray = ["--ray", address, *extra] if extra else []
                 ingest[name] = run_job(["ingest", str(tmp / "photos"), *ray], tmp / name, "photos", "added")
                 annotate[name] = run_job(["annotate", "run", *ray], tmp / name, "annotations", "done")
-        finally:
-            subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True)
     result = {
         "ingest": {**ingest, **_ratios(ingest)},
         "annotate_zeroshot": {**annotate, **_ratios(annotate)},

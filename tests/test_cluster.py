@@ -4,7 +4,8 @@ The cluster is one head node bound to 127.0.0.1 with two CPUs, so the actor pool
 worker processes. (A second `ray start --address` node would need a routable, non-loopback
 address: Ray replaces 127.0.0.1 with the machine's own IP for nodes that join a cluster, and
 tests here talk to loopback only.) RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is what keeps Ray on
-127.0.0.1: with it Ray takes the loopback address as the node address.
+127.0.0.1: with it Ray takes the loopback address as the node address. The cluster is stopped
+by its own process group (tests/raycluster.py), never by `ray stop`, which would stop a user's own cluster too.
 
 The end-to-end test runs with the catalog in SQLite and in a real PostgreSQL server (catalog_target).
 """
@@ -21,23 +22,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, REPO, free_port, serve, write_image
+from tests.raycluster import RAY_ENV
+from tests.raycluster import ray_head as private_ray_head
 
-RAY = str(Path(sys.executable).with_name("ray"))
 CHROMA = str(Path(sys.executable).with_name("chroma"))
-RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
+def ray_head():
     pytest.importorskip("ray")
-    port = free_port()
-    env = {**os.environ, **RAY_ENV}
-    subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    with private_ray_head(free_port()) as address:
+        yield address
 
 
 @pytest.fixture
