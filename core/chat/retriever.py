@@ -198,13 +198,19 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
     cut = relevance_threshold(services.backend)
     metas = _metadatas(services, where)
     n = max(1, min(5000, len(metas)))
+    searched: dict[str, list] = {}
+
+    def search(text: str) -> list:  # each text is searched once, whether it filters, orders, or both
+        if text not in searched:
+            searched[text] = search_text(services, text, k=n, where=where)
+        return searched[text]
+
     semantic_ids: dict[str, set[str]] = {}
-    for group in plan.facts:
-        for c in group:
-            if c.key == "semantic" and str(c.value) not in semantic_ids:
-                semantic_ids[str(c.value)] = {r.photo.id for r in search_text(services, str(c.value), k=n, where=where) if r.score >= cut}
+    wanted = [str(c.value) for group in plan.facts for c in group if c.key == "semantic"]
     if plan.semantic and not plan.semantic_ranks:  # words that must match, as in a plain search
-        semantic_ids.setdefault(plan.semantic, {r.photo.id for r in search_text(services, plan.semantic, k=n, where=where) if r.score >= cut})
+        wanted.append(plan.semantic)
+    for text in wanted:
+        semantic_ids[text] = {r.photo.id for r in search(text) if r.score >= cut}
     must = semantic_ids.get(plan.semantic) if plan.semantic and not plan.semantic_ranks else None
     ids = [pid for pid, m in metas.items() if (must is None or pid in must)
            and all(any(cond_holds(c, m, semantic_ids, pid) for c in g) for g in plan.facts)]
@@ -212,7 +218,7 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
     scores: dict[str, float] = {}
     order_text = " ".join([plan.semantic] + [str(c.value) for g in plan.facts for c in g if c.key == "semantic" and not c.negate]).strip()
     if order_text:
-        scores = {r.photo.id: r.score for r in search_text(services, order_text, k=n, where=where)}
+        scores = {r.photo.id: r.score for r in search(order_text)}
     pool.sort(key=lambda p: (p.added_at, p.path))
     if plan.sort:
         pool.sort(key=_sort_key(plan, metas), reverse=plan.sort.descending)
