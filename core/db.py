@@ -70,9 +70,13 @@ class Row(tuple):
         return list(self._names)
 
 
+@lru_cache(maxsize=256)
+def _row_class(names: tuple[str, ...]) -> type:
+    return type("PgRow", (Row,), {"_names": names, "__slots__": ()})
+
+
 def _pg_row_factory(cursor):
-    names = tuple(d.name for d in cursor.description or ())
-    cls = type("PgRow", (Row,), {"_names": names, "__slots__": ()})
+    cls = _row_class(tuple(d.name for d in cursor.description or ()))  # one class per column list, not per query
     return lambda values: cls(values)
 
 
