@@ -27,26 +27,25 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# apt_install WHAT PACKAGE...: Debian packages, as root or through sudo; without either, a warning
+# that names WHAT the missing packages are needed for.
+apt_install() {
+  local what="$1"; shift
+  echo "setup: installing Debian's $* ($what)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "setup: warning: not root and no sudo: install $* yourself ($what)" >&2
+    return 0
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  echo "setup: installing Debian's chromium and chromium-driver" >&2
-  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
-  if [ "$SUDO" = none ]; then
-    echo "setup: warning: not root and no sudo: install chromium and chromium-driver yourself for browser tests and --render js" >&2
-  else
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
-  fi
+  apt_install "browser tests and --render js" chromium chromium-driver
 fi
-# A real PostgreSQL server for the catalog tests on both databases (tests/pgserver.py starts a private one).
+# A real PostgreSQL server for the catalog tests on both databases. The tests start a private
+# cluster of their own (tests/pgserver.py); a system cluster the package sets up is not used.
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
-  echo "setup: installing Debian's postgresql (catalog tests on PostgreSQL)" >&2
-  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
-  if [ "$SUDO" = none ]; then
-    echo "setup: warning: not root and no sudo: install postgresql yourself, or the PostgreSQL catalog tests are skipped" >&2
-  else
-    $SUDO apt-get update -qq
-    # The tests start a private cluster of their own (tests/pgserver.py); a system cluster the package sets up is not used.
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-  fi
+  apt_install "the PostgreSQL catalog tests; without it they are skipped" postgresql
 fi
 echo "setup: ready" >&2
