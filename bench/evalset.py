@@ -192,10 +192,15 @@ def _names(value: Any, where: str, key: str, known: set[str] | None) -> tuple[st
     return tuple(value)
 
 
+def _known_names(path: Path, photos: list[EvalPhoto] | None) -> set[str]:
+    """File names a query or question may name: `photos`, or the photos.csv beside `path`."""
+    return {p.filename for p in (photos if photos is not None else load_eval_photos(path.parent / "photos.csv"))}
+
+
 def load_queries(path: Path | None = None, photos: list[EvalPhoto] | None = None) -> list[EvalQuery]:
     """Read queries.json; each query needs text and >= 1 relevant photo that exists in photos.csv."""
     path = Path(path or EVAL_DIR / "queries.json")
-    known = {p.filename for p in (photos if photos is not None else load_eval_photos(path.parent / "photos.csv"))}
+    known = _known_names(path, photos)
     out: list[EvalQuery] = []
     for i, item in enumerate(_load_json_list(path)):
         where = f"{path}, entry {i}"
@@ -211,7 +216,7 @@ def load_queries(path: Path | None = None, photos: list[EvalPhoto] | None = None
 def load_chat_questions(path: Path | None = None, photos: list[EvalPhoto] | None = None) -> list[ChatQuestion]:
     """Read chat_questions.json; counts must match the photo lists and follow-ups point backwards."""
     path = Path(path or EVAL_DIR / "chat_questions.json")
-    known = {p.filename for p in (photos if photos is not None else load_eval_photos(path.parent / "photos.csv"))}
+    known = _known_names(path, photos)
     out: list[ChatQuestion] = []
     for i, item in enumerate(_load_json_list(path)):
         where = f"{path}, entry {i}"
