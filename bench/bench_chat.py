@@ -25,8 +25,9 @@ text), the first 45 questions and the 18 added for issue #19 (written before the
 their constructs). Honesty note: the issue #19 grammar was built from the issue's list of
 constructs, but the first list of wrong answers looked at covered both halves, so "holdout" is a
 weaker check than a true held-out set; keep new planner work to "dev".
-"threshold_sweep" checks the relevance cut-off against queries.json (best mean F1), so the bench
-says when core.search.RELEVANCE_THRESHOLDS needs recalibrating after a scoring change.
+"threshold_sweep" checks the relevance cut-off (floor and margin) against queries.json (best mean
+F1), so the bench says when core.search.RELEVANCE_THRESHOLDS / RELEVANCE_MARGINS need recalibrating
+after a scoring change.
 """
 from __future__ import annotations
 
@@ -145,25 +146,33 @@ def summarise(rows: list[dict], *, latency: bool) -> dict:
 
 
 def sweep_threshold(services, ids: dict[str, str]) -> dict:
-    """The cut-off that best separates relevant from irrelevant photos for queries.json (mean F1 of 'score >= t').
+    """The cut-off that best separates relevant from irrelevant photos for queries.json (mean F1).
 
-    Chat counts with core.search.relevance_threshold; this says whether that value is still the best
-    one for the active scoring (rerun after the scoring changes, e.g. when photo facts land)."""
+    A photo counts when its score reaches the floor and lies within the margin of the query's best
+    score (core.search.relevance_cut); every pair of a grid is tried, margin None meaning the floor
+    alone. Chat and Search use core.search's calibrated pair; this says whether it is still the best
+    one for the active scoring (rerun after the scoring changes, e.g. when photo facts change)."""
     from bench.evalset import load_queries
     from core.search import search_text
 
     queries = load_queries()
     scored = {q.query: [(ids.get(r.photo.id), r.score) for r in search_text(services, q.query, k=len(ids))] for q in queries}
     table = {}
-    for t in np.round(np.arange(0.15, 0.6, 0.025), 3):
-        f1 = []
-        for q in queries:
-            got, rel = {n for n, sc in scored[q.query] if sc >= t}, set(q.relevant)
-            p, r = (len(got & rel) / len(got) if got else 0.0), len(got & rel) / len(rel)
-            f1.append(2 * p * r / (p + r) if p + r else 0.0)
-        table[float(t)] = round(float(np.mean(f1)), 3)
+    for floor in np.round(np.arange(0.3, 0.6, 0.025), 3):
+        for margin in (None, 0.05, 0.075, 0.1, 0.125, 0.15):
+            f1 = []
+            for q in queries:
+                best = max((sc for _, sc in scored[q.query]), default=0.0)
+                cut = floor if margin is None else max(floor, best - margin)
+                got, rel = {n for n, sc in scored[q.query] if sc >= cut}, set(q.relevant)
+                p, r = (len(got & rel) / len(got) if got else 0.0), len(got & rel) / len(rel)
+                f1.append(2 * p * r / (p + r) if p + r else 0.0)
+            table[f"{float(floor)}/{margin}"] = round(float(np.mean(f1)), 3)
     best = max(table, key=table.get)
-    return {"queries": len(queries), "best_threshold": best, "best_mean_f1": table[best], "mean_f1_by_threshold": table}
+    floor_alone = {k: v for k, v in table.items() if k.endswith("/None")}
+    best_alone = max(floor_alone, key=floor_alone.get)
+    return {"queries": len(queries), "best_floor_margin": best, "best_mean_f1": table[best],
+            "best_floor_alone": best_alone, "best_floor_alone_mean_f1": table[best_alone], "mean_f1_by_floor_margin": table}
 
 
 def run(args) -> dict:
@@ -175,10 +184,12 @@ def run(args) -> dict:
     import core.chat.concepts as concepts
 
     concepts.OBJECT_FACTS_DECIDE = args.objects == "facts"
-    if args.threshold is not None:
-        import core.search as search
+    import core.search as search
 
+    if args.threshold is not None:
         search.RELEVANCE_THRESHOLDS["bundled"] = args.threshold
+    if args.margin is not None:  # a negative margin: the floor alone (the rule before the margin)
+        search.RELEVANCE_MARGINS.pop("bundled", None) if args.margin < 0 else search.RELEVANCE_MARGINS.update(bundled=args.margin)
     photos = load_eval_photos()
     questions = load_chat_questions(photos=photos)
     if args.limit:
@@ -219,9 +230,10 @@ def run(args) -> dict:
         from core.search import relevance_threshold
 
         result = {"bench": "chat", "objects": args.objects, "backend": services.choice.name, "threshold": relevance_threshold(services.backend),
+                  "margin": search.RELEVANCE_MARGINS.get(services.choice.name),
                   "photos": len(ids), "llm_model": llm_label, "llm_budget_s": args.budget, "cpu_count": os.cpu_count(),
                   "note": "timings on a shared, loaded 2-core machine; compare ratios within one run"}
-        result["threshold_sweep"] = {k: v for k, v in sweep.items() if args.verbose or k != "mean_f1_by_threshold"}
+        result["threshold_sweep"] = {k: v for k, v in sweep.items() if args.verbose or k != "mean_f1_by_floor_margin"}
         for name, rows in runs.items():
             result[name] = summarise(rows, latency=(name == "llm"))
             parts = {"dev": [r for r in rows if r["half"] == "dev"], "holdout": [r for r in rows if r["half"] == "holdout"],
@@ -251,7 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     ap.add_argument("--budget", type=float, default=None, help="seconds from question to answer (default: PHOTOLORE_LLM_BUDGET, 3.5)")
     ap.add_argument("--objects", choices=("facts", "score"), default="score",
                     help="object words answered by the extracted object list or by the search score (an experiment)")
-    ap.add_argument("--threshold", type=float, default=None, help="override the bundled relevance cut-off (an experiment)")
+    ap.add_argument("--threshold", type=float, default=None, help="override the bundled relevance floor (an experiment)")
+    ap.add_argument("--margin", type=float, default=None, help="override the bundled relevance margin; < 0: none (an experiment)")
     ap.add_argument("--verbose", action="store_true", help="list the questions answered with a wrong number of photos")
     result = run(ap.parse_args(argv))
     print(json.dumps(result, indent=1))

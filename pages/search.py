@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.facts.view import facts_where
 from core.images import ImageError, decode_image
-from core.search import relevance_threshold, search_image, search_text
+from core.search import relevance_threshold, search_image, search_text, split_matches
 from ui.resources import services_or_stop
 from ui.widgets import backend_badge, md_escape, photo_grid
 from ui.router import ensure_router
@@ -16,7 +16,7 @@ services = services_or_stop()
 st.title("Search")
 backend_badge(services)
 if services.backend.text_space == "caption":
-    st.caption("Text queries are matched against the photos' captions (bundled backend); image queries use CNN features.")
+    st.caption("Text queries are matched against the photos' facts and captions (bundled backend); image queries use CNN features.")
 
 k = st.sidebar.slider("Results", 1, 48, 12, key="search-k")
 threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01, key="search-threshold",
@@ -91,19 +91,19 @@ if results is not None:
         st.warning("No photo passes the threshold and filters." if services.catalog.count() else "The library is empty: add photos on the Library page.")
     else:
         query = st.session_state.get("search-text", "").strip() if mode == "Text" and not like else None
-        strong, weak, cut = results, [], relevance_threshold(services.backend)
+        strong, weak, cut = results, [], None
         if query:
             # The same calibrated cut-off as Chat's counts and lists: what is above it is what Chat
             # would call a match, so the two pages agree; the rest is shown apart, as weaker.
-            strong, weak = [r for r in results if r.score >= cut], [r for r in results if r.score < cut]
+            strong, weak, cut = split_matches(services.backend, results)
             if not strong:
                 st.info(f"No photo looks like “{md_escape(query)}” (no score reaches the cut-off {cut:.2f}); the closest ones are below.")
         if strong:
             photo_grid([(r.photo, r.score) for r in strong], key="search-grid", on_more_like=more_like, services=services,
-                       query_text=query or None)
+                       query_text=query or None, cut=cut)
         if weak:
             st.subheader("Weaker matches", divider="gray")
-            st.caption(f"Scores below {cut:.2f}, the cut-off calibrated for this backend: "
-                       "these photos may not show what you asked for, and Chat does not count them.")
+            st.caption(f"Scores below {cut:.2f}, the cut-off for this query (at least {relevance_threshold(services.backend):.2f}, "
+                       "and close to the best photo's score): these photos may not show what you asked for, and Chat does not count them.")
             photo_grid([(r.photo, r.score) for r in weak], key="search-grid", on_more_like=more_like, services=services,
-                       query_text=query)
+                       query_text=query, cut=cut)

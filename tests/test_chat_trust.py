@@ -27,9 +27,9 @@ TRAPS = {
 
 
 def search_names(services, text: str) -> list[str]:
-    from core.search import relevance_threshold, search_text
+    from core.search import search_text, split_matches
 
-    return names(r.photo for r in search_text(services, text, k=100, threshold=relevance_threshold(services.backend)))
+    return names(r.photo for r in split_matches(services.backend, search_text(services, text, k=100))[0])
 
 
 @pytest.mark.parametrize("question", sorted(TRAPS))

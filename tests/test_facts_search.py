@@ -61,6 +61,18 @@ def test_scores_are_comparable_for_the_threshold(eval_services):
     assert len(search_text(eval_services, "a cat", k=len(PHOTOS), threshold=cut)) < len(PHOTOS)
 
 
+def test_a_match_must_score_near_the_best_photo(eval_services):
+    """"a dog": the two dogs match; the cat, which passes the floor alone, is a weaker match."""
+    from core.search import relevance_threshold, split_matches
+
+    res = search_text(eval_services, "a dog", k=len(PHOTOS))
+    matches, weaker, cut = split_matches(eval_services.backend, res)
+    names = {Path(r.photo.path).name for r in matches}
+    assert names == {"two_dogs_window.jpg"}, [(Path(r.photo.path).name, round(r.score, 3)) for r in res]
+    cat = next(r for r in weaker if r.photo.path.endswith("tabby_cat.jpg"))
+    assert cat.score >= relevance_threshold(eval_services.backend) and cut > cat.score
+
+
 def test_an_index_without_facts_vectors_still_searches_captions(eval_services):
     model = eval_services.backend.model_id
     cat_id = next(r.photo.id for r in search_text(eval_services, "a cat", k=1))

@@ -19,12 +19,12 @@ def _button(page, key: str):
 
 
 def test_why_flags_weak_match_and_more_like_this_keeps_the_query(demo_env, bundled_backend, browser_page, tmp_path):
-    from core.search import relevance_threshold, search_text
+    from core.search import search_text, split_matches
     from core.services import build_services
     from core.settings import Settings
 
     results = search_text(build_services(Settings(), backend=bundled_backend), QUERY, k=12)
-    cut = relevance_threshold(bundled_backend)
+    cut = split_matches(bundled_backend, results)[2]
     weak = results[-1]
     assert weak.score < cut, (weak.score, cut)  # the data this test needs: a result below the calibrated cut-off
     coffee = next(r for r in results if Path(r.photo.path).name.startswith("coffee"))
@@ -42,6 +42,8 @@ def test_why_flags_weak_match_and_more_like_this_keeps_the_query(demo_env, bundl
         y = {name: loc.bounding_box()["y"] for name, loc in (("coffee", _button(page, f"search-grid-why-{coffee.photo.id}")),
                                                              ("heading", heading), ("weak", _button(page, f"search-grid-why-{weak.photo.id}")))}
         assert y["coffee"] < y["heading"] < y["weak"], y
+        heading.scroll_into_view_if_needed()
+        shot(page, tmp_path, "search-weaker-matches")
         _button(page, f"search-grid-why-{weak.photo.id}").click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_text("Weak match", exact=True).wait_for(timeout=180_000)

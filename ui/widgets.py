@@ -73,9 +73,10 @@ def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None)
 
 
 @st.dialog("Why this match", width="large")
-def why_dialog(services, photo, text: str, score: Optional[float] = None) -> None:
+def why_dialog(services, photo, text: str, score: Optional[float] = None, cut: Optional[float] = None) -> None:
     """A heat map over the photo of what made it match `text` (Grad-CAM / attention, see core.explain),
-    with the match strength: below the calibrated cut-off it is greyed and labelled a weak match."""
+    with the match strength: below the cut-off Search used for this query (`cut`; the backend's floor
+    when not given) it is greyed and labelled a weak match."""
     from core.explain import explain, faded
     from core.images import ImageError, load_rgb
     from core.search import relevance_threshold
@@ -91,15 +92,15 @@ def why_dialog(services, photo, text: str, score: Optional[float] = None) -> Non
         except ValueError as exc:
             st.error(md_escape(exc))
             return
-    cut = relevance_threshold(services.backend)
+    cut = relevance_threshold(services.backend) if cut is None else cut
     weak = score is not None and score < cut
     if score is None:
         st.caption("Match strength unknown: the map shows where the model would look for the text, not that the photo shows it.")
     elif weak:
-        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.2f} for this backend. "
+        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.2f} for this query. "
                    f"The map shows where the model would look for “{md_escape(text)}”, not that the photo shows it.")
     else:
-        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.2f} for this backend.")
+        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.2f} for this query.")
     st.image(faded(result.overlay) if weak else result.overlay, width="stretch",
              caption="weak match: greyed" if weak else None)
     st.caption(f"Method: {md_escape(result.method)}")
@@ -108,7 +109,7 @@ def why_dialog(services, photo, text: str, score: Optional[float] = None) -> Non
 
 
 def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_like: Optional[Callable[[str], None]] = None,
-               services=None, query_text: Optional[str] = None, numbered: bool = False) -> None:
+               services=None, query_text: Optional[str] = None, numbered: bool = False, cut: Optional[float] = None) -> None:
     """items: (photo, score or None). Thumbnails with score, details, 'similar', and 'why' for a text query.
     `numbered`: label them [1], [2]... as an answer that cites them does."""
     cols = st.columns(columns)
@@ -132,7 +133,7 @@ def photo_grid(items: Sequence[tuple], *, columns: int = 4, key: str, on_more_li
                 on_more_like(photo.id)
             if query_text and services is not None and b3.button(":material/local_fire_department:", help="Why this match: a heat map over the photo",
                                                                  key=f"{key}-why-{photo.id}"):
-                why_dialog(services, photo, query_text, score)
+                why_dialog(services, photo, query_text, score, cut)
 
 
 _NOT_ADDED = ("skipped", "near duplicate", "not read")

@@ -115,10 +115,10 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
     """Run a plan against the index and catalog; answers only from what is stored.
 
     A semantic part is scored exactly as Search scores it (core.search.search_text) and a photo
-    matches when its score reaches the backend's calibrated cut-off (core.search.relevance_threshold),
+    matches when its score passes the backend's calibrated cut-off (core.search.split_matches),
     so "how many X", "show me X" and Search agree. Lists hold only matching photos, never padding.
     """
-    from core.search import relevance_threshold, search_image, search_text
+    from core.search import search_image, search_text, split_matches
 
     out = Retrieval(plan=plan)
     out.notice = annotation_gaps(services, plan)
@@ -148,11 +148,10 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         out.matched_ids = [p.id for p in out.photos]
         out.how = f"image features closest to {plan.like_name} (the k nearest; no cut-off for image similarity)"
     elif plan.semantic:
-        cut = relevance_threshold(services.backend)
         space = "image" if services.backend.text_space == "image" else "caption"
         n = max(1, min(5000, services.store.count(services.backend.model_id, space)))
         results = [r for r in search_text(services, plan.semantic, k=n, where=where) if keep(r.photo)]
-        passed = [r for r in results if r.score >= cut]
+        passed, _, cut = split_matches(services.backend, results)
         if plan.sort:
             metas = _metadatas(services, where)
             order = _sort_key(plan, metas)
@@ -163,7 +162,7 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         out.total, out.matched_ids = len(passed), [r.photo.id for r in passed]
         out.photos, out.scores = [r.photo for r in shown], [r.score for r in shown]
         out.how = (f"photos whose search score for “{plan.semantic}” is at least {cut:.2f} "
-                   f"(the {services.backend.name} backend's cut-off; Search with that threshold shows the same photos)")
+                   f"(the {services.backend.name} backend's cut-off for this query; Search shows the same photos as matches)")
     else:
         metas = _metadatas(services, where)
         pool = [p for p in services.catalog.get_many(list(metas)).values() if keep(p)]
@@ -193,9 +192,8 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
     word no fact names but joined by "or" ("food or drink") counts where its search score passes
     the cut-off, exactly like a plain search."""
     from core.chat.concepts import cond_holds
-    from core.search import relevance_threshold, search_text
+    from core.search import search_text, split_matches
 
-    cut = relevance_threshold(services.backend)
     metas = _metadatas(services, where)
     n = max(1, min(5000, len(metas)))
     searched: dict[str, list] = {}
@@ -210,7 +208,7 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
     if plan.semantic and not plan.semantic_ranks:  # words that must match, as in a plain search
         wanted.append(plan.semantic)
     for text in wanted:
-        semantic_ids[text] = {r.photo.id for r in search(text) if r.score >= cut}
+        semantic_ids[text] = {r.photo.id for r in split_matches(services.backend, search(text))[0]}
     must = semantic_ids.get(plan.semantic) if plan.semantic and not plan.semantic_ranks else None
     ids = [pid for pid, m in metas.items() if (must is None or pid in must)
            and all(any(cond_holds(c, m, semantic_ids, pid) for c in g) for g in plan.facts)]
