@@ -1,7 +1,7 @@
 """Numbers behind the dashboards: pure functions over the effective-annotations frame.
 
 The frame has one row per photo with the columns of the annotation contract (see
-core/annotations.py): photo_id, filename, class_name, caption, sentiment (fused),
+core/annotations/effective.py): photo_id, filename, class_name, caption, sentiment (fused),
 sentiment_score, sentiment_caption, sentiment_image, topics (list), the six scores,
 concept_text, taken_at, and optionally sentiment_truth (imported ground truth).
 No function here plots or touches storage, so each is tested on small known inputs.

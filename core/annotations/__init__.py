@@ -1,0 +1,34 @@
+"""Annotation storage: model predictions and human corrections, the effective view, import/export, the index sync.
+
+One module per concept, each importing only those above it in this list (no cycles):
+- `store`: the tables (`annotations`, `corrections`, `caption_truth`) and all SQL on them;
+- `effective`: the effective value of a field = correction if any, else the latest 'ok' prediction;
+- `index_sync`: the effective values as search-index (Chroma) metadata, and counts in those keys;
+- `csv_io`: the scores table's import and export, and the row checks every import shares;
+- `captions`: imported captions (the user's, SentiCap's with ground-truth sentiment) and which source wins;
+- `review`: the Annotate page's grid edits, checked and stored as corrections.
+
+Callers import from here (`from core.annotations import effective_annotations`), not from the modules.
+"""
+from __future__ import annotations
+
+from core.annotate.prompts import DIMENSIONS, SENTIMENTS
+from core.annotations.captions import (CAPTION_COLUMNS, CAPTION_PRIORITY, caption_rank, import_captions, import_senticap,
+                                       offer_caption)
+from core.annotations.csv_io import (CSV_COLUMNS, AnnotationImportError, ImportReport, RowError, export_csv_bytes, export_scores,
+                                     import_scores, scores_table)
+from core.annotations.effective import all_photos, effective_annotations, effective_records, library_dir_of, photo_filename
+from core.annotations.index_sync import chroma_metadata, count_photos, sync_chroma
+from core.annotations.review import save_review_edits
+from core.annotations.store import (FIELDS, annotation_rows, annotators, caption_truth, corrections, done_ids, ensure_schema,
+                                    record_results, reset_annotator, set_corrections)
+
+__all__ = [
+    "CAPTION_COLUMNS", "CAPTION_PRIORITY", "CSV_COLUMNS", "DIMENSIONS", "FIELDS", "SENTIMENTS",
+    "AnnotationImportError", "ImportReport", "RowError",
+    "all_photos", "annotation_rows", "annotators", "caption_rank", "caption_truth", "chroma_metadata", "corrections",
+    "count_photos", "done_ids", "effective_annotations", "effective_records", "ensure_schema", "export_csv_bytes",
+    "export_scores", "import_captions", "import_scores", "import_senticap", "library_dir_of", "offer_caption",
+    "photo_filename", "record_results", "reset_annotator", "save_review_edits", "scores_table", "set_corrections",
+    "sync_chroma",
+]

@@ -1,0 +1,172 @@
+"""The annotation tables and every SQL statement on them, in the catalog's database (SQLite or PostgreSQL, core.db).
+
+- `annotations`: one row per (photo, annotator, version): status 'ok' with values, or 'error'
+  with the reason (an invalid or missing answer is never stored as a score);
+- `corrections`: the human's values per photo, only the fields they set; they win field by field;
+- `caption_truth`: ground-truth sentiment imported with captions (SentiCap).
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+
+from core.annotate.prompts import DIMENSIONS
+from core.catalog import Catalog, now_iso
+from core.db import Conn, in_chunks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.annotate.base import AnnotationResult
+
+# Fields a human can correct, and what the effective view reports per photo.
+FIELDS = [*DIMENSIONS, "concept_text", "sentiment", "sentiment_score", "sentiment_caption", "sentiment_image",
+          "topics", "topics_caption", "topics_image"]
+
+# {serial}: PostgreSQL has no rowid, so it gets a growing column to order rows written in the same second.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS annotations (
+    photo_id TEXT NOT NULL, annotator TEXT NOT NULL, version TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    error TEXT, data TEXT NOT NULL DEFAULT '{{}}', created_at TEXT NOT NULL{serial},
+    PRIMARY KEY (photo_id, annotator, version)
+);
+CREATE TABLE IF NOT EXISTS corrections (
+    photo_id TEXT PRIMARY KEY, data TEXT NOT NULL, source TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS caption_truth (
+    photo_id TEXT PRIMARY KEY, sentiment TEXT NOT NULL, source TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+"""
+
+
+# --- connection ---------------------------------------------------------------------------
+@contextmanager
+def _conn(catalog: Catalog) -> Iterator[Conn]:
+    if not getattr(catalog, "_annotations_ready", False):
+        # Once per Catalog, under the schema lock, so processes creating the tables at once do not collide.
+        with catalog.db.migration() as con:
+            con.script(_SCHEMA.format(serial=catalog.db.dialect.serial_column))
+        catalog._annotations_ready = True  # type: ignore[attr-defined]
+    with catalog._conn() as con:  # one transaction per call
+        yield con
+
+
+def ensure_schema(catalog: Catalog) -> None:
+    """Create the annotation tables (idempotent)."""
+    with _conn(catalog):
+        pass
+
+
+# --- predictions ----------------------------------------------------------------------------
+def record_results(catalog: Catalog, annotator: str, version: str, results: Sequence["AnnotationResult"]) -> None:
+    """Store a batch of results in one transaction; a rerun of the same (photo, annotator, version) replaces it."""
+    rows = []
+    for r in results:
+        data = asdict(r)
+        data.pop("error", None)
+        data.pop("photo_id", None)
+        data.update(data.pop("scores") or {})  # the six dimensions stored flat, like every other field
+        rows.append((r.photo_id, annotator, version, "ok" if r.ok else "error", r.error, json.dumps(data if r.ok else {}), now_iso()))
+    with _conn(catalog) as con:
+        con.executemany(
+            "INSERT INTO annotations (photo_id, annotator, version, status, error, data, created_at) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT(photo_id, annotator, version) DO UPDATE SET status=excluded.status, error=excluded.error, "
+            "data=excluded.data, created_at=excluded.created_at", rows)
+
+
+def done_ids(catalog: Catalog, annotator: str, version: str) -> set[str]:
+    """Photos this exact annotator version already annotated successfully (skipped on resume)."""
+    with _conn(catalog) as con:
+        return {r[0] for r in con.execute("SELECT photo_id FROM annotations WHERE annotator=? AND version=? AND status='ok'", (annotator, version))}
+
+
+def annotation_rows(catalog: Catalog, *, annotator: Optional[str] = None, photo_ids: Optional[Iterable[str]] = None) -> list[dict]:
+    """Raw prediction rows (provenance included), newest first."""
+    cols = "photo_id, annotator, version, status, error, data, created_at"
+    q, args = f"SELECT {cols}, {catalog.db.dialect.insert_order} AS seq FROM annotations WHERE 1=1", []
+    if annotator:
+        q += " AND annotator=?"
+        args.append(annotator)
+    with _conn(catalog) as con:
+        if photo_ids is None:
+            rows = [dict(zip(r.keys(), r)) for r in con.execute(q, args)]
+        else:
+            rows = [dict(zip(r.keys(), r)) for r in in_chunks(con, q + " AND photo_id IN ({in})", list(photo_ids), before=args)]
+    rows.sort(key=lambda r: (r["created_at"], r["seq"]), reverse=True)
+    for r in rows:
+        r["data"] = json.loads(r["data"] or "{}")
+        del r["seq"]
+    return rows
+
+
+def annotators(catalog: Catalog) -> list[dict]:
+    """Each (annotator, version) with counts of ok and failed photos and the last run time."""
+    with _conn(catalog) as con:
+        rows = con.execute(
+            "SELECT annotator, version, SUM(CASE WHEN status='ok' THEN 1 ELSE 0 END) AS ok, "
+            "SUM(CASE WHEN status='error' THEN 1 ELSE 0 END) AS failed, MAX(created_at) AS last "
+            "FROM annotations GROUP BY annotator, version ORDER BY last DESC").fetchall()
+    return [{k: (int(v) if k in ("ok", "failed") else v) for k, v in zip(r.keys(), r)} for r in rows]
+
+
+def reset_annotator(catalog: Catalog, annotator: str, *, version: Optional[str] = None, photo_ids: Optional[Iterable[str]] = None) -> list[str]:
+    """Delete one annotator's results (optionally one version / some photos); returns the photo ids touched."""
+    q, args = "FROM annotations WHERE annotator=?", [annotator]
+    if version:
+        q += " AND version=?"
+        args.append(version)
+    with _conn(catalog) as con:
+        ids = sorted({r[0] for r in con.execute("SELECT photo_id " + q, args)})
+        if photo_ids is not None:
+            ids = sorted(set(ids) & set(photo_ids))
+            con.executemany("DELETE " + q + " AND photo_id=?", [(*args, pid) for pid in ids])
+        else:
+            con.execute("DELETE " + q, args)
+    return ids
+
+
+# --- corrections ----------------------------------------------------------------------------
+def set_corrections(catalog: Catalog, corrections: dict[str, dict], *, source: str = "human") -> None:
+    """Merge human values per photo (only the given fields) in one transaction; None clears a field."""
+    with _conn(catalog) as con:
+        for pid, values in corrections.items():
+            row = con.execute("SELECT data FROM corrections WHERE photo_id=?", (pid,)).fetchone()
+            data = json.loads(row[0]) if row else {}
+            for k, v in values.items():
+                if k not in FIELDS:
+                    raise ValueError(f"unknown annotation field {k!r}; expected one of {', '.join(FIELDS)}")
+                if v is None:
+                    data.pop(k, None)
+                else:
+                    data[k] = v
+            if data:
+                con.execute("INSERT INTO corrections (photo_id, data, source, updated_at) VALUES (?,?,?,?) ON CONFLICT(photo_id) "
+                            "DO UPDATE SET data=excluded.data, source=excluded.source, updated_at=excluded.updated_at",
+                            (pid, json.dumps(data), source, now_iso()))
+            else:
+                con.execute("DELETE FROM corrections WHERE photo_id=?", (pid,))
+
+
+def corrections(catalog: Catalog) -> dict[str, dict]:
+    """The human's values per photo: {photo_id: {field: value}}."""
+    with _conn(catalog) as con:
+        return {r[0]: json.loads(r[1]) for r in con.execute("SELECT photo_id, data FROM corrections")}
+
+
+# --- captions and their ground truth ------------------------------------------------------------
+def caption_truth(catalog: Catalog) -> dict[str, str]:
+    """Imported ground-truth sentiment per photo: {photo_id: label}."""
+    with _conn(catalog) as con:
+        return {r[0]: r[1] for r in con.execute("SELECT photo_id, sentiment FROM caption_truth")}
+
+
+def write_captions(catalog: Catalog, captions: dict[str, tuple[str, Optional[str]]], source: str) -> None:
+    """Set each photo's caption and, where given, its ground-truth sentiment, all in one transaction."""
+    with _conn(catalog) as con:
+        for pid, (cap, truth) in captions.items():
+            con.execute("UPDATE photos SET caption=?, caption_source=? WHERE id=?", (cap, source, pid))
+            if truth:
+                con.execute("INSERT INTO caption_truth (photo_id, sentiment, source, updated_at) VALUES (?,?,?,?) ON CONFLICT(photo_id) "
+                            "DO UPDATE SET sentiment=excluded.sentiment, source=excluded.source, updated_at=excluded.updated_at",
+                            (pid, truth, source, now_iso()))
