@@ -60,7 +60,7 @@ def pct(values: Sequence[float], q: float) -> Optional[float]:
 
 def write_hand_annotations(services, photos: Sequence[EvalPhoto], ids: dict[str, str]) -> None:
     """Sentiment and topics from photos.csv, in the metadata contract Annotate writes."""
-    from core.chat.query import topic_key
+    from core.annotate.prompts import topic_key
 
     by_name = {name: pid for pid, name in ids.items()}
     rows = [(by_name[p.filename], p) for p in photos if p.filename in by_name]

@@ -15,10 +15,9 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core.annotate.prompts import DIMENSIONS, SENTIMENTS
 from core.pathnames import display_path
 
-DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
-SENTIMENTS = ("negative", "neutral", "positive")
 # method name -> column holding that method's sentiment label
 METHODS = {"caption only": "sentiment_caption", "image only": "sentiment_image", "combined": "sentiment"}
 TRUTH = "sentiment_truth"

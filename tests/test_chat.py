@@ -63,7 +63,7 @@ ANNOTATIONS = {
 
 def annotate(services, table: dict = ANNOTATIONS) -> dict[str, str]:
     """Write contract metadata for the named demo photos; returns file name -> photo id."""
-    from core.chat.query import DIMENSIONS, topic_key
+    from core.annotate.prompts import DIMENSIONS, topic_key
 
     ids = {Path(p.path).name: p.id for p in services.catalog.list_photos()}
     metas = []

@@ -129,7 +129,8 @@ def _people_count(n: int) -> Cond:
 
 def topic_concepts(topics: Sequence[str], prompts: dict[str, str]) -> list[_Concept]:
     """Annotation topics by name (or plural), then by the content words of the annotator's prompt for them."""
-    from core.chat.query import _STOP, topic_key
+    from core.annotate.prompts import topic_key
+    from core.chat.query import _STOP
 
     out = []
     for t in topics:

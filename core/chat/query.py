@@ -13,12 +13,12 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from core.annotate.prompts import DIMENSIONS, topic_key
 from core.chat.concepts import Cond, describe_groups, parse_concepts
 from core.facts.view import facts_where
 
 Sentiment = Literal["negative", "neutral", "positive"]
 Intent = Literal["search", "count", "describe", "rank", "similar"]
-DIMENSIONS = ("Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience")
 
 # Words that name a score dimension (adjective or noun form), lower case.
 DIMENSION_WORDS: dict[str, str] = {
@@ -144,11 +144,6 @@ class Vocabulary:
     scenes: list[str] = field(default_factory=list)  # scene names in the photo facts
     has_facts: bool = False  # the index carries photo facts (has_people, has_text, scene)
     objects: list[str] = field(default_factory=list)  # object words in the library's photo facts
-
-
-def topic_key(name: str) -> str:
-    """The Chroma metadata key of a topic: `topic_<name>` lower case, spaces -> `_`."""
-    return "topic_" + re.sub(r"\s+", "_", name.strip().lower())
 
 
 def _singular(word: str) -> str:
