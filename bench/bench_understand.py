@@ -43,7 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bench.evalset import EvalPhoto, EvalQuery, load_eval_photos, load_queries  # noqa: E402
+from bench.evalset import EvalPhoto, EvalQuery, hand_setting, load_eval_photos, load_queries  # noqa: E402
 from core.retrieval import metrics as M  # noqa: E402
 
 # ---------------------------------------------------------------- metrics (pure, no models)
@@ -105,6 +105,9 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
     # indoor/outdoor is not hand-labelled: it follows from the scene label where that is unambiguous
     # ("building", "sky/space" and "other" say nothing about it: an exterior or a station hall, space, a close-up)
     known = [(p, f, SETTING_OF_SCENE[p.scene]) for p, f in rows if p.scene in SETTING_OF_SCENE]
+    # "indoor" against the README's definition of the hand labels (rooms, studio/indoor, restaurant, shop, the station hall)
+    said_in = [(p, f) for p, f in rows if f.setting == "indoor"]
+    hand_in = [(p, f) for p, f in rows if hand_setting(p) == "indoor"]
     scene_misses = [{"photo": p.filename, "got": f.scene or "", "wanted": p.scene} for p, f in rows if (f.scene or "other") != p.scene]
     return {
         "photos_with_facts": n,
@@ -117,6 +120,10 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
         "setting_told": round(sum(bool(f.setting) for _, f, _ in known) / len(known), 4) if known else None,
         "setting_right_when_told": round(sum(f.setting == want for _, f, want in known) / max(sum(bool(f.setting) for _, f, _ in known), 1), 4),
         "setting_photos": len(known),
+        "indoor_told": len(said_in),
+        "indoor_precision": round(sum(hand_setting(p) == "indoor" for p, _ in said_in) / len(said_in), 4) if said_in else None,
+        "indoor_recall": round(sum(f.setting == "indoor" for _, f in hand_in) / len(hand_in), 4) if hand_in else None,
+        "indoor_photos": len(hand_in),
         "monochrome_photos": sum(bool(getattr(f, "monochrome", False)) for _, f in rows),
         "scene_misses": scene_misses,
     }
