@@ -17,8 +17,8 @@ dir unless --data-dir is given), then prints one JSON object:
 - facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none), and
   indoor/outdoor against the setting implied by the scene label (`SETTING_OF_SCENE`).
 - ingest_cost (--ingest-cost): seconds per photo of whole ingests without facts, with facts but no
-  OCR, and with all facts, in this run, and their ratios to the first (the issue's budget: <= 1.5x
-  without OCR).
+  OCR (and also with BlazePose bodies beside the faces, models/pose.py), and with all facts, in this
+  run, and their ratios to the first (the issue's budget: <= 1.5x without OCR).
 - topics: the zero-shot annotator's topics (fused, caption-only, image-only) and image sentiment
   against the hand labels.
 With --verbose, the top-1 misses of each method: (query, got, wanted).
@@ -248,7 +248,12 @@ def ingest_cost(photo_dir: Path, names: set[str], batch: int) -> dict:
     from models.bundled import BundledBackend
 
     paths = sorted(p for p in photo_dir.iterdir() if p.name in names)
-    variants = {"no_facts": None, "facts_without_ocr": FactsExtractor(ocr=None), "facts_with_ocr": "auto"}
+    # faces and BlazePose bodies (models/pose.py); left out, with the reason, when its runtime is missing
+    with_pose = FactsExtractor(people="mediapipe+pose", ocr=None)
+    variants = {"no_facts": None, "facts_without_ocr": FactsExtractor(ocr=None),
+                **({"facts_without_ocr_with_pose": with_pose} if with_pose.people is not None else {}),
+                "facts_with_ocr": "auto"}
+    out_note = "; ".join(with_pose.load_notes)
     out: dict = {}
     for name, facts in variants.items():
         backend = BundledBackend(facts=facts)
@@ -262,7 +267,7 @@ def ingest_cost(photo_dir: Path, names: set[str], batch: int) -> dict:
             shutil.rmtree(tmp, ignore_errors=True)
     base = out["no_facts"]
     out |= {f"ratio_{k}": round(v / base, 3) for k, v in list(out.items()) if k != "no_facts"}
-    return out
+    return out | ({"note": out_note} if out_note else {})
 
 
 def load_photo(path: Path):
