@@ -38,8 +38,8 @@ def test_ranking_metrics_on_known_rankings():
 def test_facts_accuracy_against_hand_labels(photos):
     assert facts_accuracy(photos, {}) is None  # no facts in the catalog: reported as null
     facts = {
-        "astronaut.jpg": PhotoFacts(people=1, faces=1, scene="studio/indoor"),
-        "tabby_cat.jpg": PhotoFacts(people=1, scene="living room"),  # a false person and a wrong scene
+        "astronaut.jpg": PhotoFacts(people=1, faces=1, scene="studio/indoor", setting="indoor"),
+        "tabby_cat.jpg": PhotoFacts(people=1, scene="living room", setting="indoor"),  # a false person, scene and setting
         "book_page_text.jpg": PhotoFacts(text=[("Region-based segmentation", 0.98)], scene="other"),
         "snowy_mountains.jpg": None,  # not extracted yet: left out, not counted as wrong
     }
@@ -50,6 +50,8 @@ def test_facts_accuracy_against_hand_labels(photos):
     assert 0.0 < a["text_word_recall"] < 1.0  # two of the labelled words were read
     assert a["scene_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert a["scene_misses"] == [{"photo": "tabby_cat.jpg", "got": "living room", "wanted": "other"}]
+    # indoor against the README's definition: the studio portrait is indoors, the cat's close-up is not
+    assert a["indoor_told"] == 2 and a["indoor_precision"] == 0.5 and a["indoor_recall"] == 1.0 and a["indoor_photos"] == 1
 
 
 def test_topic_accuracy_multi_label(photos):
