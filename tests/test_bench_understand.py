@@ -75,3 +75,15 @@ def test_bench_runs_on_real_photos_with_the_bundled_backend(tmp_path, capsys):
     assert result["facts"] is None or result["facts"]["photos_with_facts"] <= 6
     # the coffee cup is found for the coffee query by today's caption search on this subset
     assert not any(m["query"] == "a cup of coffee" for m in result["misses_at_1"]["captions"])
+
+
+def test_facts_scoring_overrides_name_a_real_constant(monkeypatch):
+    import core.facts.vector as vector
+    from bench.bench_facts_scoring import apply_overrides
+
+    monkeypatch.setattr(vector, "LANDSCAPE_WEIGHT", vector.LANDSCAPE_WEIGHT)  # restored after the test
+    monkeypatch.setattr(vector, "COLOUR_WEIGHTS", vector.COLOUR_WEIGHTS)
+    apply_overrides(["core.facts.vector.LANDSCAPE_WEIGHT=0.6", "core.facts.vector.COLOUR_WEIGHTS=(0.5,0.2,0.1)"])
+    assert vector.LANDSCAPE_WEIGHT == 0.6 and vector.COLOUR_WEIGHTS == (0.5, 0.2, 0.1)
+    with pytest.raises(SystemExit, match="has no LANDSCAPE_WEIGHTS"):
+        apply_overrides(["core.facts.vector.LANDSCAPE_WEIGHTS=1"])
