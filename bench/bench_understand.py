@@ -17,8 +17,8 @@ dir unless --data-dir is given), then prints one JSON object:
 - facts: people / text / scene accuracy of the PhotoFacts the catalog holds (null when none), and
   indoor/outdoor against the setting implied by the scene label (`SETTING_OF_SCENE`).
 - ingest_cost (--ingest-cost): seconds per photo of whole ingests without facts, with facts but no
-  OCR, and with all facts, in this run, and their ratios to the first (the issue's budget: <= 1.5x
-  without OCR).
+  OCR (and also with BlazePose bodies beside the faces, models/pose.py), and with all facts, in this
+  run, and their ratios to the first (the issue's budget: <= 1.5x without OCR).
 - topics: the zero-shot annotator's topics (fused, caption-only, image-only) and image sentiment
   against the hand labels.
 With --verbose, the top-1 misses of each method: (query, got, wanted).
@@ -43,7 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bench.evalset import EvalPhoto, EvalQuery, load_eval_photos, load_queries  # noqa: E402
+from bench.evalset import EvalPhoto, EvalQuery, hand_setting, load_eval_photos, load_queries  # noqa: E402
 from core.retrieval import metrics as M  # noqa: E402
 
 # ---------------------------------------------------------------- metrics (pure, no models)
@@ -105,6 +105,9 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
     # indoor/outdoor is not hand-labelled: it follows from the scene label where that is unambiguous
     # ("building", "sky/space" and "other" say nothing about it: an exterior or a station hall, space, a close-up)
     known = [(p, f, SETTING_OF_SCENE[p.scene]) for p, f in rows if p.scene in SETTING_OF_SCENE]
+    # "indoor" against the README's definition of the hand labels (rooms, studio/indoor, restaurant, shop, the station hall)
+    said_in = [(p, f) for p, f in rows if f.setting == "indoor"]
+    hand_in = [(p, f) for p, f in rows if hand_setting(p) == "indoor"]
     scene_misses = [{"photo": p.filename, "got": f.scene or "", "wanted": p.scene} for p, f in rows if (f.scene or "other") != p.scene]
     return {
         "photos_with_facts": n,
@@ -117,6 +120,10 @@ def facts_accuracy(photos: Sequence[EvalPhoto], facts: Mapping[str, object]) -> 
         "setting_told": round(sum(bool(f.setting) for _, f, _ in known) / len(known), 4) if known else None,
         "setting_right_when_told": round(sum(f.setting == want for _, f, want in known) / max(sum(bool(f.setting) for _, f, _ in known), 1), 4),
         "setting_photos": len(known),
+        "indoor_told": len(said_in),
+        "indoor_precision": round(sum(hand_setting(p) == "indoor" for p, _ in said_in) / len(said_in), 4) if said_in else None,
+        "indoor_recall": round(sum(f.setting == "indoor" for _, f in hand_in) / len(hand_in), 4) if hand_in else None,
+        "indoor_photos": len(hand_in),
         "monochrome_photos": sum(bool(getattr(f, "monochrome", False)) for _, f in rows),
         "scene_misses": scene_misses,
     }
@@ -241,7 +248,12 @@ def ingest_cost(photo_dir: Path, names: set[str], batch: int) -> dict:
     from models.bundled import BundledBackend
 
     paths = sorted(p for p in photo_dir.iterdir() if p.name in names)
-    variants = {"no_facts": None, "facts_without_ocr": FactsExtractor(ocr=None), "facts_with_ocr": "auto"}
+    # faces and BlazePose bodies (models/pose.py); left out, with the reason, when its runtime is missing
+    with_pose = FactsExtractor(people="mediapipe+pose", ocr=None)
+    variants = {"no_facts": None, "facts_without_ocr": FactsExtractor(ocr=None),
+                **({"facts_without_ocr_with_pose": with_pose} if with_pose.people is not None else {}),
+                "facts_with_ocr": "auto"}
+    out_note = "; ".join(with_pose.load_notes)
     out: dict = {}
     for name, facts in variants.items():
         backend = BundledBackend(facts=facts)
@@ -255,7 +267,7 @@ def ingest_cost(photo_dir: Path, names: set[str], batch: int) -> dict:
             shutil.rmtree(tmp, ignore_errors=True)
     base = out["no_facts"]
     out |= {f"ratio_{k}": round(v / base, 3) for k, v in list(out.items()) if k != "no_facts"}
-    return out
+    return out | ({"note": out_note} if out_note else {})
 
 
 def load_photo(path: Path):

@@ -82,6 +82,11 @@ CAPTION_WEIGHT = 0.15
 FACTS_POOL = 40  # candidates taken from each collection before the two scores are combined
 
 
+def combined_score(caption_cos, facts_cos):
+    """The bundled text-search score from the two cosines (floats or arrays alike)."""
+    return CAPTION_WEIGHT * caption_cos + (1 - CAPTION_WEIGHT) * facts_cos
+
+
 def text_hits(store, model_id: str, vec: np.ndarray, *, k: int, where: Optional[dict] = None) -> list:
     """Index hits for a caption-space query, best first: caption + facts scores where the index has
     facts vectors, captions alone in an index built before photo facts.
@@ -104,7 +109,7 @@ def text_hits(store, model_id: str, vec: np.ndarray, *, k: int, where: Optional[
         if cap is None or facts is None:  # no vector in the other space (an index built before facts)
             score = (cap or facts).score
         else:
-            score = CAPTION_WEIGHT * cap.score + (1 - CAPTION_WEIGHT) * facts.score
+            score = combined_score(cap.score, facts.score)
         merged.append(type(cap or facts)(pid, score, {}))
     return sorted(merged, key=lambda h: -h.score)
 

@@ -6,7 +6,9 @@ Two families, one small interface (`detect(image) -> People`):
 bench/bench_people.py measured both on the 61 evaluation photos (5 with people): mediapipe right on
 0.95 (1 false face in a dandelion field; missed a distant crowd and a small cyclist), 0.04 s/photo;
 OpenCV 4.14 Haar + HOG right on 0.77 (11 false positives on flowers, coins, landscapes), 0.9 s/photo.
-So `make_people_detector()` builds mediapipe's.
+So `make_people_detector()` builds mediapipe's. `make_people_detector("mediapipe+pose")` adds BlazePose's
+person detector (models/pose.py; needs ai-edge-litert, not a pinned requirement): on the 72 eval photos
+it finds one person the faces miss (0.944 -> 0.958) for 9 -> 24 ms a photo, so it is not the default.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class People:
     faces: int = 0
     people: int = 0  # persons (faces or bodies, merged)
     largest_face: float = 0.0  # area share of the largest face (a portrait when large)
+    note: str = ""  # a part that failed while the rest still counted ("body detector failed (...)")
 
 
 def _resized(image: Image.Image) -> np.ndarray:
@@ -42,6 +45,13 @@ def _merge_boxes(boxes: list[tuple[float, float, float, float]], iou: float = 0.
     return kept
 
 
+def _contains(head, face, slack: float = 0.5) -> bool:
+    """The centre of `face` lies in `head` grown by `slack` of its size on each side (both (x, y, w, h))."""
+    cx, cy = face[0] + face[2] / 2, face[1] + face[3] / 2
+    return (head[0] - slack * head[2] <= cx <= head[0] + (1 + slack) * head[2]
+            and head[1] - slack * head[3] <= cy <= head[1] + (1 + slack) * head[3])
+
+
 def _iou(a, b) -> float:
     ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
     w, h = min(ax2, bx2) - max(a[0], b[0]), min(ay2, by2) - max(a[1], b[1])
@@ -52,11 +62,17 @@ def _iou(a, b) -> float:
 class MediapipePeople:
     name = "mediapipe-blazeface"
 
-    def __init__(self, min_confidence: float = 0.6):
+    def __init__(self, min_confidence: float = 0.6, bodies: bool = False):
         from mediapipe.python.solutions import face_detection  # heavy import, once
 
         # model_selection=1: the full-range model (faces up to ~5 m away), not the selfie one.
         self._faces = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        self._bodies = None
+        if bodies:  # BlazePose's person detector (models/pose.py): people whose face the face detector misses
+            from models.pose import PoseDetector
+
+            self._bodies = PoseDetector()
+            self.name = "mediapipe-blazeface+blazepose"
 
     def detect(self, image: Image.Image) -> People:
         res = self._faces.process(_resized(image))
@@ -67,7 +83,15 @@ class MediapipePeople:
                 boxes.append((bb.xmin, bb.ymin, bb.width, bb.height))
         boxes = _merge_boxes(boxes)
         largest = max((w * h for _, _, w, h in boxes), default=0.0)
-        return People(faces=len(boxes), people=len(boxes), largest_face=float(largest))
+        extra, note = 0, ""
+        if self._bodies is not None:
+            try:
+                bodies = self._bodies.detect(image)
+            except Exception as exc:  # the faces found still count
+                bodies, note = [], f"body detector failed ({type(exc).__name__}: {exc})"
+            # a body whose head box holds a found face is that face's person
+            extra = sum(not any(_contains(b.head, f) for f in boxes) for b in bodies)
+        return People(faces=len(boxes), people=len(boxes) + extra, largest_face=float(largest), note=note)
 
 
 class OpenCVPeople:
@@ -97,10 +121,16 @@ class OpenCVPeople:
 
 
 def make_people_detector(kind: str = "auto"):
-    """The people detector to use: "mediapipe", "opencv", or "auto" (mediapipe; OpenCV's cascades when
-    mediapipe is missing and the installed OpenCV still has them: OpenCV 5 moved them out)."""
-    if kind not in ("auto", "mediapipe", "opencv"):
-        raise ValueError(f"unknown people detector {kind!r}: choose auto, mediapipe or opencv")
+    """The people detector to use: "mediapipe", "mediapipe+pose" (faces and BlazePose bodies, models/pose.py),
+    "opencv", or "auto" (mediapipe; OpenCV's cascades when mediapipe is missing and the installed OpenCV
+    still has them: OpenCV 5 moved them out)."""
+    if kind not in ("auto", "mediapipe", "mediapipe+pose", "opencv"):
+        raise ValueError(f"unknown people detector {kind!r}: choose auto, mediapipe, mediapipe+pose or opencv")
+    if kind == "mediapipe+pose":
+        try:
+            return MediapipePeople(bodies=True)
+        except ImportError as exc:
+            raise ImportError(f"the pose detector needs mediapipe and ai-edge-litert ({exc}): pip install ai-edge-litert==2.3.0") from exc
     if kind in ("auto", "mediapipe"):
         try:
             return MediapipePeople()

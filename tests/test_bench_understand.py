@@ -38,8 +38,8 @@ def test_ranking_metrics_on_known_rankings():
 def test_facts_accuracy_against_hand_labels(photos):
     assert facts_accuracy(photos, {}) is None  # no facts in the catalog: reported as null
     facts = {
-        "astronaut.jpg": PhotoFacts(people=1, faces=1, scene="studio/indoor"),
-        "tabby_cat.jpg": PhotoFacts(people=1, scene="living room"),  # a false person and a wrong scene
+        "astronaut.jpg": PhotoFacts(people=1, faces=1, scene="studio/indoor", setting="indoor"),
+        "tabby_cat.jpg": PhotoFacts(people=1, scene="living room", setting="indoor"),  # a false person, scene and setting
         "book_page_text.jpg": PhotoFacts(text=[("Region-based segmentation", 0.98)], scene="other"),
         "snowy_mountains.jpg": None,  # not extracted yet: left out, not counted as wrong
     }
@@ -50,6 +50,8 @@ def test_facts_accuracy_against_hand_labels(photos):
     assert 0.0 < a["text_word_recall"] < 1.0  # two of the labelled words were read
     assert a["scene_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert a["scene_misses"] == [{"photo": "tabby_cat.jpg", "got": "living room", "wanted": "other"}]
+    # indoor against the README's definition: the studio portrait is indoors, the cat's close-up is not
+    assert a["indoor_told"] == 2 and a["indoor_precision"] == 0.5 and a["indoor_recall"] == 1.0 and a["indoor_photos"] == 1
 
 
 def test_topic_accuracy_multi_label(photos):
@@ -73,3 +75,15 @@ def test_bench_runs_on_real_photos_with_the_bundled_backend(tmp_path, capsys):
     assert result["facts"] is None or result["facts"]["photos_with_facts"] <= 6
     # the coffee cup is found for the coffee query by today's caption search on this subset
     assert not any(m["query"] == "a cup of coffee" for m in result["misses_at_1"]["captions"])
+
+
+def test_facts_scoring_overrides_name_a_real_constant(monkeypatch):
+    import core.facts.vector as vector
+    from bench.bench_facts_scoring import apply_overrides
+
+    monkeypatch.setattr(vector, "LANDSCAPE_WEIGHT", vector.LANDSCAPE_WEIGHT)  # restored after the test
+    monkeypatch.setattr(vector, "COLOUR_WEIGHTS", vector.COLOUR_WEIGHTS)
+    apply_overrides(["core.facts.vector.LANDSCAPE_WEIGHT=0.6", "core.facts.vector.COLOUR_WEIGHTS=(0.5,0.2,0.1)"])
+    assert vector.LANDSCAPE_WEIGHT == 0.6 and vector.COLOUR_WEIGHTS == (0.5, 0.2, 0.1)
+    with pytest.raises(SystemExit, match="has no LANDSCAPE_WEIGHTS"):
+        apply_overrides(["core.facts.vector.LANDSCAPE_WEIGHTS=1"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from core.facts import FACTS_VERSION, PhotoFacts
@@ -42,6 +43,22 @@ def test_setting_indoor_and_outdoor_on_known_photos():
     assert infer_setting(_cues("tabby_cat.jpg").elements, {"cat": 0.9, "animal": 1.0})[0] == ""  # a close-up: cannot tell
 
 
+def test_indoor_from_object_evidence_without_a_room_scene():
+    """No scene rule fires on an office desk, yet a telephone and electronic equipment with no sky or
+    greenery in the frame say indoors; the same objects under a sky do not."""
+    from core.facts.cues import indoor_evidence
+
+    desk = {"electronic equipment": 0.73, "telephone": 0.66}
+    assert indoor_evidence(desk) > max(0.7 * 0.73, 0.6 * 0.66)  # independent clues add up
+    assert infer_setting(_cues("office_desk_phone.jpg").elements, desk) == ("indoor", pytest.approx(indoor_evidence(desk), abs=1e-3))
+    assert infer_setting(_cues("snowy_mountains.jpg").elements, desk)[0] == "outdoor"
+    # weak evidence (a drum, a little furniture) only counts when no outdoor cue contradicts it
+    weak = {"musical instrument": 0.62, "furniture": 0.09}
+    assert infer_setting({}, weak)[0] == "indoor"
+    assert infer_setting({"grass": 0.3}, weak)[0] == ""
+    assert infer_setting({}, {"clothing": 1.0, "container": 0.7})[0] == ""  # worn and carried outdoors too
+
+
 def test_new_facts_round_trip_filter_and_show():
     facts = PhotoFacts(setting="outdoor", setting_score=0.8, monochrome=True, landscape=[("sky", 0.7), ("water", 0.4)])
     back = PhotoFacts.from_json(facts.to_json())
@@ -58,15 +75,11 @@ def test_new_facts_round_trip_filter_and_show():
 
 
 def test_a_bad_setting_filter_names_the_choices():
-    import pytest
-
     with pytest.raises(ValueError, match="indoor, outdoor"):
         facts_where(setting="underwater")
 
 
 def test_scene_rules_use_cues_and_reject_unknown_ones(tmp_path):
-    import pytest
-
     from core.facts.scenes import SceneRulesError, load_scene_rules
 
     rules = load_scene_rules()
@@ -90,12 +103,16 @@ def test_caption_names_the_landscape_when_imagenet_has_no_class():
 
 
 def test_the_extractor_on_real_photos(bundled_backend):
-    """The whole bundled pipeline (classifier + cues): outdoor landscapes, a black and white pier, and no
-    sunset on the espresso's warm wooden table, since the classifier is sure it is a close-up."""
-    names = ["snowy_mountains.jpg", "beech_forest.jpg", "pier_black_white.jpg", "coffee_cup.jpg"]
+    """The whole bundled pipeline (classifier + cues): outdoor landscapes, a black and white pier, no
+    sunset on the espresso's warm wooden table, since the classifier is sure it is a close-up, and an office
+    desk indoors."""
+    names = ["snowy_mountains.jpg", "beech_forest.jpg", "pier_black_white.jpg", "coffee_cup.jpg", "office_desk_phone.jpg"]
     facts = {n: d.facts for n, d in zip(names, bundled_backend.describe([Image.open(EVAL / n).convert("RGB") for n in names]))}
     assert facts["snowy_mountains.jpg"].setting == "outdoor" and dict(facts["snowy_mountains.jpg"].landscape)["sky"] >= 0.5
     assert facts["beech_forest.jpg"].setting == "outdoor" and "trees" in dict(facts["beech_forest.jpg"].landscape)
     assert facts["pier_black_white.jpg"].monochrome
     coffee = facts["coffee_cup.jpg"]
     assert not coffee.monochrome and "sunset" not in dict(coffee.landscape) and coffee.setting != "outdoor"
+    # a room that no scene rule names is still indoors, from its objects; no landscape is
+    assert facts["office_desk_phone.jpg"].setting == "indoor" and not facts["office_desk_phone.jpg"].scene
+    assert all(facts[n].setting != "indoor" for n in ("snowy_mountains.jpg", "beech_forest.jpg", "pier_black_white.jpg"))

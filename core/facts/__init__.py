@@ -13,7 +13,8 @@ from typing import Any
 
 # Bump when extraction changes what facts mean; reindex re-extracts photos with an older version.
 # 2: colour-and-layout cues (setting, monochrome, landscape) and scenes that use them.
-FACTS_VERSION = 2
+# 3: "indoor" from object evidence (core.facts.cues.indoor_evidence), not only from room scenes.
+FACTS_VERSION = 3
 
 
 @dataclass

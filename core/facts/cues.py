@@ -132,23 +132,41 @@ def _chroma(rgb: np.ndarray) -> np.ndarray:
 OUTDOOR_WORDS = {"geological formation": 1.0, "shore": 1.0, "mountain": 1.0, "bridge": 0.6, "boat": 0.5, "ship": 0.5,
                  "tower": 0.5, "aircraft": 0.4, "bird": 0.3, "motor vehicle": 0.3, "fence": 0.4, "plant": 0.3,
                  "flower": 0.2, "fungus": 0.4}
-INDOOR_WORDS = {"furniture": 1.0, "lampshade": 0.8, "window shade": 0.6, "home appliance": 1.0, "kitchen appliance": 1.0, "lamp": 0.8, "computer": 0.8,
-                "screen": 0.6, "kitchen utensil": 0.6, "cutlery": 0.6, "bedclothes": 0.8, "toiletry": 0.6,
-                "telephone": 0.4, "musical instrument": 0.3, "dish": 0.3, "beverage": 0.3}
+# Things that live inside buildings, as WordNet parents of ImageNet classes (core/facts/words.py sums each
+# parent's classes), so "furniture" collects every sofa, desk and wardrobe. Their evidence is combined as
+# independent clues (noisy-OR): a telephone and a monitor together say "indoors" more than either alone.
+# Generic parents that live both inside and out ("container", "clothing", "seat": a park bench) are left out.
+INDOOR_WORDS = {"furniture": 1.0, "home appliance": 1.0, "kitchen appliance": 1.0, "lampshade": 0.8, "window shade": 0.6,
+                "blind": 0.4, "bedclothes": 0.8, "computer": 0.8, "electronic equipment": 0.7, "telephone": 0.6,
+                "timepiece": 0.6, "lamp": 0.5, "kitchen utensil": 0.6, "cutlery": 0.6, "toiletry": 0.6, "shop": 0.6,
+                "musical instrument": 0.5, "beverage": 0.4, "dish": 0.3, "screen": 0.6}
 INDOOR_SCENES = {"kitchen", "bathroom", "bedroom", "living room", "dining room", "office", "restaurant", "shop"}
 MIN_SETTING = 0.4
+# With no sky, water, greenery or any other outdoor cue in the frame, less indoor evidence suffices: the
+# cues' silence is itself a clue (a room has walls where a landscape has sky).
+MIN_INDOOR_UNCONTESTED = 0.3
 
 
 OUTDOOR_CUES = ("sky", "sunset", "water", "grass", "trees", "snow", "sand")  # night can be a lit room
+
+
+def indoor_evidence(word_score: Mapping[str, float]) -> float:
+    """0..1: how strongly the object words say "indoors" (noisy-OR of INDOOR_WORDS' weighted scores)."""
+    miss = 1.0
+    for word, weight in INDOOR_WORDS.items():
+        miss *= 1.0 - min(weight * word_score.get(word, 0.0), 1.0)
+    return 1.0 - miss
 
 
 def infer_setting(elements: Mapping[str, float], word_score: Mapping[str, float], scene: str = "") -> tuple[str, float]:
     """("indoor" | "outdoor" | "", confidence) from the colour-and-layout cues, the object words and the scene."""
     outdoor_colour = max((elements.get(k, 0.0) for k in OUTDOOR_CUES), default=0.0)
     out = max(outdoor_colour, max((w * word_score.get(k, 0.0) for k, w in OUTDOOR_WORDS.items()), default=0.0))
-    ind = max((w * word_score.get(k, 0.0) for k, w in INDOOR_WORDS.items()), default=0.0)
+    ind = indoor_evidence(word_score)
     if scene:
         (ind, out) = (max(ind, 0.8), out) if scene in INDOOR_SCENES else (ind, max(out, 0.8))
-    if max(out, ind) < MIN_SETTING:
-        return "", round(max(out, ind), 3)
-    return ("outdoor", round(out, 3)) if out >= ind else ("indoor", round(ind, 3))
+    if ind > out and (ind >= MIN_SETTING or (ind >= MIN_INDOOR_UNCONTESTED and out < MIN_CUE)):
+        return "indoor", round(ind, 3)
+    if out >= MIN_SETTING and out >= ind:
+        return "outdoor", round(out, 3)
+    return "", round(max(out, ind), 3)

@@ -94,6 +94,8 @@ class FactsExtractor:
         largest = 0.0
         if found is not None:
             facts.people, facts.faces, largest = int(found.people), int(found.faces), float(found.largest_face)
+            if getattr(found, "note", ""):
+                notes.append(found.note)
         if self.ocr is not None:
             lines = self._timed(self.ocr.read, image, "OCR", notes)
             if lines is not None:
