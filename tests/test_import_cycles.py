@@ -53,6 +53,7 @@ def import_graph(root: Path, packages=PACKAGES) -> dict[str, set[str]]:
 
 
 def mutual_pairs(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every (a, b), a < b, where a imports b and b imports a."""
     return sorted({tuple(sorted((a, b))) for a, deps in graph.items() for b in deps if a in graph.get(b, ())})
 
 
