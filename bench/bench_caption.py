@@ -54,8 +54,8 @@ def main(argv=None) -> int:
 
     from core.captioning.datasets import load_shapes, split_from_ids
     from core.captioning.evaluate import evaluate_checkpoint
-    from core.captioning.model import load_trained
-    from core.captioning.train import TrainConfig, pair_tensors, train
+    from core.captioning.model import extract_features, load_trained, pair_tensors
+    from core.captioning.train import TrainConfig, train
     from models.captioner import load_checkpoint
 
     torch.set_num_threads(args.threads)
@@ -83,8 +83,6 @@ def main(argv=None) -> int:
 
     model = load_trained(result.best_path)
     train_items = split_from_ids(data.items, ckpt.split)["train"][:64]
-    from core.captioning.model import extract_features
-
     kept, feats = extract_features(model.encoder, train_items)
     index, tokens = pair_tensors(kept, model.vocab, model.config.max_len)
     raw = raw_fwd_bwd(model.decoder, feats[torch.as_tensor(index)], tokens, cfg.batch_size)

@@ -86,7 +86,7 @@ def write_hand_facts(services, photos: Sequence[EvalPhoto], ids: dict[str, str])
 
 def ask_all(questions: Sequence[ChatQuestion], services, llm, cfg, ids: dict[str, str]) -> list[dict]:
     """Every question in order; a follow-up gets the conversation of the question it continues."""
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     turns: dict[int, list[dict]] = {}
     out = []

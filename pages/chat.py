@@ -1,7 +1,8 @@
 """Chat: ask the library questions; answers stream in, with the photos they used underneath."""
 import streamlit as st
 
-from core.chat.chain import ChatConfig, stream_reply
+from core.chat.chain import ChatConfig
+from core.chat.reply import stream_reply
 from core.chat.llm import LLMSettings, LLMUnavailable
 from ui.resources import services_or_stop
 from ui.widgets import backend_badge, md_escape, photo_grid

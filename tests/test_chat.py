@@ -90,7 +90,7 @@ def names(photos) -> list[str]:
 
 
 def run(question, services, llm, history=()):
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     chunks: list[str] = []
     result = answer(question, list(history), services, llm, on_token=chunks.append)
@@ -195,7 +195,8 @@ def test_history_is_sent_but_capped(demo_services):
 
 
 def test_answer_length_is_capped(demo_services):
-    from core.chat.chain import ChatConfig, answer
+    from core.chat.chain import ChatConfig
+    from core.chat.reply import answer
 
     long_reply = " ".join(["Photo [1] shows an espresso."] * 200)
     res = answer("show me coffee", [], demo_services, scripted(long_reply), cfg=ChatConfig(answer_chars=300))

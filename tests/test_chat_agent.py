@@ -41,7 +41,7 @@ def call(name, args, i="c1"):
 
 
 def test_agent_counts_with_the_tool_and_cites_retrieved_photos(demo_services):
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     annotate(demo_services)
     llm = agent_llm([call("count_photos", {"sentiment": "negative", "topic": "food"}),
@@ -58,7 +58,7 @@ def test_agent_counts_with_the_tool_and_cites_retrieved_photos(demo_services):
 
 
 def test_agent_search_then_describe(demo_services):
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     llm = agent_llm([call("search_photos", {"query": "cat", "k": 2}), call("describe_photo", {"number": 1}, "c2"),
                      AIMessage("Photo [1] shows an Egyptian cat.")])
@@ -70,7 +70,7 @@ def test_agent_search_then_describe(demo_services):
 
 
 def test_agent_bad_tool_arguments_are_reported_to_the_model(demo_services):
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     llm = agent_llm([call("rank_photos", {"dimension": "Happiness"}), AIMessage("Sorry, I could not rank them.")])
     res = answer("which photos are happiest?", [], demo_services, llm)
@@ -82,7 +82,7 @@ def test_agent_bad_tool_arguments_are_reported_to_the_model(demo_services):
 
 
 def test_agent_without_tool_calls_falls_back_to_rules(demo_services):
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     llm = agent_llm([AIMessage("I think there are 99 cats."), AIMessage("Photo [1] is a cat.")])
     res = answer("how many photos of cats are there?", [], demo_services, llm)

@@ -42,7 +42,7 @@ def eval_library(tmp_path_factory, bundled_backend):
 
 
 def ask(services, question, history=()):
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     res = answer(question, list(history), services, None)
     return res

@@ -37,7 +37,7 @@ def packaged_llm():
 
 @pytest.mark.slow
 def test_end_to_end_with_the_packaged_llm(demo_services, packaged_llm):
-    from core.chat.chain import answer
+    from core.chat.reply import answer
 
     assert packaged_llm.name == "local" and "SmolLM2" in packaged_llm.label and not packaged_llm.use_tools
     chunks = []
@@ -57,8 +57,9 @@ def test_end_to_end_with_the_packaged_llm(demo_services, packaged_llm):
 @pytest.mark.slow
 def test_openai_compatible_server(demo_services, tmp_path):
     """llama-cpp-python's server with the packaged model on 127.0.0.1, reached through langchain-openai."""
-    from core.chat.chain import ChatConfig, answer
+    from core.chat.chain import ChatConfig
     from core.chat.llm import LLMSettings, build_llm, packaged_gguf_path
+    from core.chat.reply import answer
 
     argv = [PYTHON, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()), "--model_alias", "smollm2",
             "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", "2048", "--n_threads", "2"]

@@ -152,8 +152,9 @@ class SlowChatModel(BaseChatModel):
 def test_the_model_is_stopped_at_the_budget_and_the_computed_answer_stands(demo_services):
     import threading
 
-    from core.chat.chain import ChatConfig, answer
+    from core.chat.chain import ChatConfig
     from core.chat.llm import ChatLLM
+    from core.chat.reply import answer
 
     llm = ChatLLM(SlowChatModel(delay=3.0), "local", "slow local model", lock=threading.Lock())
     t0 = time.monotonic()

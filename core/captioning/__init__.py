@@ -3,7 +3,8 @@
     datasets.py  Flickr8k / COCO / CSV / library (catalog) / shapes loaders -> CaptionSet (+ problems
                  naming file and line); split_by_image (seeded, never by caption)
     vocab.py     tokenizer + vocabulary (min frequency, <pad> <bos> <eos> <unk>, max length)
-    model.py     feature extraction (frozen encoder, once per image) and a loaded TrainedModel
+    model.py     feature extraction (frozen encoder, once per image), caption token tensors
+                 (pair_tensors, used by training and evaluation) and a loaded TrainedModel
     train.py     TrainConfig + train(): teacher forcing, CE with label smoothing, AdamW + warmup/cosine,
                  clipping, early stopping, best/last checkpoints, resume, cancel, AMP on CUDA
     decode.py    greedy and beam search (width, GNMT length penalty)

@@ -58,8 +58,7 @@ def evaluate_checkpoint(path: Path, items: Sequence[CaptionItem], *, device: str
     import torch
 
     from core.captioning.decode import decode
-    from core.captioning.model import extract_features, load_trained
-    from core.captioning.train import pair_tensors
+    from core.captioning.model import extract_features, load_trained, pair_tensors
 
     model = load_trained(path, device=device, clip_model=clip_model, resnet_weights=resnet_weights)
     problems: list = []

@@ -1,4 +1,5 @@
-"""Glue between datasets and the captioner: feature extraction and a loaded, ready-to-caption model."""
+"""Glue between datasets and the captioner: image features, caption token tensors, and a loaded,
+ready-to-caption model. Training and evaluation both build their inputs here."""
 from __future__ import annotations
 
 import threading
@@ -51,6 +52,19 @@ def extract_features(encoder, items: Sequence[CaptionItem], *, device: str = "cp
     if not chunks:
         return kept, None
     return kept, torch.cat(chunks)
+
+
+def pair_tensors(items: Sequence[CaptionItem], vocab: Vocab, max_len: int):
+    """One row per (image, caption): image index (M,) and padded token ids (M, max_len)."""
+    import torch
+
+    index, rows = [], []
+    for i, item in enumerate(items):
+        for cap in item.captions:
+            ids = vocab.encode(cap, max_len)
+            rows.append(ids + [vocab.pad_id] * (max_len - len(ids)))
+            index.append(i)
+    return index, torch.tensor(rows, dtype=torch.long).view(-1, max_len)
 
 
 @dataclass

@@ -68,19 +68,6 @@ class TrainResult:
     epochs_run: int = 0
 
 
-def pair_tensors(items: Sequence[CaptionItem], vocab: Vocab, max_len: int):
-    """One row per (image, caption): image index (M,) and padded token ids (M, max_len)."""
-    import torch
-
-    index, rows = [], []
-    for i, item in enumerate(items):
-        for cap in item.captions:
-            ids = vocab.encode(cap, max_len)
-            rows.append(ids + [vocab.pad_id] * (max_len - len(ids)))
-            index.append(i)
-    return index, torch.tensor(rows, dtype=torch.long).view(-1, max_len)
-
-
 def _cached_features(folder: Path, encoder_id: list, name: str, items: Sequence[CaptionItem], problems: list[Problem],
                      enabled: bool, compute: Callable[[], tuple]):
     """Features of `items` from `folder` when the same encoder saw the same images before, else computed and stored."""
@@ -181,7 +168,7 @@ def train(data: CaptionSet, cfg: TrainConfig, out_dir: Path, *, resume: bool = T
 
     from core.captioning.decode import greedy_decode
     from core.captioning.evaluate import bleu_scores, teacher_forced_metrics
-    from core.captioning.model import _load_head, extract_features, head_state
+    from core.captioning.model import _load_head, extract_features, head_state, pair_tensors
     from core.device import pick_device
     from models.captioner import CaptionDecoder, Checkpoint, build_encoder, load_checkpoint, save_checkpoint
 

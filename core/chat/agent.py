@@ -15,7 +15,7 @@ from typing import Generator, Literal, Optional, Sequence
 
 from pydantic import BaseModel, Field
 
-from core.chat.chain import ChatAnswer, ChatConfig, _as_turn, _sentences, clean_data_text, stream_answer
+from core.chat.chain import ChatAnswer, ChatConfig, as_turn, clean_data_text, split_sentences, stream_answer
 from core.chat.grounding import _NUMBER, content_words, grounding_problem, tidy_sentence
 from core.chat.query import DIMENSIONS, QueryPlan, ScoreFilter, SortSpec
 
@@ -149,7 +149,7 @@ def stream_agent_answer(question: str, history: Sequence, services, llm, *, cfg:
     turn = _Turn(services, cfg)
     tools = {t.name: t for t in make_tools(turn)}
     msgs: list = [SystemMessage(AGENT_PROMPT)]
-    for role, content in [_as_turn(h) for h in history][-2 * cfg.history_turns:] if cfg.history_turns else []:
+    for role, content in [as_turn(h) for h in history][-2 * cfg.history_turns:] if cfg.history_turns else []:
         msgs.append(HumanMessage(content[:400]) if role == "user" else AIMessage(content[:400]))
     msgs.append(HumanMessage(question[:1000]))
     started = time.monotonic()
@@ -192,7 +192,7 @@ def stream_agent_answer(question: str, history: Sequence, services, llm, *, cfg:
         answer.text = lead
         yield lead
     support = content_words(re.sub(r"[_.]", " ", "\n".join(turn.outputs)) + " " + question)
-    for sentence in _sentences([final]):
+    for sentence in split_sentences([final]):
         sentence = tidy_sentence(sentence)
         problem = sentence and grounding_problem(sentence, n_photos=len(turn.photos), files=files, numbers=numbers,
                                                  found_something=found, support=support)

@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generator, Iterable, Optional, Sequence
+from typing import Generator, Iterable, Optional, Sequence
 
 from core.catalog import Photo
 from core.chat.grounding import _NUMBER, content_words, grounding_problem, tidy_sentence  # noqa: F401 (re-exported)
@@ -196,7 +196,7 @@ def build_messages(question: str, history: Sequence, retrieval, cfg: ChatConfig)
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
     msgs: list = [SystemMessage(SYSTEM_PROMPT)]
-    turns = [_as_turn(h) for h in history][-2 * cfg.history_turns:] if cfg.history_turns else []
+    turns = [as_turn(h) for h in history][-2 * cfg.history_turns:] if cfg.history_turns else []
     for role, content in turns:
         msgs.append(HumanMessage(content[:200]) if role == "user" else AIMessage(content[:200]))
     msgs.append(HumanMessage(f"{data_block(retrieval, cfg)}\nQuestion: {clean_data_text(question, 400)}\n"
@@ -204,14 +204,15 @@ def build_messages(question: str, history: Sequence, retrieval, cfg: ChatConfig)
     return msgs
 
 
-def _as_turn(h) -> tuple[str, str]:
+def as_turn(h) -> tuple[str, str]:
+    """(role, content) of a history entry, a dict (page, CLI) or a pair (tests, bench)."""
     if isinstance(h, dict):
         return str(h.get("role", "user")), str(h.get("content", ""))
     role, content = h
     return str(role), str(content)
 
 
-def _sentences(chunks: Iterable[str]) -> Generator[str, None, None]:
+def split_sentences(chunks: Iterable[str]) -> Generator[str, None, None]:
     """Re-cut a token stream into sentences (so each can be checked before it is shown)."""
     buf = ""
     for chunk in chunks:
@@ -266,7 +267,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     shown: list[str] = []
     try:
         deadline = min(asked + cfg.budget_s, time.monotonic() + cfg.timeout_s)
-        for raw in _sentences(stream_within(llm, messages, deadline, answer.debug.append)):
+        for raw in split_sentences(stream_within(llm, messages, deadline, answer.debug.append)):
             sentence = tidy_sentence(raw)
             if not sentence:
                 continue
@@ -291,25 +292,3 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
         answer.text += note
         yield note
     return answer
-
-
-def stream_reply(question: str, history: Sequence, services, llm, *, cfg: Optional[ChatConfig] = None) -> Generator[str, None, ChatAnswer]:
-    """The tool-calling agent for capable models, the rule chain otherwise."""
-    if llm is not None and llm.use_tools:
-        from core.chat.agent import stream_agent_answer
-
-        return (yield from stream_agent_answer(question, history, services, llm, cfg=cfg))
-    return (yield from stream_answer(question, history, services, llm, cfg=cfg))
-
-
-def answer(question: str, history: Sequence, services, llm, on_token: Optional[Callable[[str], None]] = None, *,
-           cfg: Optional[ChatConfig] = None) -> ChatAnswer:
-    """Answer a question about the library; `on_token(chunk)` sees the text as it streams."""
-    gen = stream_reply(question, history, services, llm, cfg=cfg)
-    while True:
-        try:
-            chunk = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if on_token:
-            on_token(chunk)

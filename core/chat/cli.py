@@ -21,7 +21,8 @@ def register(subparsers) -> None:
 
 
 def cmd_chat(args) -> int:
-    from core.chat.chain import ChatConfig, stream_reply
+    from core.chat.chain import ChatConfig
+    from core.chat.reply import stream_reply
     from core.pathnames import display_path
     from core.chat.llm import LLMSettings, LLMUnavailable, build_llm
     from core.services import build_services

@@ -61,6 +61,14 @@ class _Concept:
     kind: str  # one of _PRIORITY
 
 
+# Words that never name a subject (question words, "photo", fillers): no concept is made of them, and
+# the query reads what is left after them as search text.
+STOP_WORDS = set("""a an the of me my i we you show find give list get display any some all photo photos picture pictures image images
+pic pics that which who what is are was were be it its in on at to for with about do does did have has there their this these those
+please can could would will feel feels feeling look looks looking like most least more less very how many much number count
+and or by from than as one ones shot shots taken kind sort tell describe whats what's photograph photographs
+them only just also ones""".split())
+
 _NUMBERS = {"one": 1, "a single": 1, "single": 1, "a lone": 1, "lone": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _NEG_WORDS = {"without", "no", "not", "non", "except", "excluding", "nor"}
 _NEG = re.compile(rf"\b(?:{'|'.join(_NEG_WORDS)})\b")
@@ -130,22 +138,19 @@ def _people_count(n: int) -> Cond:
 def topic_concepts(topics: Sequence[str], prompts: dict[str, str]) -> list[_Concept]:
     """Annotation topics by name (or plural), then by the content words of the annotator's prompt for them."""
     from core.annotate.prompts import topic_key
-    from core.chat.query import _STOP
 
     out = []
     for t in topics:
         cond = Cond(key=topic_key(t), value=True, label=f"topic = {t}")
         out.append(_Concept(_plural(t), lambda _m, c=cond: [c.model_copy()], "topic"))
-        for w in set(re.findall(r"[a-z][a-z-]+", prompts.get(t, "").lower())) - _STOP - {"close-up", "or", t}:
+        for w in set(re.findall(r"[a-z][a-z-]+", prompts.get(t, "").lower())) - STOP_WORDS - {"close-up", "or", t}:
             out.append(_Concept(_plural(w), lambda _m, c=cond: [c.model_copy()], "synonym"))
     return out
 
 
 def object_concepts(words: Sequence[str]) -> list[_Concept]:
     """Object words (ImageNet names and their WordNet parents, plus the library's own object words)."""
-    from core.chat.query import _STOP
-
-    ok = sorted({w for w in words if len(w) >= 3 and w not in _STOP}, key=len, reverse=True)
+    ok = sorted({w for w in words if len(w) >= 3 and w not in STOP_WORDS}, key=len, reverse=True)
     if not ok:
         return []
     alt = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ok)

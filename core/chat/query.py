@@ -14,7 +14,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from core.annotate.prompts import DIMENSIONS, topic_key
-from core.chat.concepts import Cond, describe_groups, parse_concepts
+from core.chat.concepts import STOP_WORDS, Cond, describe_groups, parse_concepts
 from core.facts.view import facts_where
 
 Sentiment = Literal["negative", "neutral", "positive"]
@@ -36,11 +36,6 @@ SENTIMENT_WORDS: dict[str, Sentiment] = {
     "positive": "positive", "happy": "positive", "cheerful": "positive", "joyful": "positive", "uplifting": "positive",
     "upbeat": "positive", "pleasant": "positive",
 }
-_STOP = set("""a an the of me my i we you show find give list get display any some all photo photos picture pictures image images
-pic pics that which who what is are was were be it its in on at to for with about do does did have has there their this these those
-please can could would will feel feels feeling look looks looking like most least more less very how many much number count
-and or by from than as one ones shot shots taken kind sort tell describe whats what's photograph photographs
-them only just also ones""".split())
 _MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
                                         "september", "october", "november", "december"], start=1)}
 _MONTH_RE = "|".join(_MONTHS)
@@ -265,14 +260,14 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
 
     class_name = None
     # A folder named "photos" or "images" is not a filter every question asks for.
-    for name in sorted((c for c in vocab.classes if c and c.lower() not in _STOP), key=len, reverse=True):
+    for name in sorted((c for c in vocab.classes if c and c.lower() not in STOP_WORDS), key=len, reverse=True):
         m = _find_phrase(q, name)
         if m:
             class_name = name
             q = q[:m.start()] + " " + q[m.end():]
             break
 
-    parsed = parse_concepts(q, _concepts(vocab), _STOP | set(consumed) | set(DIMENSION_WORDS) | _RANK_WORDS)
+    parsed = parse_concepts(q, _concepts(vocab), STOP_WORDS | set(consumed) | set(DIMENSION_WORDS) | _RANK_WORDS)
     # A topic that must hold (not or-ed, not negated) is a plain `where` filter, as Annotate's topics always
     # were; words that must match (not or-ed) are the search text, filtered by Search's cut-off.
     by_key = {topic_key(t): t for t in vocab.topics}
@@ -291,7 +286,7 @@ def plan_question(question: str, vocab: Optional[Vocabulary] = None, *, k: int =
                          sentiment=sentiment, topics=topics, class_name=class_name, facts=groups, people=people, text=text,
                          scene=scene, date_from=d_from, date_to=d_to, scores=scores, sort=sort, k=1 if intent == "describe" else k)
     q = _NO_PEOPLE.sub(" ", q)  # "without people" cannot be filtered without facts; never read it as "people"
-    words = [w for w in _WORD.findall(q) if w not in _STOP and w not in consumed and w not in DIMENSION_WORDS
+    words = [w for w in _WORD.findall(q) if w not in STOP_WORDS and w not in consumed and w not in DIMENSION_WORDS
              and w not in _RANK_WORDS]
     return QueryPlan(intent=intent, semantic=" ".join(words), sentiment=sentiment, class_name=class_name,
                      date_from=d_from, date_to=d_to, scores=scores, sort=sort, k=1 if intent == "describe" else k)

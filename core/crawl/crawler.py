@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from core.crawl.config import CrawlConfig, CrawlReport, SavedPhoto, SkipRecord, start_page_hint
 from core.crawl.extract import PageContent, extract
 from core.crawl.files import CheckedImage, ImageRejected, check_image, file_stem_for, safe_component, save_unique
-from core.crawl.net import Fetcher, FetchError, check_ssrf, host_key, normalize_url
+from core.crawl.net import Fetcher, FetchError, check_ssrf, host_key, normalized_seeds
 from core.crawl.state import CrawlState, job_id
 from core.neardup import nearest, to_hex
 
@@ -144,17 +144,6 @@ class _Worker:
     def close(self) -> None:
         if self.renderer is not None:
             self.renderer.close()
-
-
-def normalized_seeds(config: CrawlConfig) -> list[tuple[str, str]]:
-    """(class, normalized URL) pairs; raises ValueError naming a seed that is no http(s) URL."""
-    seeds = []
-    for class_name, raw in config.seeds:
-        url = normalize_url(raw)
-        if url is None:
-            raise ValueError(f"seed {raw!r} is not an http(s) URL")
-        seeds.append((class_name.strip() or "crawl", url))
-    return seeds
 
 
 def crawl(config: CrawlConfig, *, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None,

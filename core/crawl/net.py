@@ -72,6 +72,18 @@ def normalize_url(url: str, base: Optional[str] = None) -> Optional[str]:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", _without_tracking(parts.query), ""))
 
 
+def normalized_seeds(config: CrawlConfig) -> list[tuple[str, str]]:
+    """A config's seeds as (class, normalized URL) pairs, the crawl job's identity (see `state.job_id`);
+    raises ValueError naming a seed that is no http(s) URL."""
+    seeds = []
+    for class_name, raw in config.seeds:
+        url = normalize_url(raw)
+        if url is None:
+            raise ValueError(f"seed {raw!r} is not an http(s) URL")
+        seeds.append((class_name.strip() or "crawl", url))
+    return seeds
+
+
 def host_key(url: str) -> str:
     """scheme://host[:port], the unit of politeness and robots.txt."""
     p = urlsplit(url)

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
+from core.crawl.net import normalized_seeds
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -180,8 +182,6 @@ def saved_paths_for(config) -> list[Path]:
     state_path = Path(config.state_path)
     if not state_path.exists():
         return []
-    from core.crawl.crawler import normalized_seeds
-
     seeds = normalized_seeds(config)
     conn = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=30)
     try:

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Optional
 
 _EPOCH = re.compile(r"^(generator|state)_epoch_(\d+)\.pth$")
+# The policy's defaults (GanConfig.keep_every, .checkpoint_budget_mb); `usage` falls back to them
+# for a run whose run.json does not name them.
+KEEP_EVERY = 10
+BUDGET_MB = 512.0
 
 
 @dataclass
@@ -94,11 +98,9 @@ def prune(ckpt_dir: Path, *, keep_every: int, budget_bytes: int) -> list[Path]:
 
 def usage(run_dir: Path) -> CheckpointUsage:
     """Files and bytes in a run's checkpoints folder, against the budget the run was started with."""
-    from core.gan.train import GanConfig
-
     config = ((_read(Path(run_dir) / "run.json") or {}).get("config") or {})
-    keep_every = int(config.get("keep_every", GanConfig.keep_every))
-    budget_mb = float(config.get("checkpoint_budget_mb", GanConfig.checkpoint_budget_mb))
+    keep_every = int(config.get("keep_every", KEEP_EVERY))
+    budget_mb = float(config.get("checkpoint_budget_mb", BUDGET_MB))
     ckpt_dir = Path(run_dir) / "checkpoints"
     files = sorted(ckpt_dir.glob("*.pth")) if ckpt_dir.is_dir() else []
     latest, best = _read(ckpt_dir / "latest.json") or {}, read_best(ckpt_dir) or {}

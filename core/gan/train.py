@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 import numpy as np
 
-from core.gan import GanError
+from core.gan import GanError, checkpoints
 from core.gan.runs import _atomic_torch_save, _write_json, _write_log, latest_checkpoint
 
 FORMAT_VERSION = 1
@@ -60,8 +60,8 @@ class GanConfig:
     log_every: int = 20
     sample_noise: int = 8  # columns of the sample grid
     num_threads: Optional[int] = None  # torch CPU threads; None leaves torch's choice
-    keep_every: int = 10  # besides latest and best, keep the generator of every Nth epoch
-    checkpoint_budget_mb: float = 512.0  # the oldest periodic generators are pruned beyond this
+    keep_every: int = checkpoints.KEEP_EVERY  # besides latest and best, keep the generator of every Nth epoch
+    checkpoint_budget_mb: float = checkpoints.BUDGET_MB  # the oldest periodic generators are pruned beyond this
 
     @classmethod
     def from_dict(cls, d: dict) -> "GanConfig":
@@ -253,8 +253,6 @@ def train(
             return float((fake - (torch.from_numpy(x_all[score_idx.numpy()]).to(device).float() / 127.5 - 1.0)).abs().mean())
 
     def save(tag: str, score: Optional[float] = None) -> Path:
-        from core.gan import checkpoints
-
         epoch_done = step // steps_per_epoch
         gen_name, state_name = f"generator_{tag}.pth", f"state_{tag}.pth"
         _atomic_torch_save({"meta": {**meta, "step": step, "epoch": epoch_done}, "generator": G.state_dict(), "generator_ema": G_ema.state_dict()}, ckpt_dir / gen_name)
