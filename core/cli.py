@@ -260,18 +260,29 @@ def cmd_report(args) -> int:
 
 def _runtime_lines(settings) -> list[str]:
     """What runs each bundled model and why, from the decisions stored at their last load (loads no model)."""
+    from core.device import pick_device
     from models.efficientnet_onnx import read_image_decision
     from models.minilm_onnx import read_text_decision
 
-    lines = []
+    device, lines, runtimes = pick_device(settings.device), [], []
     for what, read in (("image model (EfficientNet-Lite0)", read_image_decision), ("text model (MiniLM)", read_text_decision)):
+        decision = read(settings.models_dir)
         if settings.image_runtime == "torch":
-            line = "torch - set explicitly (PHOTOLORE_IMAGE_RUNTIME=torch)"
-        elif (decision := read(settings.models_dir)) is None:
-            line = f"{settings.image_runtime} - not measured yet: the first ingest batch times ONNX Runtime against PyTorch"
+            runtime, line = "torch", "torch - set explicitly (PHOTOLORE_IMAGE_RUNTIME=torch)"
+        elif device != "cpu":
+            runtime, line = "torch", f"torch - device {device} (ONNX Runtime is used on the CPU only)"
+        elif decision is None:
+            runtime, line = "torch", f"{settings.image_runtime} - not measured yet: the first ingest batch times ONNX Runtime against PyTorch"
         else:
-            line = f"{decision.runtime} - {decision.reason}"
+            runtime, line = decision.runtime, f"{decision.runtime} - {decision.reason}"
+            if decision.mode != settings.image_runtime:
+                runtime = "to measure"
+                line += f"; measured for PHOTOLORE_IMAGE_RUNTIME={decision.mode}, measured again at the next ingest"
+        runtimes.append(runtime)
         lines.append(f"{what} runtime: {line}")
+    torch_free = all(r == "onnx" for r in runtimes)
+    lines.append("torch: " + ("not imported by ingest (both models on ONNX Runtime)" if torch_free
+                              else "imported by ingest (a model runs on PyTorch or is still to be measured)"))
     return lines
 
 

@@ -209,14 +209,18 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def _ms_per_item(fn: Callable[[], Any], n: int, repeats: int = 2) -> float:
-    fn()  # warm-up (first run allocates)
-    best = float("inf")
+def _ms_per_item(fns: Sequence[Callable[[], Any]], n: int, repeats: int = 5) -> list[float]:
+    """Best-of-`repeats` milliseconds per item of each function, timed in turns so that a change in
+    the machine's load (other jobs on a small machine) hits all of them alike."""
+    for fn in fns:
+        fn()  # warm-up (first run allocates)
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return 1000.0 * best / n
+        for k, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return [1000.0 * b / n for b in best]
 
 
 def decision_file(family: OnnxFamily, cache_dir: Path) -> Path:
@@ -274,8 +278,7 @@ def choose_runtime(family: OnnxFamily, torch_model: Any, cache_dir: Path, *, mod
                                    key=key, mode=mode, unit=family.unit)
     else:
         small, n = family.timing_sample(sample)
-        torch_ms = _ms_per_item(lambda: family.run_torch(torch_model, small), n)
-        onnx_ms = _ms_per_item(lambda: family.run_onnx(runner, small), n)
+        torch_ms, onnx_ms = _ms_per_item([lambda: family.run_torch(torch_model, small), lambda: family.run_onnx(runner, small)], n)
         faster = onnx_ms < torch_ms
         runtime = "onnx" if (faster or mode == "onnx") else "torch"
         how = "set explicitly" if mode == "onnx" else ("auto: faster here" if faster else "auto: not faster here")

@@ -141,11 +141,15 @@ def test_a_damaged_minilm_export_is_detected_and_exported_again(onnx_backend, on
     assert float((backend.embed_texts(["a cup of coffee"]) * ref).sum()) > 0.9999
 
 
-def test_an_onnx_ingest_never_imports_torch(onnx_backend, onnx_data_dir, tmp_path):
+def test_an_onnx_ingest_never_imports_torch(onnx_data_dir, tmp_path):
     """Once both exports exist, `python -m core ingest` on ONNX Runtime runs without torch: facts, captions and all."""
     from tests.conftest import write_image
 
-    assert onnx_backend.runtime == "onnx" and onnx_backend.text_runtime == "onnx"
+    from models.bundled import BundledBackend
+
+    # decisions stored for PHOTOLORE_IMAGE_RUNTIME=onnx (another test may have left auto's)
+    backend = BundledBackend("cpu", runtime="onnx", cache_dir=onnx_data_dir / "models", facts=None)
+    assert backend.runtime == "onnx" and backend.text_runtime == "onnx"
     for i in range(3):
         write_image(tmp_path / "photos" / f"{i}.jpg", size=(320, 240), seed=i)
     env = {**os.environ, "PHOTOLORE_DATA_DIR": str(onnx_data_dir), "PHOTOLORE_BACKEND": "bundled", "PHOTOLORE_IMAGE_RUNTIME": "onnx",
@@ -156,3 +160,5 @@ def test_an_onnx_ingest_never_imports_torch(onnx_backend, onnx_data_dir, tmp_pat
     run = subprocess.run([PYTHON, "-c", code, str(tmp_path / "photos")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
     assert json.loads(run.stdout[: run.stdout.rindex("ok")])["added"] == 3
+    status = subprocess.run([PYTHON, "-m", "core", "status"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert "torch: not imported by ingest (both models on ONNX Runtime)" in status.stdout, status.stdout + status.stderr
