@@ -123,21 +123,21 @@ class BundledBackend:
         if self._onnx_text is not None:
             self._torch_text = None
 
+    def _torch_model(self, attr: str, load):
+        """A PyTorch model kept in `attr`, loaded on first use (once, whichever thread asks first)."""
+        if getattr(self, attr) is None:
+            with self._models_lock:
+                if getattr(self, attr) is None:
+                    setattr(self, attr, load())
+        return getattr(self, attr)
+
     @property
     def cnn(self):
         """The PyTorch EfficientNet (heat maps, baselines), loaded on first use when ingest runs on ONNX."""
-        if self._cnn is None:
-            with self._models_lock:
-                if self._cnn is None:
-                    self._cnn = self._load_cnn()
-        return self._cnn
+        return self._torch_model("_cnn", self._load_cnn)
 
     def _text_torch_model(self):
-        if self._torch_text is None:
-            with self._models_lock:
-                if self._torch_text is None:
-                    self._torch_text = self._load_torch_text()
-        return self._torch_text
+        return self._torch_model("_torch_text", self._load_torch_text)
 
     @property
     def text_model(self):
