@@ -114,7 +114,8 @@ def child(folder: Path, batch: int, runtime: str, legacy: bool, warm: Path, mode
     t0 = time.perf_counter()
     report = ingest_folder(services, folder)
     pipe_s = time.perf_counter() - t0
-    assert report.added == n, report.summary()
+    # a generated photo may come out a near duplicate of another (two crops of one demo photo): read, not stored
+    assert report.added + len(report.near_duplicates) == n, report.summary()
     ingest_peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     # Raw model speed: the image model alone on the active runtime, on photos decoded and
