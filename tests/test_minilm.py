@@ -43,3 +43,29 @@ def test_bundled_backend_does_not_import_sentence_transformers():
             "b.embed_texts(['a cat']); print('sentence_transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.slow  # exports the model to ONNX once (seconds on 2 cores)
+def test_onnx_copy_gives_the_same_vectors_without_torch(encoder, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from models.minilm_onnx import TEXT
+    from models.onnx_runtime import choose_runtime
+
+    decision, runner = choose_runtime(TEXT, encoder, tmp_path, mode="onnx")
+    assert decision.runtime == "onnx" and runner is not None, decision.reason
+    ref = encoder.encode(TEXTS, batch_size=3)
+    got = runner.encode(TEXTS, batch_size=3)
+    assert got.shape == (len(TEXTS), 384) and got.dtype == np.float32
+    assert (got * ref).sum(1).min() >= 0.999
+    assert np.allclose(runner.encode(["a cup of coffee"])[0], got[0], atol=1e-5)  # batching and padding change nothing
+    assert runner.encode([]).shape == (0, 384)
+    # a fresh process runs the export with tokenizers + onnxruntime alone
+    code = ("import json, sys; from models.minilm_onnx import OnnxMiniLM; v = OnnxMiniLM(sys.argv[1]).encode(json.loads(sys.argv[2])); "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'transformers': 'transformers' in sys.modules, 'v': v.tolist()}))")
+    out = subprocess.run([sys.executable, "-c", code, decision.onnx_path, json.dumps(TEXTS)], capture_output=True, text=True, check=True)
+    fresh = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not fresh["torch"] and not fresh["transformers"]
+    assert (np.asarray(fresh["v"], np.float32) * ref).sum(1).min() >= 0.999
