@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     image_runtime: Literal["auto", "torch", "onnx"] = Field(
         default="auto", description="Bundled image model on PyTorch or ONNX Runtime; auto: whichever is faster here (measured once).")
     decode_workers: int = Field(default=2, ge=1, le=32, description="Threads reading and decoding photos during ingest.")
+    people_detector: Literal["auto", "mediapipe", "mediapipe+pose", "opencv"] = Field(
+        default="auto", description="Who counts people in photo facts: faces (auto = mediapipe), or faces plus BlazePose "
+                                    "bodies (mediapipe+pose: also people seen without a face; slower ingest).")
 
     @field_validator("catalog_url")
     @classmethod

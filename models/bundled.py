@@ -38,8 +38,9 @@ class BundledBackend:
     text_space = "caption"
 
     def __init__(self, device: str = "cpu", top_k_tags: int = 5, facts: object = "auto", runtime: str = "torch",
-                 cache_dir: Optional[Path] = None):
-        """`facts`: "auto" builds the FactsExtractor on first use; None turns facts off; or pass a built one.
+                 cache_dir: Optional[Path] = None, people: str = "auto"):
+        """`facts`: "auto" builds the FactsExtractor on first use (with the `people` detector, see
+        models.faces.make_people_detector); None turns facts off; or pass a built one.
         `runtime`: "torch", "onnx" or "auto" (ONNX Runtime when it is faster on this CPU), for both
         models (EfficientNet and MiniLM). The exports and the decisions are kept under `cache_dir`,
         the data dir's models folder; once both models are decided for ONNX, torch is never imported."""
@@ -51,6 +52,7 @@ class BundledBackend:
         self.categories = imagenet_categories()
         self.top_k_tags = top_k_tags
         self._facts = facts
+        self._people = people
         self._facts_lock = threading.Lock()
         self._term_cache: dict = {}  # word -> embedding, for facts vectors
         self._cnn = self._torch_text = None  # PyTorch models: loaded only where a model runs on torch
@@ -164,7 +166,7 @@ class BundledBackend:
                 if isinstance(self._facts, str):
                     from core.facts.extract import FactsExtractor
 
-                    self._facts = FactsExtractor()
+                    self._facts = FactsExtractor(people=self._people)
         return self._facts
 
     def image_forward(self, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

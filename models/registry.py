@@ -68,4 +68,5 @@ def create_backend(settings: "Settings") -> tuple["VisionLanguageBackend", Backe
         return ClipBackend(clip_spec(settings), device=device), choice
     from models.bundled import BundledBackend
 
-    return BundledBackend(device=device, runtime=settings.image_runtime, cache_dir=settings.models_dir), choice
+    return BundledBackend(device=device, runtime=settings.image_runtime, cache_dir=settings.models_dir,
+                          people=settings.people_detector), choice

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# The pose runtime is not a pinned requirement (measured, not adopted: README "What the bundled backend
-# can and cannot see"); these tests run where `pip install ai-edge-litert==2.3.0` was done.
-pytest.importorskip("ai_edge_litert")
+# ai-edge-litert is pinned in requirements.txt; the body detector is off by default (README "What the
+# bundled backend can and cannot see") and on with PHOTOLORE_PEOPLE_DETECTOR=mediapipe+pose.
 
 EVAL = Path(__file__).parent / "data" / "eval" / "photos"
 
@@ -82,3 +81,19 @@ def test_a_failing_body_detector_keeps_the_faces_and_says_so(people, bundled_bac
         people._bodies = saved
     assert facts.faces == 1 and facts.people == 1
     assert any("body detector failed (RuntimeError: interpreter crashed)" in n for n in facts.notes)
+
+
+def test_the_setting_turns_the_body_detector_on(monkeypatch, tmp_path):
+    """PHOTOLORE_PEOPLE_DETECTOR reaches the facts extractor: bodies counted on the corridor photo only with it."""
+    from core.settings import Settings
+    from models.registry import create_backend
+
+    monkeypatch.setenv("PHOTOLORE_BACKEND", "bundled")
+    found = {}
+    for kind in ("auto", "mediapipe+pose"):
+        monkeypatch.setenv("PHOTOLORE_PEOPLE_DETECTOR", kind)
+        backend, _ = create_backend(Settings(data_dir=tmp_path / kind, image_runtime="torch"))
+        detector = backend.facts_extractor.people
+        found[kind] = (detector.name, detector.detect(_photo("two_men_corridor.jpg")).people)
+    assert found["auto"] == ("mediapipe-blazeface", 0)
+    assert found["mediapipe+pose"][0] == "mediapipe-blazeface+blazepose" and found["mediapipe+pose"][1] >= 1
