@@ -3,8 +3,8 @@
 Starts its own one-node Ray cluster on 127.0.0.1 (two CPUs), ingests the same generated folder
 three times into fresh data dirs through the real CLI, then annotates each of them (zero-shot,
 bundled backend) the same way, and prints one JSON object with the cores used and the load
-average around the run. Throughput is steady state: photos written after the first batch,
-divided by the time from the first batch to the last (model loading and Ray start-up are
+average around the run. Throughput is steady state: photos written after every worker's first
+batch, divided by the time from then to the last batch (model loading and Ray start-up are
 reported apart, as `startup_s`).
 
     .venv/bin/python -m bench.bench_cluster [--photos 256] [--runs local_1_thread,ray_1_worker,ray_2_workers]
@@ -64,12 +64,15 @@ def _count(db: Path, table: str) -> int:
         return 0
 
 
-def run_job(args: list[str], data_dir: Path, table: str, key: str, roots: dict[int, str], env_extra: dict[str, str]) -> dict:
+def run_job(args: list[str], data_dir: Path, table: str, key: str, roots: dict[int, str], env_extra: dict[str, str],
+            workers: int = 1) -> dict:
     """Run `python -m core ARGS --json` on `data_dir`; time and CPU-profile its steady state.
 
-    The rows of `table` are polled; the steady-state window runs from the first batch written to
-    the last one (model loading, Ray start-up and teardown fall outside it), and the CPU each
-    process role used in that window is sampled from /proc (bench.cpu_shares) at its two ends."""
+    The rows of `table` are polled; the steady-state window runs from the `workers`-th write to
+    the last one, so model loading, Ray start-up and teardown fall outside it, and so does each
+    worker's first batch (started before the window, it would inflate the rate of N workers by
+    about N-1 batches). The CPU each process role used in that window is sampled from /proc
+    (bench.cpu_shares) at its two ends."""
     env = {**os.environ, **RAY_ENV, **env_extra, "PHOTOLORE_DATA_DIR": str(data_dir), "PHOTOLORE_BACKEND": "bundled",
            "PHOTOLORE_BATCH_SIZE": "16", "PHOTOLORE_SECRETS": str(data_dir / "none.toml"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
@@ -81,21 +84,22 @@ def run_job(args: list[str], data_dir: Path, table: str, key: str, roots: dict[i
                                 stdout=subprocess.PIPE, stderr=err, text=True)
     sampler = CpuSampler({proc.pid: "driver", **roots})
     db = data_dir / "catalog.sqlite"
-    first = last = None  # (rows, CPU sample) at the first and the latest batch written
-    seen = 0
+    first = last = None  # (rows, CPU sample) at the window's start and at the latest batch written
+    seen, writes, t_first = 0, 0, None
     while proc.poll() is None:
         c = _count(db, table)
         if c != seen:  # a batch was committed: one CPU sample per batch keeps the sampler's own cost small
-            seen = c
+            seen, writes = c, writes + 1
+            t_first = t_first or time.perf_counter()
             last = (c, sampler.sample())
-            first = first or last
+            first = first or (last if writes >= workers else None)
         time.sleep(0.05)
     out = proc.stdout.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed (rc {proc.returncode}): {out[-1000:]}{log.read_text()[-3000:]}")
     done = json.JSONDecoder().raw_decode(out, out.index("{"))[0][key]  # Ray may print after the report
     result = {"photos": done, "wall_s": round(time.perf_counter() - t0, 2),
-              "startup_s": round((first[1].t if first else time.perf_counter()) - t0, 2), "photos_per_s": None}
+              "startup_s": round((t_first or time.perf_counter()) - t0, 2), "photos_per_s": None}
     if first is not None and last[0] > first[0]:
         result["photos_per_s"] = round((last[0] - first[0]) / (last[1].t - first[1].t), 2)
         result["cpu"] = shares(first[1], last[1], last[0] - first[0], len(os.sched_getaffinity(0)))
@@ -121,6 +125,7 @@ def _ratios(result: dict) -> dict:
 
 
 RUNS = {"local_1_thread": [], "ray_1_worker": ["--ray-workers", "1"], "ray_2_workers": ["--ray-workers", "2"]}
+WORKERS = {"local_1_thread": 1, "ray_1_worker": 1, "ray_2_workers": 2}
 
 
 def main(argv=None) -> int:
@@ -142,9 +147,11 @@ def main(argv=None) -> int:
             roots = {head.pid: "ray_cli"}
             for name, extra in runs.items():
                 ray = ["--ray", address, *extra] if extra else []
-                ingest[name] = run_job(["ingest", str(tmp / "photos"), *ray], tmp / name, "photos", "added", roots, ONE_THREAD)
+                ingest[name] = run_job(["ingest", str(tmp / "photos"), *ray], tmp / name, "photos", "added", roots, ONE_THREAD,
+                                       WORKERS[name])
                 if not args.no_annotate:
-                    annotate[name] = run_job(["annotate", "run", *ray], tmp / name, "annotations", "done", roots, ONE_THREAD)
+                    annotate[name] = run_job(["annotate", "run", *ray], tmp / name, "annotations", "done", roots, ONE_THREAD,
+                                             WORKERS[name])
     result = {"ingest": {**ingest, **_ratios(ingest)}}
     if annotate:
         result["annotate_zeroshot"] = {**annotate, **_ratios(annotate)}
