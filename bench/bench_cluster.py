@@ -36,7 +36,9 @@ sys.path.insert(0, str(REPO))  # tests.raycluster when run as a script
 from bench.cpu_shares import CpuSampler, shares  # noqa: E402
 from tests.raycluster import RAY_ENV, ray_head_process  # noqa: E402
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+# One thread for every compute pool of the job (core.threads): the local run's and the driver's;
+# each Ray actor caps its own at its one CPU.
+ONE_THREAD = {"PHOTOLORE_THREADS": "1"}
 
 
 def make_photos(folder: Path, n: int) -> None:
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
     if annotate:
         result["annotate_zeroshot"] = {**annotate, **_ratios(annotate)}
     result |= {
-        # Each local run and each Ray worker is single-threaded (OMP/MKL/OpenBLAS = 1, one CPU per actor);
+        # Each local run and each Ray worker is single-threaded (PHOTOLORE_THREADS=1, one CPU per actor);
         # the driver of a Ray run is one more process on the same cores.
         "cores": {"machine": os.cpu_count(), "usable": cpus, "local_run": 1, "ray_1_worker": 1, "ray_2_workers": 2,
                   "ray_cluster_cpus": 2},

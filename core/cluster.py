@@ -71,16 +71,20 @@ def _ray_init(address: str) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
+def actor_settings(settings: "Settings", threads: int) -> "Settings":
+    """The driver's settings for an actor given `threads` CPUs: every compute pool is capped at them
+    (core.threads, applied when the actor builds its models), else each sizes itself to the whole
+    machine and actors that share it oversubscribe its cores."""
+    return settings.model_copy(update={"threads": max(1, threads)})
+
+
 class _EmbedWorker:
     """One per Ray actor: loads the backend once, then reads, decodes and embeds batch after batch."""
 
     def __init__(self, settings: "Settings", known: frozenset[str], threads: int):
-        import torch
-
         from models.registry import create_backend
 
-        torch.set_num_threads(max(1, threads))
-        self.settings = settings
+        self.settings = settings = actor_settings(settings, threads)
         self.known = known
         self.backend, _ = create_backend(settings)
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     image_runtime: Literal["auto", "torch", "onnx"] = Field(
         default="auto", description="Bundled image model on PyTorch or ONNX Runtime; auto: whichever is faster here (measured once).")
     decode_workers: int = Field(default=2, ge=1, le=32, description="Threads reading and decoding photos during ingest.")
+    threads: Optional[int] = Field(
+        default=None, ge=1, le=1024, description="Cap on the CPU threads of every compute library (PyTorch, ONNX Runtime, OpenCV, "
+                                                 "BLAS) and of the decode pool (core.threads); unset: the libraries' defaults. "
+                                                 "A Ray worker uses its CPUs.")
 
     @field_validator("catalog_url")
     @classmethod
