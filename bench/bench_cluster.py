@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -79,24 +80,30 @@ def run_job(args: list[str], data_dir: Path, table: str, key: str, roots: dict[i
            "PHOTOLORE_BATCH_SIZE": "16", "PHOTOLORE_SECRETS": str(data_dir / "none.toml"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / f"{args[0]}.log"
+    log, report = data_dir / f"{args[0]}.log", data_dir / f"{args[0]}.json"
     t0 = time.perf_counter()
-    with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=err, text=True)
+    # The report goes to a file: its per-file list outgrows a pipe's buffer, and a pipe read only
+    # at the end would leave the job blocked on writing it.
+    with open(log, "w") as err, open(report, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, env=env, stdout=out, stderr=err)
     sampler = CpuSampler({proc.pid: "driver", **roots})
     db = data_dir / "catalog.sqlite"
     first = last = None  # (rows, CPU sample) at the window's start and at the latest batch written
     seen, writes, t_first = 0, 0, None
-    while proc.poll() is None:
-        c = _count(db, table)
-        if c != seen:  # a batch was committed: one CPU sample per batch keeps the sampler's own cost small
-            seen, writes = c, writes + 1
-            t_first = t_first or time.perf_counter()
-            last = (c, sampler.sample())
-            first = first or (last if writes >= workers else None)
-        time.sleep(0.05)
-    out = proc.stdout.read()
+    try:
+        while proc.poll() is None:
+            c = _count(db, table)
+            if c != seen:  # a batch was committed: one CPU sample per batch keeps the sampler's own cost small
+                seen, writes = c, writes + 1
+                t_first = t_first or time.perf_counter()
+                last = (c, sampler.sample())
+                first = first or (last if writes >= workers else None)
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:  # the bench itself was stopped
+            proc.kill()
+            proc.wait()
+    out = report.read_text()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed (rc {proc.returncode}): {out[-1000:]}{log.read_text()[-3000:]}")
     done = json.JSONDecoder().raw_decode(out, out.index("{"))[0][key]  # Ray may print after the report
@@ -137,6 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-annotate", action="store_true", help="ingest only (annotate needs the ingest before it)")
     ap.add_argument("--json-out")
     args = ap.parse_args(argv)
+    # `timeout` and Ctrl-C alike: leave through the `with` blocks, which stop the private cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = {name: RUNS[name] for name in args.runs.split(",")}
     port = 26000 + os.getpid() % 1000
     cpus = len(os.sched_getaffinity(0))
