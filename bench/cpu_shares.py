@@ -46,6 +46,15 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _short(cmdline: str) -> str:
+    """A process's title without the interpreter and paths: "ray::_StatsActor", "raylet", "python -m core ingest"."""
+    words = cmdline.split()
+    if words and words[0].startswith("ray::"):
+        return words[0]
+    names = [w.rsplit("/", 1)[-1] for w in words[:4] if not w.startswith("--")]
+    return " ".join(names)[:60]
+
+
 def role_of(cmdline: str) -> str:
     """The role of a process in a Ray job, from its command line (Ray names workers by their actor class)."""
     for role, words in ROLES:
@@ -67,6 +76,7 @@ class Sample:
     busy: float  # machine_busy_seconds()
     cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds so far
     roles: dict[int, str] = field(default_factory=dict)
+    titles: dict[int, str] = field(default_factory=dict)  # pid -> command line, shortened
 
 
 class CpuSampler:
@@ -96,11 +106,12 @@ class CpuSampler:
                     break
             if root is None:
                 continue
-            role = self.roots[root] if pid == root else role_of(_cmdline(pid))
+            title = _cmdline(pid)
+            role = self.roots[root] if pid == root else role_of(title)
             if role == "other":
                 role = self.roots[root] if self.roots[root] != "ray_cli" else "ray_other"
             self._roles[pid] = role if role != "ray_other_workers" or self._roles.get(pid) != "ray_actor" else "ray_actor"
-            s.cpu[pid], s.roles[pid] = cpu[pid], self._roles[pid]
+            s.cpu[pid], s.roles[pid], s.titles[pid] = cpu[pid], self._roles[pid], _short(title)
         return s
 
 
@@ -108,9 +119,11 @@ def shares(a: Sample, b: Sample, photos: int, cores: int) -> dict:
     """What each role used between samples `a` and `b`: cores kept busy and CPU ms per photo; the machine's load too."""
     wall = max(b.t - a.t, 1e-9)
     per_role: dict[str, float] = {}
+    per_pid: dict[int, float] = {}
     for pid, cpu in b.cpu.items():
-        used = cpu - a.cpu.get(pid, 0.0)  # a process born in the window counts from zero
-        per_role[b.roles[pid]] = per_role.get(b.roles[pid], 0.0) + used
+        per_pid[pid] = cpu - a.cpu.get(pid, 0.0)  # a process born in the window counts from zero
+        per_role[b.roles[pid]] = per_role.get(b.roles[pid], 0.0) + per_pid[pid]
+    top = sorted(per_pid, key=per_pid.get, reverse=True)[:10]
     ours = sum(per_role.values())
     machine = b.busy - a.busy
     out = {"window_s": round(wall, 2), "photos": photos,
@@ -118,5 +131,6 @@ def shares(a: Sample, b: Sample, photos: int, cores: int) -> dict:
            "cpu_ms_per_photo": {r: round(1000 * v / max(photos, 1), 1) for r, v in sorted(per_role.items())},
            "job_cores": round(ours / wall, 3), "job_cpu_ms_per_photo": round(1000 * ours / max(photos, 1), 1),
            "machine_cores_busy": round(machine / wall, 3), "other_processes_cores": round(max(machine - ours, 0.0) / wall, 3),
-           "usable_cores": cores}
+           "usable_cores": cores,
+           "top_processes": [{"role": b.roles[p], "title": b.titles[p], "cores": round(per_pid[p] / wall, 3)} for p in top if per_pid[p] > 0]}
     return out
