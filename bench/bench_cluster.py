@@ -8,7 +8,7 @@ batch, divided by the time from then to the last batch (model loading and Ray st
 reported apart, as `startup_s`).
 
     .venv/bin/python -m bench.bench_cluster [--photos 256] [--runs local_1_thread,ray_1_worker,ray_2_workers]
-        [--no-annotate] [--json-out FILE]
+        [--no-annotate] [--repeat 1] [--json-out FILE]
 
 Each run also says where the cores went in its steady state (bench.cpu_shares): cores kept busy
 and CPU ms per photo for the driver, the Ray actors, the raylet, GCS and the other Ray
@@ -118,7 +118,7 @@ def run_job(args: list[str], data_dir: Path, table: str, key: str, roots: dict[i
 
 
 def _ratios(result: dict) -> dict:
-    rate = {k: (v["photos_per_s"] or 0.0) for k, v in result.items()}
+    rate = {k: (v["photos_per_s"] or 0.0) for k, v in result.items() if isinstance(v, dict)}
     out = {}
     if "ray_2_workers" in rate and "ray_1_worker" in rate:
         out["ratio_2_vs_1_worker"] = round(rate["ray_2_workers"] / max(rate["ray_1_worker"], 1e-9), 3)
@@ -145,6 +145,14 @@ def ceiling_2_vs_1(one: dict) -> float:
     return round(min(2.0, (one["usable_cores"] - daemons) * a / max(a + d, 1e-9)), 3)
 
 
+def _keep_fastest(results: dict, name: str, got: dict) -> None:
+    """Keep the fastest of a configuration's runs, and every run's photos/s beside it."""
+    rates = results.get(name, {}).get("all_photos_per_s", []) + [got["photos_per_s"]]
+    if name not in results or (got["photos_per_s"] or 0) > (results[name]["photos_per_s"] or 0):
+        results[name] = got
+    results[name]["all_photos_per_s"] = rates
+
+
 RUNS = {"local_1_thread": [], "ray_1_worker": ["--ray-workers", "1"], "ray_2_workers": ["--ray-workers", "2"]}
 WORKERS = {"local_1_thread": 1, "ray_1_worker": 1, "ray_2_workers": 2}
 
@@ -154,6 +162,9 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=int, default=256)
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
     ap.add_argument("--no-annotate", action="store_true", help="ingest only (annotate needs the ingest before it)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every configuration this many times, interleaved, and keep each one's fastest run "
+                         "(other load only ever slows a run down)")
     ap.add_argument("--json-out")
     args = ap.parse_args(argv)
     # `timeout` and Ctrl-C alike: leave through the `with` blocks, which stop the private cluster.
@@ -168,13 +179,15 @@ def main(argv=None) -> int:
         make_photos(tmp / "photos", args.photos)
         with ray_head_process(port) as (address, head):  # a private cluster, stopped by its process group, never `ray stop`
             roots = {head.pid: "ray_cli"}
-            for name, extra in runs.items():
-                ray = ["--ray", address, *extra] if extra else []
-                ingest[name] = run_job(["ingest", str(tmp / "photos"), *ray], tmp / name, "photos", "added", roots, ONE_THREAD,
-                                       WORKERS[name])
-                if not args.no_annotate:
-                    annotate[name] = run_job(["annotate", "run", *ray], tmp / name, "annotations", "done", roots, ONE_THREAD,
-                                             WORKERS[name])
+            for k in range(args.repeat):
+                for name, extra in runs.items():
+                    ray = ["--ray", address, *extra] if extra else []
+                    data = tmp / f"{name}-{k}"
+                    got = run_job(["ingest", str(tmp / "photos"), *ray], data, "photos", "added", roots, ONE_THREAD, WORKERS[name])
+                    _keep_fastest(ingest, name, got)
+                    if not args.no_annotate:
+                        got = run_job(["annotate", "run", *ray], data, "annotations", "done", roots, ONE_THREAD, WORKERS[name])
+                        _keep_fastest(annotate, name, got)
     result = {"ingest": {**ingest, **_ratios(ingest)}}
     if annotate:
         result["annotate_zeroshot"] = {**annotate, **_ratios(annotate)}

@@ -34,13 +34,28 @@ from threadpoolctl import threadpool_info
 from core.stages import LocalExecutor
 from core.threads import decode_threads
 
+# The ingest read stage under the cap: with one thread there is no decode pool, and the batches come out whole.
+import os, threading, tempfile
+from core.stages import FileEntry
+folder = tempfile.mkdtemp()
+entries = []
+for i, img in enumerate(photos[:3]):
+    path = os.path.join(folder, f"p{i}.jpg")
+    img.rotate(i).save(path)
+    entries.append(FileEntry(path, os.path.getsize(path), os.stat(path).st_mtime_ns))
+readers, got = set(), []
+for k, items, skips, embedded in LocalExecutor(Settings())([entries[:2], entries[2:]], backend=backend, known=frozenset(), written=set()):
+    readers |= {t.name for t in threading.enumerate() if t.name.startswith("photolore-read")}
+    got.append((k, len(items), len(skips), len(embedded)))
+
 ocr = backend.facts_extractor.ocr
 sessions = [m.session.session for e in (ocr._engine, ocr._check) for m in (e.text_det, e.text_cls, e.text_rec) if m is not None]
 print(json.dumps({"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(), "cv2": cv2.getNumThreads(),
                   "blas_openmp": sorted({p["num_threads"] for p in threadpool_info()}),
                   "onnx_image_model": backend._onnx.session.get_session_options().intra_op_num_threads,
                   "ocr_sessions": sorted({s.get_session_options().intra_op_num_threads for s in sessions}),
-                  "decode_pool": decode_threads(Settings().decode_workers), "cpu_per_wall": cpu / wall}))
+                  "decode_pool": decode_threads(Settings().decode_workers), "cpu_per_wall": cpu / wall,
+                  "read_threads": sorted(readers), "batches": got}))
 """
 
 
@@ -59,6 +74,7 @@ def test_one_thread_cap_reaches_every_pool_and_the_job_uses_one_core(tmp_path):
     assert (got["torch"], got["torch_interop"], got["cv2"], got["onnx_image_model"]) == (1, 1, 1, 1), got
     assert got["blas_openmp"] == [1] and got["ocr_sessions"] == [1], got
     assert got["decode_pool"] == 0, got  # decoding takes turns with embedding on the one thread
+    assert got["read_threads"] == [] and got["batches"] == [[0, 2, 0, 2], [1, 1, 0, 1]], got
     # The proof that counts: CPU time never runs ahead of the clock. (Other load on the machine
     # only lowers this ratio, so the check cannot fail for want of cores.)
     assert got["cpu_per_wall"] <= 1.1, got
