@@ -127,11 +127,15 @@ def _ratios(result: dict) -> dict:
     one = result.get("ray_1_worker", {}).get("cpu")
     if one:
         out["ceiling_2_vs_1_worker"] = ceiling_2_vs_1(one)
+        # ~1: one worker is the bottleneck and the ceiling above holds; well below 1 with no other
+        # load: the actor waits on the driver, and a second worker can beat the ceiling.
+        out["actor_busy_1_worker"] = one["cores_busy"].get("ray_actor")
     return out
 
 
 def ceiling_2_vs_1(one: dict) -> float:
-    """The best 2-vs-1-worker ratio these cores allow, from the one-worker run's CPU (no other load).
+    """The best 2-vs-1-worker ratio these cores allow when one worker is the bottleneck, from the
+    one-worker run's CPU (no other load).
 
     A single-threaded actor (core.threads caps it at its one CPU) that spends `a` CPU ms per photo
     writes at most 1000/a photos/s. Two
