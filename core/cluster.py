@@ -71,18 +71,29 @@ def _ray_init(address: str) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
+def actor_settings(settings: "Settings", threads: int) -> "Settings":
+    """The driver's settings for an actor given `threads` CPUs: every compute pool is capped at them
+    (core.threads, applied when the actor builds its models), else each sizes itself to the whole
+    machine and actors that share it oversubscribe its cores."""
+    return settings.model_copy(update={"threads": max(1, threads)})
+
+
 class _EmbedWorker:
     """One per Ray actor: loads the backend once, then reads, decodes and embeds batch after batch."""
 
     def __init__(self, settings: "Settings", known: frozenset[str], threads: int):
-        import torch
+        from PIL import Image
 
         from models.registry import create_backend
 
-        torch.set_num_threads(max(1, threads))
-        self.settings = settings
+        self.settings = settings = actor_settings(settings, threads)
         self.known = known
         self.backend, _ = create_backend(settings)
+        # What the backend loads on first use (face and text detectors, the image runtime it measures
+        # once) loads now: Ray Data sends batches to an actor only once it is built, so its first
+        # batch costs what every other one costs, and N actors start working together. (Four
+        # photos: a batch big enough for the bundled backend's `auto` runtime to decide.)
+        self.backend.encode([Image.new("RGB", (224, 224), (128, 128, 128))] * 4)
 
     def __call__(self, batch: dict) -> dict:
         from core.images import make_thumbnail

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     people_detector: Literal["auto", "mediapipe", "mediapipe+pose", "opencv"] = Field(
         default="auto", description="Who counts people in photo facts: faces (auto = mediapipe), or faces plus BlazePose "
                                     "bodies (mediapipe+pose: also people seen without a face; slower ingest).")
+    threads: Optional[int] = Field(
+        default=None, ge=1, le=1024, description="Cap on the CPU threads of every compute library (PyTorch, ONNX Runtime, OpenCV, "
+                                                 "BLAS) and of the decode pool (core.threads); unset: the libraries' defaults. "
+                                                 "A Ray worker uses its CPUs.")
 
     @field_validator("catalog_url")
     @classmethod

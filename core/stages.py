@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from core.images import DecodedImage, ImageError, decode_image, jpeg_bytes, make_thumbnail, sha256_bytes
 from core.ingest_outcomes import Skip
 from core.neardup import phash
+from core.threads import decode_threads
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -102,6 +103,7 @@ BatchExecutor = Callable[..., Iterator[tuple[int, list[ReadItem], list[Skip], di
 
 class LocalExecutor:
     """Read + decode on a pool of threads that keeps a few batches in flight, embed in this thread.
+    Under a thread cap (core.threads) of one, there is no pool: read, decode and embed take turns.
 
     Memory is bounded by the batches in flight, not by the folder. Threads, not processes:
     Pillow and hashlib release the GIL, and images need no pickling.
@@ -119,13 +121,14 @@ class LocalExecutor:
             return read_batch(batch, max_pixels=s.max_image_pixels, already_indexed=known, want_phash=self.want_phash,
                               max_side=s.decode_max_side, thumb_size=s.thumb_size)
 
-        ahead = s.decode_workers + 1
-        readers = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="photolore-read")
+        pool = decode_threads(s.decode_workers)
+        ahead = pool + 1 if pool else 0
+        readers = ThreadPoolExecutor(max_workers=max(pool, 1), thread_name_prefix="photolore-read")
         try:
             pending = deque(readers.submit(read, b) for b in batches[:ahead])
             for k in range(len(batches)):
-                items, skips = pending.popleft().result()
-                if k + ahead < len(batches):
+                items, skips = pending.popleft().result() if pool else read(batches[k])  # no pool: read on this thread
+                if pool and k + ahead < len(batches):
                     pending.append(readers.submit(read, batches[k + ahead]))
                 if cancel is not None and cancel.is_set():
                     yield k, [], [], {}  # let the driver see the cancel without doing this batch's work

@@ -44,10 +44,14 @@ class RapidOCRReader:
 
         from rapidocr import RapidOCR  # heavy import (onnxruntime sessions), once
 
+        from core.threads import thread_limit
+
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # it logs every call, and warns on every photo without text
-        quiet = {"Global.log_level": "error"}
-        self._engine = RapidOCR(params=quiet)
-        self._check = RapidOCR(params=quiet | {"Det.limit_side_len": CHECK_EDGE, "Det.limit_type": "max"})
+        params = {"Global.log_level": "error"}
+        if thread_limit() is not None:  # else each of its sessions runs a spinning pool of one thread per core
+            params |= {"EngineConfig.onnxruntime.intra_op_num_threads": thread_limit(), "EngineConfig.onnxruntime.inter_op_num_threads": 1}
+        self._engine = RapidOCR(params=params)
+        self._check = RapidOCR(params=params | {"Det.limit_side_len": CHECK_EDGE, "Det.limit_type": "max"})
         self.min_score = min_score
         self.min_chars = min_chars
 

@@ -87,11 +87,16 @@ class OnnxFamily:
 
 
 def cpu_threads() -> int:
-    """Threads for an ONNX Runtime session: the cores this process may use (as torch would)."""
+    """Threads for an ONNX Runtime session: the cores this process may use (as torch would), at most
+    the job's thread cap (core.threads: PHOTOLORE_THREADS, a Ray worker's CPUs)."""
+    from core.threads import thread_limit
+
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    cap = thread_limit()
+    return min(cores, cap) if cap else cores
 
 
 def session(path: Path, threads: Optional[int] = None):

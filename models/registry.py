@@ -59,7 +59,9 @@ def choose_backend(settings: "Settings") -> BackendChoice:
 def create_backend(settings: "Settings") -> tuple["VisionLanguageBackend", BackendChoice]:
     """Load the chosen backend once; callers cache the result."""
     from core.device import pick_device
+    from core.threads import limit_threads
 
+    limit_threads(settings.threads)  # before any model builds its thread pools
     choice = choose_backend(settings)
     device = pick_device(settings.device)
     if choice.name == "clip":

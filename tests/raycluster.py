@@ -22,6 +22,13 @@ RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": 
 @contextmanager
 def ray_head(port: int, num_cpus: int = 2, timeout: float = 180.0) -> Iterator[str]:
     """Start a head node; yields its address "127.0.0.1:PORT" once `ray status` answers."""
+    with ray_head_process(port, num_cpus, timeout) as (address, _):
+        yield address
+
+
+@contextmanager
+def ray_head_process(port: int, num_cpus: int = 2, timeout: float = 180.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`ray_head`, also yielding the `ray start` process (the root of every Ray process of the cluster)."""
     env = {**os.environ, **RAY_ENV}
     proc = subprocess.Popen([RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
                              "--num-cpus", str(num_cpus), "--include-dashboard=false", "--disable-usage-stats"],
@@ -33,7 +40,7 @@ def ray_head(port: int, num_cpus: int = 2, timeout: float = 180.0) -> Iterator[s
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"the Ray head on {address} did not start (ray start exited {proc.poll()})")
             time.sleep(1)
-        yield address
+        yield address, proc
     finally:
         _stop_group(proc)
 

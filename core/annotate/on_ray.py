@@ -15,7 +15,7 @@ import pickle
 import threading
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
-from core.cluster import ClusterError, RayPool, require_ray
+from core.cluster import ClusterError, RayPool, actor_settings, require_ray
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.annotate.base import AnnotationResult, Annotator
@@ -29,12 +29,10 @@ class _AnnotateWorker:
     """One per Ray actor: loads the backend and embeds the prompts once, then annotates batch after batch."""
 
     def __init__(self, settings: "Settings", threads: int):
-        import torch
-
         from core.annotate.zeroshot import ZeroShotAnnotator
         from models.registry import create_backend
 
-        torch.set_num_threads(max(1, threads))
+        settings = actor_settings(settings, threads)
         self.annotator = ZeroShotAnnotator(create_backend(settings)[0])
         self.max_pixels = settings.max_image_pixels
 
