@@ -1,6 +1,6 @@
 """Ingest speed on phone-size photos vs the same photos small and vs the raw model, in one run.
 
-    python bench/bench_ingest.py [--compare-onnx] [--repeat 1] [--n 24 48] [--phone 4032x3024] [--small 320x240] [--batch 16] [--runtime torch]
+    python bench/bench_ingest.py [--compare-onnx] [--repeat 1] [--n 48 96] [--phone 4032x3024] [--small 320x240] [--batch 16] [--runtime torch]
 
 Photos are made from the real demo photos (scikit-image / scikit-learn samples, core/demo.py; cropped, flipped, tinted
 so every file differs, upscaled, with mild sensor-like noise, JPEG quality 90), once as phone-size
@@ -195,7 +195,9 @@ def _summary(runs: dict[str, list[dict]], torch_runs: dict[str, list[dict]] | No
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, nargs="+", default=[24, 48], help="folder sizes (peak RSS must not grow between them)")
+    # 48 and 96: ingest reads up to three batches of 16 ahead, so below 48 photos the peak still
+    # grows with the folder (the queue filling up), which is not the growth this checks for
+    ap.add_argument("--n", type=int, nargs="+", default=[48, 96], help="folder sizes (peak RSS must not grow between them)")
     ap.add_argument("--phone", default="4032x3024")
     ap.add_argument("--small", default="320x240")
     ap.add_argument("--batch", type=int, default=16)
