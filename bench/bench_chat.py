@@ -188,8 +188,10 @@ def run(args) -> dict:
 
     if args.threshold is not None:
         search.RELEVANCE_THRESHOLDS["bundled"] = args.threshold
-    if args.margin is not None:  # a negative margin: the floor alone (the rule before the margin)
-        search.RELEVANCE_MARGINS.pop("bundled", None) if args.margin < 0 else search.RELEVANCE_MARGINS.update(bundled=args.margin)
+    if args.margin is not None and args.margin < 0:  # the floor alone (the rule before the margin)
+        search.RELEVANCE_MARGINS.pop("bundled", None)
+    elif args.margin is not None:
+        search.RELEVANCE_MARGINS["bundled"] = args.margin
     photos = load_eval_photos()
     questions = load_chat_questions(photos=photos)
     if args.limit:
