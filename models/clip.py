@@ -6,6 +6,7 @@ models/configs/ with random weights (`pretrained=None`), which exercise every co
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -60,17 +61,64 @@ def pretrained_cfg(spec: ClipSpec) -> dict:
     return open_clip.get_pretrained_cfg(spec.model, spec.pretrained) if spec.pretrained else {}
 
 
+def _open_clip_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("open_clip_torch")
+    except PackageNotFoundError:  # pragma: no cover - install problem
+        return "missing"
+
+
+def weight_sources(spec: ClipSpec) -> tuple[str, str]:
+    """(hf_hub, url): where open_clip's table says the weights of `spec` come from.
+
+    The table lives in open_clip, and importing open_clip imports torch: about 4 s and several
+    hundred MB on every start of the app or the CLI, only to learn that the weights are not there
+    (the common case) - and an ingest on ONNX Runtime would never need torch otherwise. So the answer
+    is kept in `cache_dir`/pretrained-sources.json, keyed by open_clip's version, architecture and
+    tag; open_clip is imported only the first time a key is asked (or when the cache is unwritable).
+    An unknown architecture is remembered too, and raises the same ValueError as open_clip would.
+    """
+    key = f"{_open_clip_version()}/{spec.model}/{spec.pretrained}"
+    path = Path(spec.cache_dir) / "pretrained-sources.json" if spec.cache_dir else None
+    table: dict = {}
+    if path is not None:
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            table = {}  # missing or damaged: rebuilt below
+        if not isinstance(table, dict):
+            table = {}
+    entry = table.get(key)
+    if not (isinstance(entry, dict) and {"known", "hf_hub", "url"} <= entry.keys()):
+        try:
+            cfg = pretrained_cfg(spec)
+            entry = {"known": True, "hf_hub": str(cfg.get("hf_hub", "") or ""), "url": str(cfg.get("url", "") or "")}
+        except ValueError:
+            entry = {"known": False, "hf_hub": "", "url": ""}
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({**table, key: entry}, indent=1, sort_keys=True), encoding="utf-8")
+                os.replace(tmp, path)  # atomic: a reader sees the old table or the new one
+            except OSError:
+                pass  # a read-only data dir only costs the open_clip import next time
+    if not entry["known"]:
+        raise ValueError(f"unknown CLIP architecture '{spec.model}'; see `python -m core models list`")
+    return entry["hf_hub"], entry["url"]
+
+
 def local_weights(spec: ClipSpec) -> Optional[Path]:
-    """The weights file for `spec` if it is already on disk; never touches the network."""
+    """The weights file for `spec` if it is already on disk; never touches the network (nor imports torch
+    once `weight_sources` has seen this spec)."""
     if spec.checkpoint is not None:
         return Path(spec.checkpoint) if Path(spec.checkpoint).is_file() else None
     if not spec.pretrained:
         return None
-    cfg = pretrained_cfg(spec)
-    if not cfg:
-        return None
+    hub, url = weight_sources(spec)
     cache = str(spec.cache_dir) if spec.cache_dir else None
-    hub = cfg.get("hf_hub", "")
     if hub:
         from huggingface_hub import try_to_load_from_cache
 
@@ -81,7 +129,6 @@ def local_weights(spec: ClipSpec) -> Optional[Path]:
             found = try_to_load_from_cache(repo, name, cache_dir=cache)
             if isinstance(found, str) and Path(found).is_file():
                 return Path(found)
-    url = cfg.get("url", "")
     if url:
         root = Path(spec.cache_dir) if spec.cache_dir else Path.home() / ".cache" / "clip"
         candidate = root / os.path.basename(url)

@@ -79,3 +79,37 @@ def test_tiny_resnet_clip_config_builds(tmp_path):
 
     b = ClipBackend(ClipSpec("PhotoLore-Tiny-RN", None), allow_random=True)
     assert b.embed_images([Image.new("RGB", (70, 50))]).shape == (1, 32)
+
+
+def test_choosing_the_backend_imports_neither_torch_nor_open_clip_once_the_sources_are_known(tmp_path):
+    """Every start of the app and the CLI asks whether CLIP weights are on disk. Answering that from
+    open_clip's table imports torch (~4 s, hundreds of MB); the answer is cached so later starts don't."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from core.settings import Settings; from models.registry import choose_backend; "
+            "from models.clip import ClipSpec, local_weights\n"
+            "c = choose_backend(Settings(data_dir=sys.argv[1]))\n"
+            "try:\n    local_weights(ClipSpec('No-Such-Net', 'openai', cache_dir=sys.argv[1] + '/models/clip')); err = ''\n"
+            "except ValueError as exc:\n    err = str(exc)\n"
+            "print(json.dumps({'name': c.name, 'reason': c.reason, 'err': err, 'torch': 'torch' in sys.modules, "
+            "'open_clip': 'open_clip' in sys.modules}))")
+
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = run()  # nothing cached yet: open_clip's table is read once
+    assert first["open_clip"] and first["name"] == "bundled" and "models pull" in first["reason"]
+    assert "unknown CLIP architecture 'No-Such-Net'" in first["err"]
+    table = json.loads((tmp_path / "models" / "clip" / "pretrained-sources.json").read_text())
+    [known] = [v for k, v in table.items() if k.endswith("/ViT-B-32/openai")]
+    assert known["known"] and known["hf_hub"]  # the table really came from open_clip
+    second = run()
+    assert not second["torch"] and not second["open_clip"]
+    assert (second["name"], second["reason"], second["err"]) == (first["name"], first["reason"], first["err"])
+    (tmp_path / "models" / "clip" / "pretrained-sources.json").write_text("{not json")  # damaged: rebuilt, same answer
+    third = run()
+    assert third["open_clip"] and (third["name"], third["err"]) == (first["name"], first["err"])
+    assert json.loads((tmp_path / "models" / "clip" / "pretrained-sources.json").read_text()).keys() == table.keys()
