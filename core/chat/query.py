@@ -141,14 +141,6 @@ class Vocabulary:
     objects: list[str] = field(default_factory=list)  # object words in the library's photo facts
 
 
-def _singular(word: str) -> str:
-    if len(word) > 3 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
 def _find_phrase(text: str, phrase: str) -> Optional[re.Match]:
     """A whole-word, case-insensitive match of `phrase` (or its plural) in `text`."""
     p = re.escape(phrase.lower()).replace(r"\ ", r"[\s_-]+")
