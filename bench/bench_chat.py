@@ -71,7 +71,7 @@ def write_hand_annotations(services, photos: Sequence[EvalPhoto], ids: dict[str,
 
 def write_hand_facts(services, photos: Sequence[EvalPhoto], ids: dict[str, str]) -> None:
     """People, text, scene, objects, setting and black-and-white from photos.csv as index metadata (the ceiling for extracted facts)."""
-    from bench.evalset import hand_setting, is_grey
+    from bench.evalset import hand_portrait, hand_setting, is_grey
     from core.facts import PhotoFacts
 
     by_name = {name: pid for pid, name in ids.items()}
@@ -80,7 +80,7 @@ def write_hand_facts(services, photos: Sequence[EvalPhoto], ids: dict[str, str])
                         objects=[(o, 1.0) for o in p.objects]) for _, p in rows]
     # colours and landscape cues are not hand-labelled: the extracted ones stay
     metas = [{k: v for k, v in f.index_metadata().items() if k not in ("colours", "landscape")}
-             | {"setting": hand_setting(p), "monochrome": is_grey(p)} for f, (_, p) in zip(facts, rows)]
+             | {"setting": hand_setting(p), "monochrome": is_grey(p), "portrait": hand_portrait(p)} for f, (_, p) in zip(facts, rows)]
     services.store.update_metadata([pid for pid, _ in rows], metas)
 
 

@@ -85,6 +85,12 @@ def hand_setting(photo: EvalPhoto) -> str:
     return "indoor" if photo.scene in INDOOR_SCENES or photo.filename in INDOOR_PHOTOS else "outdoor"
 
 
+def hand_portrait(photo: EvalPhoto) -> bool:
+    """A portrait by the README's definition: one person who fills the frame (scene `studio/indoor` or
+    the close-up `other`), not one person within a wider scene (a field, a street)."""
+    return photo.people == 1 and photo.scene in ("studio/indoor", "other")
+
+
 def is_grey(photo: EvalPhoto) -> bool:
     """Stored in grey: all three channels equal (the README's "black and white")."""
     import numpy as np

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.evalset import hand_setting, is_grey, load_eval_photos
+from bench.evalset import hand_portrait, hand_setting, is_grey, load_eval_photos
 
 NAMES = ("astronaut.jpg", "cameraman.jpg", "two_men_corridor.jpg", "grand_central_station.jpg", "tabby_cat.jpg",
          "small_dog.jpg", "two_dogs_window.jpg", "kookaburra.jpg", "red_marigold.jpg", "book_page_text.jpg",
@@ -110,7 +110,7 @@ def test_people_counts_group_and_portraits(eval_library):
     check(eval_library, "which photos show a crowd?", lambda p: p.people >= 3)
     check(eval_library, "show me group photos", lambda p: p.people >= 3)
     check(eval_library, "how many photos show a single person?", lambda p: p.people == 1)
-    check(eval_library, "show me portraits", lambda p: p.people == 1 and hand_setting(p) == "indoor")
+    check(eval_library, "show me portraits", hand_portrait)
 
 
 def test_text_and_signs(eval_library):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bench.evalset import (
-    EVAL_DIR, SCENES, TOPICS, EvalSetError, load_chat_questions, load_eval_photos, load_queries,
+    EVAL_DIR, SCENES, TOPICS, EvalSetError, hand_portrait, load_chat_questions, load_eval_photos, load_queries,
 )
 
 
@@ -110,6 +110,7 @@ def test_chat_answers_follow_the_documented_definitions(photos):
         "how many photos of vehicles are there?": {p.filename for p in photos if "vehicle" in p.topics},
         "which photos are negative?": {p.filename for p in photos if p.sentiment == "negative"},
         "which photos show a group of people?": {p.filename for p in photos if p.people >= 3},
+        "show me portraits": {p.filename for p in photos if hand_portrait(p)},
         "how many photos are there?": {p.filename for p in photos},
     }
     for question, names in expect.items():

@@ -168,3 +168,21 @@ def test_text_check_skips_texture_blobs_and_keeps_text(ocr_reader):
     assert not ocr_reader.has_text(fur)
     for name in ("book_page_text.jpg", "helicopter_sailboat.jpg"):
         assert ocr_reader.has_text(_bgr(_photo(name), CHECK_EDGE)), name
+
+
+def test_portrait_is_one_fact_for_caption_details_and_filters(bundled_backend):
+    """A close face makes a portrait; a person within a wide scene does not. The caption, the photo
+    details and the index metadata (what Chat counts "portraits" on) read the same PhotoFacts.is_portrait."""
+    from core.facts import PhotoFacts
+    from core.facts.view import facts_lines
+
+    portrait, cameraman, cat = bundled_backend.describe([_photo("portrait_man.jpg"), _photo("cameraman.jpg"), _photo("tabby_cat.jpg")])
+    assert portrait.facts.is_portrait and portrait.facts.largest_face >= 0.03
+    assert portrait.caption.startswith("a portrait of a person") and portrait.facts.index_metadata()["portrait"] is True
+    assert any("a portrait" in line for line in facts_lines(portrait.facts))
+    assert cameraman.facts.people == 1 and not cameraman.facts.is_portrait
+    assert not cameraman.caption.startswith("a portrait") and cameraman.facts.index_metadata()["portrait"] is False
+    assert not cat.facts.is_portrait
+    back = PhotoFacts.from_json(portrait.facts.to_json())
+    assert back.largest_face == portrait.facts.largest_face and back.is_portrait
+    assert not PhotoFacts(people=2, faces=2, largest_face=0.2).is_portrait  # two people are not a portrait

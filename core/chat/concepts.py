@@ -41,7 +41,7 @@ _PRIORITY = ("fact", "scene", "topic", "object", "synonym")
 class Cond(BaseModel):
     """One test on a photo's index metadata; `key` "semantic" tests the search score instead."""
 
-    key: str  # has_people, people_count, has_text, setting, monochrome, scene, objects, colours, topic_<name>, semantic
+    key: str  # has_people, people_count, portrait, has_text, setting, monochrome, scene, objects, colours, topic_<name>, semantic
     op: Literal["eq", "ge", "in", "has"] = "eq"
     value: Union[bool, int, str, list[str]]
     negate: bool = False
@@ -102,9 +102,9 @@ def fact_concepts(scenes: Sequence[str], colours: Sequence[str], known_scenes: S
                  one(Cond(key="people_count", op="ge", value=3, label="3 or more people")), "fact"),
         _Concept(rf"\b({'|'.join(_NUMBERS)}|\d+)\s+(?:people|persons?|men|women|man|woman|humans?)\b",
                  lambda m: [_people_count(_NUMBERS.get(m[1], None) or int(m[1]))], "fact"),
-        # A portrait: one person, indoors (the hand labels' definition, and what a studio portrait is).
-        _Concept(r"\bportraits?\b", lambda _m: [_people_count(1),
-                                                Cond(key="setting", value="indoor", label="indoors")], "fact"),
+        # A portrait: the photo facts' own definition (PhotoFacts.is_portrait), the one the caption uses.
+        _Concept(r"\bportraits?\b", one(Cond(key="portrait", value=True, label="portraits (one person, face large in the frame)")),
+                 "fact"),
         _Concept(r"\b(?:nobody|no\s*one)\b", one(people.model_copy(update={"negate": True})), "fact"),
         _Concept(r"\b(?:people|persons?|humans?|someone|somebody|anyone|faces?|men|women|man|woman)\b", one(people), "fact"),
         _Concept(r"\b(?:text|writing|written\s+words|words|lettering|letters|signs?|signage|inscriptions?)\b",

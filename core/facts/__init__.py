@@ -14,7 +14,9 @@ from typing import Any
 # Bump when extraction changes what facts mean; reindex re-extracts photos with an older version.
 # 2: colour-and-layout cues (setting, monochrome, landscape) and scenes that use them.
 # 3: "indoor" from object evidence (core.facts.cues.indoor_evidence), not only from room scenes.
-FACTS_VERSION = 3
+# 4: the largest face's share of the frame is kept, so "portrait" is a fact Chat and filters can read.
+FACTS_VERSION = 4
+PORTRAIT_FACE_SHARE = 0.03  # one person whose face covers >= 3% of the frame: a portrait
 
 
 @dataclass
@@ -27,6 +29,7 @@ class PhotoFacts:
     objects: list[tuple[str, float]] = field(default_factory=list)  # plain words incl. parents ("tabby" -> "cat", "animal")
     people: int = 0  # persons seen (faces or bodies), 0 = none found
     faces: int = 0
+    largest_face: float = 0.0  # the largest face's share of the frame (0..1)
     text: list[tuple[str, float]] = field(default_factory=list)  # OCR lines (text, confidence)
     text_checked: bool = False  # OCR (or its cheap pre-check) ran; False = unknown, not "no text"
     scene: str = ""  # e.g. "kitchen", "street"; "" = unknown
@@ -41,6 +44,12 @@ class PhotoFacts:
     @property
     def has_people(self) -> bool:
         return self.people > 0
+
+    @property
+    def is_portrait(self) -> bool:
+        """One person, seen by a face that fills a good part of the frame: what the caption calls
+        "a portrait of a person" and what Chat counts for "portraits" (one definition for both)."""
+        return self.people == 1 and self.faces == 1 and self.largest_face >= PORTRAIT_FACE_SHARE
 
     @property
     def has_text(self) -> bool:
@@ -67,7 +76,8 @@ class PhotoFacts:
     def index_metadata(self) -> dict[str, Any]:
         """Flat keys for vector-index `where` filters (Search filters, Chat counts)."""
         return {
-            "has_people": self.has_people, "people_count": int(self.people), "has_text": self.has_text,
+            "has_people": self.has_people, "people_count": int(self.people), "portrait": self.is_portrait,
+            "has_text": self.has_text,
             "scene": self.scene, "objects": [w for w, _ in self.objects[:12]] or [""], "colours": list(self.colours[:3]),
             "setting": self.setting, "monochrome": bool(self.monochrome),
             "landscape": [w for w, _ in self.landscape] or [""],  # Chroma rejects an empty list

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-PORTRAIT_FACE_SHARE = 0.03  # a face covering >= 3% of the frame makes the photo a portrait
 _NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 
@@ -11,11 +10,12 @@ def article(word: str) -> str:
     return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
 
 
-def people_phrase(people: int, faces: int, largest_face: float) -> str:
+def people_phrase(people: int, portrait: bool) -> str:
+    """`portrait`: PhotoFacts.is_portrait."""
     if people <= 0:
         return ""
     if people == 1:
-        return "a portrait of a person" if faces == 1 and largest_face >= PORTRAIT_FACE_SHARE else "a person"
+        return "a portrait of a person" if portrait else "a person"
     if people <= 5:
         return f"{_NUMBERS[people]} people" if people < 3 else f"a group of {_NUMBERS[people]} people"
     return "a group of people"

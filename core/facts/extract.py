@@ -91,9 +91,9 @@ class FactsExtractor:
         facts = PhotoFacts(labels=[(vocab.class_words[c], round(float(probs[c]), 4)) for c in top],
                            objects=top_objects(scores), notes=notes)
         found = None if self.people is None else self._timed(self.people.detect, small, "people detector", notes)
-        largest = 0.0
         if found is not None:
-            facts.people, facts.faces, largest = int(found.people), int(found.faces), float(found.largest_face)
+            facts.people, facts.faces = int(found.people), int(found.faces)
+            facts.largest_face = round(float(found.largest_face), 4)
             if getattr(found, "note", ""):
                 notes.append(found.note)
         if self.ocr is not None:
@@ -117,7 +117,7 @@ class FactsExtractor:
         evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1),
                                                  key=lambda w: -word_score[w] * rule.objects[w])
         facts.caption = write_caption(
-            people=people_phrase(facts.people, facts.faces, largest), scene_phrase=rule.phrase if rule else "",
+            people=people_phrase(facts.people, facts.is_portrait), scene_phrase=rule.phrase if rule else "",
             scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
             text=facts.text[0][0] if facts.text else "", colours=facts.colours,
             landscape=[w for w, c in facts.landscape if c >= 0.4], monochrome=facts.monochrome)

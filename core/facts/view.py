@@ -49,6 +49,7 @@ def facts_lines(facts: Optional[PhotoFacts]) -> list[str]:
     if facts.caption:
         lines.append(f"Described as: {facts.caption}")
     faces = f" ({facts.faces} face{'s' if facts.faces != 1 else ''})" if facts.faces else ""
+    faces += ", a portrait" if facts.is_portrait else ""
     lines.append(f"People: {_people_phrase(facts.people)}{faces}")
     if facts.text:
         lines.append("Text read: " + " | ".join(f'"{t}" ({c:.2f})' for t, c in facts.text))
