@@ -186,3 +186,14 @@ def test_portrait_is_one_fact_for_caption_details_and_filters(bundled_backend):
     back = PhotoFacts.from_json(portrait.facts.to_json())
     assert back.largest_face == portrait.facts.largest_face and back.is_portrait
     assert not PhotoFacts(people=2, faces=2, largest_face=0.2).is_portrait  # two people are not a portrait
+
+
+def test_caption_does_not_name_the_scene_twice():
+    from core.facts.caption import write_caption
+
+    def caption(phrase, evidence):
+        return write_caption(people="", scene_phrase=phrase, scene_objects=evidence, objects=evidence)
+
+    assert caption("a building", ["building", "palace"]) == "a building with a palace"  # was "a building with a building and a palace"
+    assert caption("a lake", ["lakeside"]) == "a lake"
+    assert caption("a bathroom", ["bathtub", "washbasin"]) == "a bathroom with a bathtub and a washbasin"

@@ -45,7 +45,9 @@ def write_caption(*, people: str, scene_phrase: str, scene_where: str = "", scen
     elif scene_phrase and others and not scene_objects:
         sentence = f"{article(others[0])} {scene_where or 'in ' + scene_phrase}"
     elif scene_phrase:
-        shown = [article(o) for o in (scene_objects or others)[:2]]
+        # not the scene's own word again ("a building with a building", "a lake with a lakeside")
+        named = [w for w in scene_phrase.split() if w not in ("a", "an", "the")]
+        shown = [article(o) for o in (scene_objects or others)[:2] if not any(w in o for w in named)]
         sentence = scene_phrase + (f" with {_join(shown)}" if shown else "")
     elif objects:
         sentence = _join([article(o) for o in objects[:2]])
