@@ -50,8 +50,13 @@ def facts_terms(facts: PhotoFacts) -> list[tuple[str, float]]:
         terms += [(f"{c} colour", w) for c, w in zip(facts.colours, COLOUR_WEIGHTS)]
     if facts.text:
         terms.append(("a photo with written text", TEXT_WEIGHT))  # for "a sign", "a page of text"
-        terms.append((facts.text_content()[:200], TEXT_WEIGHT))  # for what it says
+        terms.append((text_term(facts), TEXT_WEIGHT))  # for what it says
     return [(t, w) for t, w in terms if w > 0]
+
+
+def text_term(facts: PhotoFacts) -> str:
+    """The term for what the photo's text says (its OCR lines, cut to 200 characters)."""
+    return facts.text_content()[:200]
 
 
 def facts_vectors(facts: Sequence[PhotoFacts], embed_texts: Callable[[Sequence[str]], np.ndarray],

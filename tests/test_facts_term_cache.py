@@ -1,0 +1,71 @@
+"""The facts term cache (core.facts.term_cache): term embeddings kept between runs, real photos and models."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+EVAL = Path(__file__).parent / "data" / "eval" / "photos"
+
+
+@pytest.fixture(scope="module")
+def descriptions(bundled_backend):
+    """Facts of real photos, one with text read by OCR (the printed page)."""
+    photos = [Image.open(EVAL / n).convert("RGB") for n in ("tabby_cat.jpg", "book_page_text.jpg", "astronaut.jpg")]
+    descs = bundled_backend.describe(photos)
+    assert descs[1].facts.text, "the page's text should be read"
+    return descs
+
+
+def _counting(backend) -> list[str]:
+    seen: list[str] = []
+    embed = backend.embed_texts
+
+    def counted(texts):
+        seen.extend(texts)
+        return embed(texts)
+
+    backend.embed_texts = counted
+    return seen
+
+
+def test_a_new_process_reuses_the_saved_terms_and_gets_the_same_vectors(tmp_path, monkeypatch, descriptions):
+    from core.facts import term_cache
+    from core.facts.vector import text_term
+    from models.bundled import BundledBackend
+
+    monkeypatch.setattr(term_cache, "SAVE_EVERY", 1)
+    first = BundledBackend(facts=None, cache_dir=tmp_path)
+    embedded_first = _counting(first)
+    vectors = first.facts_vectors(descriptions)
+    saved = np.load(tmp_path / term_cache.FILE_NAME)
+    terms = set(saved["terms"].tolist())
+    assert "cat" in terms and "a person" in terms and len(terms) == len(set(embedded_first)) - 1
+    assert text_term(descriptions[1].facts) not in terms  # the text read in a photo is never written to the cache
+
+    second = BundledBackend(facts=None, cache_dir=tmp_path)  # a new process on the same data dir
+    embedded_second = _counting(second)
+    assert np.array_equal(second.facts_vectors(descriptions), vectors)
+    assert embedded_second == [text_term(descriptions[1].facts)]  # only what was not saved is embedded again
+
+
+def test_a_foreign_or_broken_cache_file_is_ignored(tmp_path, monkeypatch, caplog, descriptions):
+    from core.facts import term_cache
+    from models.bundled import BundledBackend
+
+    monkeypatch.setattr(term_cache, "SAVE_EVERY", 1)
+    np.savez(tmp_path / term_cache.FILE_NAME, model_key=np.array("another model"), terms=np.array(["cat"]),
+             vectors=np.ones((1, 384), np.float32))
+    backend = BundledBackend(facts=None, cache_dir=tmp_path)
+    reference = BundledBackend(facts=None).facts_vectors(descriptions)  # no cache dir: nothing saved or loaded
+    assert np.allclose(backend.facts_vectors(descriptions), reference, atol=1e-6)  # the foreign "cat" was not used
+    assert str(np.load(tmp_path / term_cache.FILE_NAME)["model_key"]) == backend._text_key()  # and was replaced
+
+    (tmp_path / term_cache.FILE_NAME).write_bytes(b"not a zip file")
+    with caplog.at_level(logging.WARNING, logger="core.facts.term_cache"):
+        broken = BundledBackend(facts=None, cache_dir=tmp_path)
+        assert np.allclose(broken.facts_vectors(descriptions), reference, atol=1e-6)
+    assert "facts term cache unreadable" in caplog.text
