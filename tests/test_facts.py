@@ -172,7 +172,7 @@ def test_text_check_skips_texture_blobs_and_keeps_text(ocr_reader):
 
 def test_ocr_sessions_do_not_spin_and_read_the_same_text(ocr_reader):
     """RapidOCR's sessions are rebuilt with idle spinning off (its default pool spun after every text
-    check and slowed the CNN and the face detector 2-3x); the text read is what the default sessions read."""
+    check, taking the cores from what ran next); the text read is what the default sessions read."""
     from rapidocr import RapidOCR
 
     parts = [ocr_reader._check.text_det, ocr_reader._engine.text_det, ocr_reader._engine.text_cls, ocr_reader._engine.text_rec]
