@@ -211,12 +211,12 @@ class BundledBackend:
         """(N, D) facts vectors in the caption space (core.facts.vector), or None without facts."""
         if not descriptions or any(d.facts is None for d in descriptions):
             return None
-        from core.facts.vector import facts_vectors, text_term
+        from core.facts.vector import facts_vectors, per_photo_terms
 
         facts = [d.facts for d in descriptions]
         self._term_cache.load(self._text_key())  # after the first forward pass: the text runtime is decided by then
         out = facts_vectors(facts, self.embed_texts, self._term_cache)
-        self._term_cache.save_new(private=[text_term(f) for f in facts if f.text])
+        self._term_cache.save_new(private=[t for f in facts for t in per_photo_terms(f)])
         return out
 
     def _text_key(self) -> str:

@@ -34,7 +34,7 @@ def _counting(backend) -> list[str]:
 
 def test_a_new_process_reuses_the_saved_terms_and_gets_the_same_vectors(tmp_path, monkeypatch, descriptions):
     from core.facts import term_cache
-    from core.facts.vector import text_term
+    from core.facts.vector import labels_term, per_photo_terms, text_term
     from models.bundled import BundledBackend
 
     monkeypatch.setattr(term_cache, "SAVE_EVERY", 1)
@@ -43,13 +43,15 @@ def test_a_new_process_reuses_the_saved_terms_and_gets_the_same_vectors(tmp_path
     vectors = first.facts_vectors(descriptions)
     saved = np.load(tmp_path / term_cache.FILE_NAME)
     terms = set(saved["terms"].tolist())
-    assert "cat" in terms and "a person" in terms and len(terms) == len(set(embedded_first)) - 1
-    assert text_term(descriptions[1].facts) not in terms  # the text read in a photo is never written to the cache
+    per_photo = [t for d in descriptions for t in per_photo_terms(d.facts)]
+    assert "cat" in terms and "a person" in terms and terms == set(embedded_first) - set(per_photo)
+    # what one photo alone says (its text, its label phrase) is never written to the cache
+    assert text_term(descriptions[1].facts) in per_photo and labels_term(descriptions[0].facts) in per_photo
 
     second = BundledBackend(facts=None, cache_dir=tmp_path)  # a new process on the same data dir
     embedded_second = _counting(second)
     assert np.array_equal(second.facts_vectors(descriptions), vectors)
-    assert embedded_second == [text_term(descriptions[1].facts)]  # only what was not saved is embedded again
+    assert sorted(embedded_second) == sorted(set(per_photo))  # only what was not saved is embedded again
 
 
 def test_a_foreign_or_broken_cache_file_is_ignored(tmp_path, monkeypatch, caplog, descriptions):

@@ -9,7 +9,9 @@ bench/bench_facts_cost.py). This cache is the in-memory dict facts_vectors alrea
 file in the data dir's models folder, loaded once and rewritten (atomically) after every
 SAVE_EVERY new terms. It holds the embeddings of one text model and runtime (`model_key`); a file
 made by another is ignored, as is an unreadable one (a note in the log: it is only a cache).
-OCR text is never written to it: it is the photo's content, not a reusable term.
+Terms made from one photo alone (its label phrase, its OCR text: core.facts.vector.per_photo_terms)
+are never written to it: they are rarely seen again, and the text is the photo's content, so the
+file stays near the vocabulary's size (~1,800 terms, ~3 MB) however large the library.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 FILE_NAME = "facts-terms.npz"
-SAVE_EVERY = 64  # new terms between rewrites: a 72-photo ingest rewrites the file ~7 times, ~1 MB each
-MAX_SAVED = 20_000  # label phrases are nearly unique per photo: stop growing the file past this
+SAVE_EVERY = 64  # new terms between rewrites: the 72 eval photos rewrite the file ~6 times, < 1 MB each
+MAX_SAVED = 20_000  # a bound in case the vocabulary ever grows: the file stops growing past it
 
 
 class TermCache(dict):
@@ -63,7 +65,7 @@ class TermCache(dict):
         self._saved.update(terms.tolist())
 
     def save_new(self, private: Iterable[str] = ()) -> None:
-        """Rewrite the file when SAVE_EVERY terms not yet in it were embedded; `private` terms (OCR text) never go in."""
+        """Rewrite the file when SAVE_EVERY terms not yet in it were embedded; `private` terms never go in."""
         if self.path is None:
             return
         with self._lock:
