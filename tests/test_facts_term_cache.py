@@ -71,3 +71,17 @@ def test_a_foreign_or_broken_cache_file_is_ignored(tmp_path, monkeypatch, caplog
         broken = BundledBackend(facts=None, cache_dir=tmp_path)
         assert np.allclose(broken.facts_vectors(descriptions), reference, atol=1e-6)
     assert "facts term cache unreadable" in caplog.text
+
+
+def test_a_runtime_switch_drops_the_other_runtimes_terms(tmp_path):
+    """The text runtime is decided on the first ingest batch: embeddings made before by the other
+    runtime are dropped, not mixed, and the file is only read for the key it was written with."""
+    from core.facts.term_cache import TermCache
+
+    cache = TermCache(tmp_path, "")
+    cache.load("MiniLM on torch")
+    cache["cat"] = np.ones(384, np.float32)
+    cache.load("MiniLM on torch")  # same key: kept
+    assert "cat" in cache
+    cache.load("MiniLM on onnx")
+    assert "cat" not in cache and cache.model_key == "MiniLM on onnx"
