@@ -126,6 +126,13 @@ def _exif_facts(img: Image.Image) -> tuple[Optional[str], int]:
     return taken, orientation if 1 <= orientation <= 8 else 1
 
 
+def rgb_of(img: Image.Image) -> Image.Image:
+    """The image itself when it is RGB already (Image.convert would copy it), else a plain RGB conversion.
+    For readers that only look (resize, np.asarray): decoded photos are RGB, and the copy cost ~0.7 ms
+    a photo at 640 px in each of the face detector, the colours and the cues."""
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode == "RGB":

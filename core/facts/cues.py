@@ -16,6 +16,8 @@ from typing import Mapping
 import numpy as np
 from PIL import Image
 
+from core.images import rgb_of
+
 SIDE = 64  # working size: enough for bands and texture, small enough to cost nothing
 MIN_CUE = 0.25  # a cue below this is not stored (it would only add noise to the facts vector)
 CUE_NAMES = ("sky", "sunset", "water", "grass", "trees", "snow", "sand", "night")  # what read_cues may report
@@ -58,7 +60,7 @@ def _clip01(x: float) -> float:
 
 def read_cues(image: Image.Image) -> Cues:
     """Colour-and-layout cues of one photo (any size; it is shrunk to 64x64 here)."""
-    rgb = np.asarray(image.convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR), np.float32) / 255.0
+    rgb = np.asarray(rgb_of(image).resize((SIDE, SIDE), Image.Resampling.BILINEAR), np.float32) / 255.0
     h, s, v = _hsv(rgb)
     tex = _texture(v) / (v + 0.1)  # relative: a dark forest has as much texture as a bright one
     third = SIDE // 3

@@ -8,9 +8,12 @@ the other facts and a note, never an exception that loses the batch.
 from __future__ import annotations
 
 import logging
+import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -50,6 +53,17 @@ class FactsExtractor:
         self.ocr = self._load(ocr, "OCR", _make_ocr)
         # One worker: detectors are not thread-safe, and a time limit needs the call off this thread.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-facts")
+        # Seconds spent per fact source since construction (bench/bench_facts_cost.py reads them);
+        # a perf_counter pair per source costs microseconds against milliseconds of work.
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _clock(self, source: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[source] += time.perf_counter() - t0
 
     def _load(self, spec, what: str, factory: Callable[[str], object]):
         if spec is None or not isinstance(spec, str):
@@ -80,47 +94,56 @@ class FactsExtractor:
         if not len(images):
             return []
         vocab = vocabulary()
-        merged = merge_region_probs(np.asarray(class_probs, np.float32), region_probs)
-        scores = word_scores(merged)  # (N, V)
+        with self._clock("region words"):
+            merged = merge_region_probs(np.asarray(class_probs, np.float32), region_probs)
+            scores = word_scores(merged)  # (N, V)
         return [self._one(img, class_probs[i], scores[i], vocab) for i, img in enumerate(images)]
 
     def _one(self, image: Image.Image, probs: np.ndarray, scores: np.ndarray, vocab) -> PhotoFacts:
         notes = list(self.load_notes)
-        small = _shrunk(image, SMALL_EDGE)  # one cheap copy for the face detector and colours; OCR gets the full photo
-        top = np.argsort(-probs)[:5]
-        facts = PhotoFacts(labels=[(vocab.class_words[c], round(float(probs[c]), 4)) for c in top],
-                           objects=top_objects(scores), notes=notes)
-        found = None if self.people is None else self._timed(self.people.detect, small, "people detector", notes)
+        with self._clock("shrink"):
+            small = _shrunk(image, SMALL_EDGE)  # one cheap copy for the face detector and colours; OCR gets the full photo
+        with self._clock("objects"):
+            top = np.argsort(-probs)[:5]
+            facts = PhotoFacts(labels=[(vocab.class_words[c], round(float(probs[c]), 4)) for c in top],
+                               objects=top_objects(scores), notes=notes)
+        with self._clock("people"):
+            found = None if self.people is None else self._timed(self.people.detect, small, "people detector", notes)
         if found is not None:
             facts.people, facts.faces = int(found.people), int(found.faces)
             facts.largest_face = round(float(found.largest_face), 4)
             if getattr(found, "note", ""):
                 notes.append(found.note)
         if self.ocr is not None:
-            lines = self._timed(self.ocr.read, image, "OCR", notes)
+            with self._clock("text"):
+                lines = self._timed(self.ocr.read, image, "OCR", notes)
             if lines is not None:
                 facts.text, facts.text_checked = list(lines), True
         cues = Cues({}, 0.0)
         try:
-            facts.colours = dominant_colours(small)
-            cues = read_cues(small)
+            with self._clock("colours"):
+                facts.colours = dominant_colours(small)
+            with self._clock("cues"):
+                cues = read_cues(small)
         except Exception as exc:  # a strange image mode must not cost the other facts
             notes.append(f"colours failed ({type(exc).__name__}: {exc})")
-        facts.monochrome = cues.monochrome >= 0.5
-        facts.landscape = _damp_close_ups(cues.elements, probs, vocab)
-        word_score = {vocab.words[i]: float(scores[i]) for i in np.flatnonzero(scores >= 0.01)}
-        facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text,
-                                                           cues=dict(facts.landscape))
-        facts.setting, facts.setting_score = infer_setting(dict(facts.landscape), word_score, facts.scene)
-        rule = self.scenes.rule(facts.scene) if facts.scene else None
-        specific = [w for w, _ in specific_words(scores)]
-        evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1),
-                                                 key=lambda w: -word_score[w] * rule.objects[w])
-        facts.caption = write_caption(
-            people=people_phrase(facts.people, facts.is_portrait), scene_phrase=rule.phrase if rule else "",
-            scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
-            text=facts.text[0][0] if facts.text else "", colours=facts.colours,
-            landscape=[w for w, c in facts.landscape if c >= 0.4], monochrome=facts.monochrome)
+        with self._clock("scene rules"):
+            facts.monochrome = cues.monochrome >= 0.5
+            facts.landscape = _damp_close_ups(cues.elements, probs, vocab)
+            word_score = {vocab.words[i]: float(scores[i]) for i in np.flatnonzero(scores >= 0.01)}
+            facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text,
+                                                               cues=dict(facts.landscape))
+            facts.setting, facts.setting_score = infer_setting(dict(facts.landscape), word_score, facts.scene)
+        with self._clock("caption"):
+            rule = self.scenes.rule(facts.scene) if facts.scene else None
+            specific = [w for w, _ in specific_words(scores)]
+            evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1),
+                                                     key=lambda w: -word_score[w] * rule.objects[w])
+            facts.caption = write_caption(
+                people=people_phrase(facts.people, facts.is_portrait), scene_phrase=rule.phrase if rule else "",
+                scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
+                text=facts.text[0][0] if facts.text else "", colours=facts.colours,
+                landscape=[w for w, c in facts.landscape if c >= 0.4], monochrome=facts.monochrome)
         return facts
 
 

@@ -35,7 +35,7 @@ def facts_terms(facts: PhotoFacts) -> list[tuple[str, float]]:
     terms = [(w, float(s) ** OBJECT_POWER) for w, s in facts.objects[:MAX_OBJECTS]]
     if facts.labels and LABELS_WEIGHT:
         # the classifier's own top labels as one phrase: keeps the sense of what co-occurs in the photo
-        terms.append((caption_from_tags(facts.labels), LABELS_WEIGHT))
+        terms.append((labels_term(facts), LABELS_WEIGHT))
     if facts.scene:
         terms.append((facts.scene.replace("_", " "), SCENE_WEIGHT * max(facts.scene_score, 0.0)))
     if facts.people:
@@ -50,8 +50,24 @@ def facts_terms(facts: PhotoFacts) -> list[tuple[str, float]]:
         terms += [(f"{c} colour", w) for c, w in zip(facts.colours, COLOUR_WEIGHTS)]
     if facts.text:
         terms.append(("a photo with written text", TEXT_WEIGHT))  # for "a sign", "a page of text"
-        terms.append((facts.text_content()[:200], TEXT_WEIGHT))  # for what it says
+        terms.append((text_term(facts), TEXT_WEIGHT))  # for what it says
     return [(t, w) for t, w in terms if w > 0]
+
+
+def labels_term(facts: PhotoFacts) -> str:
+    """The classifier's top labels as one phrase ("a photo of tabby, with tiger cat and ...")."""
+    return caption_from_tags(facts.labels)
+
+
+def text_term(facts: PhotoFacts) -> str:
+    """The term for what the photo's text says (its OCR lines, cut to 200 characters)."""
+    return facts.text_content()[:200]
+
+
+def per_photo_terms(facts: PhotoFacts) -> list[str]:
+    """Terms made from this photo alone (its label phrase, its text): rarely seen again, so not worth
+    keeping between runs (core.facts.term_cache), unlike the object words and fixed phrases."""
+    return ([labels_term(facts)] if facts.labels else []) + ([text_term(facts)] if facts.text else [])
 
 
 def facts_vectors(facts: Sequence[PhotoFacts], embed_texts: Callable[[Sequence[str]], np.ndarray],
