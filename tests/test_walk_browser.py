@@ -1,0 +1,110 @@
+"""A new user's walk through the app in headless Chromium, over the 72 real evaluation photos
+(tests/data/eval/photos) and an empty library: what the pages say must not mislead."""
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import serve, shot, streamlit_argv
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+EVAL = Path(__file__).parent / "data" / "eval" / "photos"
+
+
+def _env(data_dir: Path, tmp: Path) -> dict:
+    return dict(os.environ, PHOTOLORE_DATA_DIR=str(data_dir), PHOTOLORE_BACKEND="bundled",
+                PHOTOLORE_SECRETS=str(tmp / "no-secrets.toml"))
+
+
+@pytest.fixture(scope="module")
+def eval_data_dir(tmp_path_factory, bundled_backend):
+    """A data dir holding the 72 evaluation photos, ingested with the default settings."""
+    from core.ingest import ingest_folder
+    from core.services import build_services
+    from core.settings import Settings
+
+    data = tmp_path_factory.mktemp("walk-eval") / "data"
+    services = build_services(Settings(data_dir=data), backend=bundled_backend)
+    report = ingest_folder(services, EVAL)
+    assert services.catalog.count() == 72, report.summary()
+    return data
+
+
+@pytest.fixture(scope="module")
+def eval_app(eval_data_dir, tmp_path_factory):
+    """`streamlit run app.py` over the evaluation library (one server for the module's tests)."""
+    tmp = tmp_path_factory.mktemp("walk-eval-app")
+    with serve(streamlit_argv(), "/_stcore/health", tmp / "streamlit.log", env=_env(eval_data_dir, tmp)) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_app(tmp_path):
+    """The app over an empty library."""
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log", env=_env(tmp_path / "data", tmp_path)) as url:
+        yield url
+
+
+def _main_text(page) -> str:
+    return page.locator("[data-testid='stMain']").inner_text()
+
+
+def test_library_pages_through_every_photo(eval_app, eval_data_dir, bundled_backend, browser_page, tmp_path):
+    """72 photos: the grid shows 48 at a time and says so; the last photos are one choice away (they were unreachable)."""
+    from core.catalog import Catalog
+    from core.settings import Settings
+
+    photos = Catalog(Settings(data_dir=eval_data_dir).catalog_target).list_photos(limit=100)
+    first, last = photos[0], photos[-1]
+    page = browser_page
+    page.goto(eval_app + "/library", wait_until="domcontentloaded")
+    page.locator(f".st-key-lib-grid-details-{first.id} button >> visible=true").first.wait_for()
+    assert page.locator(f".st-key-lib-grid-details-{last.id}").count() == 0
+    chooser = page.locator(".st-key-lib-page")
+    assert chooser.locator("input").input_value() == "1–48 of 72"
+    chooser.locator("input").click()
+    page.get_by_role("option", name="49–72 of 72").click()
+    page.locator(f".st-key-lib-grid-details-{last.id} button >> visible=true").first.wait_for()
+    assert page.locator(f".st-key-lib-grid-details-{first.id}").count() == 0
+    shot(page, tmp_path, "walk-library-page-2")
+
+
+def test_photo_details_say_what_is_a_guess(eval_app, eval_data_dir, browser_page, tmp_path):
+    """A machine caption ("a person with a porcupine" on a dandelion field) is labelled a guess, in words, not
+    "(bundled:bundled-effnetlite0-minilm)"; the facts say their numbers are confidences and why Objects differ from Tags."""
+    from core.catalog import Catalog
+    from core.settings import Settings
+
+    photo = next(p for p in Catalog(Settings(data_dir=eval_data_dir).catalog_target).list_photos(limit=100)
+                 if Path(p.path).name == "dandelion_field.jpg")
+    page = browser_page
+    page.goto(eval_app + "/library", wait_until="domcontentloaded")
+    button = page.locator(f".st-key-lib-grid-details-{photo.id} button >> visible=true").first
+    button.wait_for()
+    shot(page, tmp_path, "walk-details-before")
+    button.click(timeout=20_000)
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("a guess, it can be wrong", exact=False).wait_for()
+    text = dialog.inner_text()
+    assert f"({photo.caption_source})" not in text  # the raw source id is no explanation
+    assert "the model's top ImageNet classes for the whole photo" in text
+    assert "guesses, not certainties" in text and "higher than any single tag" in text
+    shot(page, tmp_path, "walk-details-guess")
+
+
+def test_empty_library_says_how_to_fill_it_in_search_and_chat(empty_app, browser_page, tmp_path):
+    """An empty library: Search says so before a query is typed, and Chat names the fix instead of "0 photos match"."""
+    page = browser_page
+    page.goto(empty_app + "/search", wait_until="domcontentloaded")
+    page.get_by_text("The library is empty: add photos on the Library page", exact=False).wait_for()
+    shot(page, tmp_path, "walk-empty-search")
+
+    page.goto(empty_app + "/chat", wait_until="domcontentloaded")
+    box = page.get_by_placeholder("Ask about your photos", exact=False)
+    for i, question in enumerate(("how many photos are there?", "show me photos of cats")):
+        box.fill(question)
+        box.press("Enter")
+        answer = page.locator("[data-testid='stChatMessage']").nth(2 * i + 1)
+        answer.get_by_text("The library is empty", exact=False).first.wait_for()
+        assert "0 photos match" not in answer.inner_text() and "add photos first" in answer.inner_text()
+    shot(page, tmp_path, "walk-empty-chat")
