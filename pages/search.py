@@ -18,6 +18,9 @@ backend_badge(services)
 if services.backend.text_space == "caption":
     st.caption("Text queries are matched against the photos' facts and captions (bundled backend); image queries use CNN features.")
 
+if not services.catalog.count():  # said before a query is typed, with the fix
+    st.info("The library is empty: add photos on the Library page (a folder, uploads or the demo photos), then search them here.")
+
 k = st.sidebar.slider("Results", 1, 48, 12, key="search-k")
 threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01, key="search-threshold",
                               help="Cosine similarity: results below it are hidden.")
