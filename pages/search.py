@@ -100,13 +100,13 @@ if results is not None:
             # would call a match, so the two pages agree; the rest is shown apart, as weaker.
             strong, weak, cut = split_matches(services.backend, results)
             if not strong:
-                st.info(f"No photo looks like “{md_escape(query)}” (no score reaches the cut-off {cut:.2f}); the closest ones are below.")
+                st.info(f"No photo looks like “{md_escape(query)}” (no score reaches the cut-off {cut:.3f}); the closest ones are below.")
         if strong:
             photo_grid([(r.photo, r.score) for r in strong], key="search-grid", on_more_like=more_like, services=services,
                        query_text=query or None, cut=cut)
         if weak:
             st.subheader("Weaker matches", divider="gray")
-            st.caption(f"Scores below {cut:.2f}, the cut-off for this query (at least {relevance_threshold(services.backend):.2f}, "
+            st.caption(f"Scores below {cut:.3f}, the cut-off for this query (at least {relevance_threshold(services.backend):.2f}, "
                        "and close to the best photo's score): these photos may not show what you asked for, and Chat does not count them.")
             photo_grid([(r.photo, r.score) for r in weak], key="search-grid", on_more_like=more_like, services=services,
                        query_text=query, cut=cut)

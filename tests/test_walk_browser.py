@@ -45,10 +45,6 @@ def empty_app(tmp_path):
         yield url
 
 
-def _main_text(page) -> str:
-    return page.locator("[data-testid='stMain']").inner_text()
-
-
 def test_library_pages_through_every_photo(eval_app, eval_data_dir, bundled_backend, browser_page, tmp_path):
     """72 photos: the grid shows 48 at a time and says so; the last photos are one choice away (they were unreachable)."""
     from core.catalog import Catalog
@@ -57,7 +53,7 @@ def test_library_pages_through_every_photo(eval_app, eval_data_dir, bundled_back
     photos = Catalog(Settings(data_dir=eval_data_dir).catalog_target).list_photos(limit=100)
     first, last = photos[0], photos[-1]
     page = browser_page
-    page.goto(eval_app + "/library", wait_until="domcontentloaded")
+    page.goto(eval_app, wait_until="domcontentloaded")  # the default page; "/library" opens "Page not found" once the router runs
     page.locator(f".st-key-lib-grid-details-{first.id} button >> visible=true").first.wait_for()
     assert page.locator(f".st-key-lib-grid-details-{last.id}").count() == 0
     chooser = page.locator(".st-key-lib-page")
@@ -78,7 +74,7 @@ def test_photo_details_say_what_is_a_guess(eval_app, eval_data_dir, browser_page
     photo = next(p for p in Catalog(Settings(data_dir=eval_data_dir).catalog_target).list_photos(limit=100)
                  if Path(p.path).name == "dandelion_field.jpg")
     page = browser_page
-    page.goto(eval_app + "/library", wait_until="domcontentloaded")
+    page.goto(eval_app, wait_until="domcontentloaded")  # the default page; "/library" opens "Page not found" once the router runs
     button = page.locator(f".st-key-lib-grid-details-{photo.id} button >> visible=true").first
     button.wait_for()
     shot(page, tmp_path, "walk-details-before")
@@ -108,3 +104,27 @@ def test_empty_library_says_how_to_fill_it_in_search_and_chat(empty_app, browser
         answer.get_by_text("The library is empty", exact=False).first.wait_for()
         assert "0 photos match" not in answer.inner_text() and "add photos first" in answer.inner_text()
     shot(page, tmp_path, "walk-empty-chat")
+
+
+def test_weaker_matches_cut_off_reads_at_the_scores_precision(eval_app, eval_data_dir, bundled_backend, browser_page, tmp_path):
+    """"a bird": the nuthatch scores 0.630, just under the cut-off 0.631; the page said "Scores below 0.63" above a
+    "0.630", which reads as a match filed as weaker. The cut-off is shown with the scores' three decimals."""
+    from core.search import search_text, split_matches
+    from core.services import build_services
+    from core.settings import Settings
+
+    query = "a bird"
+    strong, weak, cut = split_matches(bundled_backend, search_text(build_services(Settings(data_dir=eval_data_dir),
+                                                                                  backend=bundled_backend), query, k=12))
+    assert strong and weak
+    page = browser_page
+    page.goto(eval_app + "/search", wait_until="domcontentloaded")
+    box = page.get_by_label("Describe the photo")
+    box.fill(query)
+    box.press("Enter")
+    page.get_by_role("heading", name="Weaker matches").wait_for()
+    page.get_by_text(f"Scores below {cut:.3f}, the cut-off for this query", exact=False).wait_for()
+    for r in weak:  # every weaker score, as shown, reads below the cut-off as shown
+        page.get_by_text(f"{r.score:.3f} · {Path(r.photo.path).name}", exact=True).wait_for()
+        assert float(f"{r.score:.3f}") < float(f"{cut:.3f}"), (r.score, cut)
+    shot(page, tmp_path, "walk-search-bird")

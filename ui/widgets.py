@@ -104,10 +104,10 @@ def why_dialog(services, photo, text: str, score: Optional[float] = None, cut: O
     if score is None:
         st.caption("Match strength unknown: the map shows where the model would look for the text, not that the photo shows it.")
     elif weak:
-        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.2f} for this query. "
+        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.3f} for this query. "
                    f"The map shows where the model would look for “{md_escape(text)}”, not that the photo shows it.")
     else:
-        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.2f} for this query.")
+        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.3f} for this query.")
     st.image(faded(result.overlay) if weak else result.overlay, width="stretch",
              caption="weak match: greyed" if weak else None)
     st.caption(f"Method: {md_escape(result.method)}")

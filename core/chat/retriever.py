@@ -169,7 +169,7 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
             shown, out.weak = results[:1], True
         out.total, out.matched_ids = len(passed), [r.photo.id for r in passed]
         out.photos, out.scores = [r.photo for r in shown], [r.score for r in shown]
-        out.how = (f"photos whose search score for “{plan.semantic}” is at least {cut:.2f} "
+        out.how = (f"photos whose search score for “{plan.semantic}” is at least {cut:.3f} "
                    f"(the {services.backend.name} backend's cut-off for this query; Search shows the same photos as matches)")
     else:
         metas = _metadatas(services, where)
