@@ -53,7 +53,7 @@ def test_library_pages_through_every_photo(eval_app, eval_data_dir, bundled_back
     photos = Catalog(Settings(data_dir=eval_data_dir).catalog_target).list_photos(limit=100)
     first, last = photos[0], photos[-1]
     page = browser_page
-    page.goto(eval_app, wait_until="domcontentloaded")  # the default page; "/library" opens "Page not found" once the router runs
+    page.goto(eval_app + "/library", wait_until="domcontentloaded")
     page.locator(f".st-key-lib-grid-details-{first.id} button >> visible=true").first.wait_for()
     assert page.locator(f".st-key-lib-grid-details-{last.id}").count() == 0
     chooser = page.locator(".st-key-lib-page")
@@ -74,7 +74,7 @@ def test_photo_details_say_what_is_a_guess(eval_app, eval_data_dir, browser_page
     photo = next(p for p in Catalog(Settings(data_dir=eval_data_dir).catalog_target).list_photos(limit=100)
                  if Path(p.path).name == "dandelion_field.jpg")
     page = browser_page
-    page.goto(eval_app, wait_until="domcontentloaded")  # the default page; "/library" opens "Page not found" once the router runs
+    page.goto(eval_app + "/library", wait_until="domcontentloaded")
     button = page.locator(f".st-key-lib-grid-details-{photo.id} button >> visible=true").first
     button.wait_for()
     shot(page, tmp_path, "walk-details-before")
@@ -128,3 +128,17 @@ def test_weaker_matches_cut_off_reads_at_the_scores_precision(eval_app, eval_dat
         page.get_by_text(f"{r.score:.3f} · {Path(r.photo.path).name}", exact=True).wait_for()
         assert float(f"{r.score:.3f}") < float(f"{cut:.3f}"), (r.score, cut)
     shot(page, tmp_path, "walk-search-bird")
+
+
+def test_library_has_its_own_address(eval_app, browser_page, tmp_path):
+    """/library (a bookmark, a typed URL) opened "Page not found" over the Library once the router ran, because
+    the Library was the default page, served at "/" only. Now "/" goes to /library and /library is the Library."""
+    page = browser_page
+    for visit in (eval_app, eval_app + "/library", eval_app + "/library"):  # new sessions: the router runs from the first
+        page.goto(visit, wait_until="domcontentloaded")
+        page.get_by_text("Photos shown").wait_for()
+        page.wait_for_timeout(1500)  # the "Page not found" dialog came with the first render
+        assert page.url.rstrip("/").endswith("/library")
+        assert page.get_by_text("Page not found").count() == 0
+        assert page.get_by_role("dialog").count() == 0
+    shot(page, tmp_path, "walk-library-address")
