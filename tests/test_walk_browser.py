@@ -88,8 +88,9 @@ def test_photo_details_say_what_is_a_guess(eval_app, eval_data_dir, browser_page
     shot(page, tmp_path, "walk-details-guess")
 
 
-def test_empty_library_says_how_to_fill_it_in_search_and_chat(empty_app, browser_page, tmp_path):
-    """An empty library: Search says so before a query is typed, and Chat names the fix instead of "0 photos match"."""
+def test_empty_library_says_how_to_fill_it_in_search_chat_and_annotate(empty_app, browser_page, tmp_path):
+    """An empty library: Search says so before a query is typed, Chat names the fix instead of "0 photos match",
+    and Annotate's Run is off (it "annotated 0 of 0" and left "choose photos and press Run" standing)."""
     page = browser_page
     page.goto(empty_app + "/search", wait_until="domcontentloaded")
     page.get_by_text("The library is empty: add photos on the Library page", exact=False).wait_for()
@@ -104,6 +105,13 @@ def test_empty_library_says_how_to_fill_it_in_search_and_chat(empty_app, browser
         answer.get_by_text("The library is empty", exact=False).first.wait_for()
         assert "0 photos match" not in answer.inner_text() and "add photos first" in answer.inner_text()
     shot(page, tmp_path, "walk-empty-chat")
+
+    page.goto(empty_app + "/annotate", wait_until="domcontentloaded")
+    page.get_by_text("The library is empty: add photos on the Library page", exact=False).wait_for()
+    page.get_by_text("No photos: add some on the Library page.").wait_for()  # the review section, drawn after Run
+    assert page.locator(".st-key-ann-run button").first.is_disabled()
+    assert page.get_by_text("choose photos and press Run", exact=False).count() == 0
+    shot(page, tmp_path, "walk-empty-annotate")
 
 
 def test_weaker_matches_cut_off_reads_at_the_scores_precision(eval_app, eval_data_dir, bundled_backend, browser_page, tmp_path):
