@@ -91,7 +91,15 @@ except (ValueError, KeyError) as exc:
 
 if results is not None:
     if not results:
-        st.warning("No photo passes the threshold and filters." if services.catalog.count() else "The library is empty: add photos on the Library page.")
+        # Name what is on, so the user knows which control to change (an empty library is said at the top).
+        limits = ([f"the minimum score {threshold:.2f} (lower it in the sidebar)"] if threshold > -1 else []) + \
+                 (["the “Only photos…” filters (loosen them in the sidebar)"] if where else [])
+        if limits:
+            st.warning(f"No photo passes {' and '.join(limits)}.")
+        elif like:
+            st.warning("No other photo to compare it with.")
+        elif services.catalog.count():
+            st.warning("No photo is in the index of the active backend yet: re-index them on the Library page.")
     else:
         query = st.session_state.get("search-text", "").strip() if mode == "Text" and not like else None
         strong, weak, cut = results, [], None

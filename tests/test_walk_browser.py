@@ -150,3 +150,20 @@ def test_library_has_its_own_address(eval_app, browser_page, tmp_path):
         assert page.get_by_text("Page not found").count() == 0
         assert page.get_by_role("dialog").count() == 0
     shot(page, tmp_path, "walk-library-address")
+
+
+def test_search_with_nothing_passing_names_the_control_to_change(eval_app, browser_page, tmp_path):
+    """A minimum score no photo reaches: the page said "No photo passes the threshold and filters." with no filter on;
+    it names what is on (the minimum score, with its value) and where to change it."""
+    page = browser_page
+    page.goto(eval_app + "/search", wait_until="domcontentloaded")
+    slider = page.locator(".st-key-search-threshold input[type='range']")
+    slider.focus()
+    slider.press("End")  # 1.00: a score no photo reaches
+    page.locator(".st-key-search-threshold [data-testid='stSliderThumbValue']").get_by_text("1.00").wait_for()
+    box = page.get_by_label("Describe the photo")
+    box.fill("a cat")
+    box.press("Enter")
+    page.get_by_text("No photo passes the minimum score 1.00 (lower it in the sidebar).", exact=True).wait_for()
+    assert page.get_by_text("filters", exact=False).filter(has_text="No photo passes").count() == 0
+    shot(page, tmp_path, "walk-search-nothing-passes")
