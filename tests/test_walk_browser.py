@@ -167,3 +167,16 @@ def test_search_with_nothing_passing_names_the_control_to_change(eval_app, brows
     page.get_by_text("No photo passes the minimum score 1.00 (lower it in the sidebar).", exact=True).wait_for()
     assert page.get_by_text("filters", exact=False).filter(has_text="No photo passes").count() == 0
     shot(page, tmp_path, "walk-search-nothing-passes")
+
+
+def test_chat_names_a_group_of_scenes_without_nested_parentheses(eval_app, browser_page, tmp_path):
+    """Issue #19's "which room has a motorcycle?": the answer read "(rooms (kitchen, bathroom, ...))"."""
+    page = browser_page
+    page.goto(eval_app + "/chat", wait_until="domcontentloaded")
+    box = page.get_by_placeholder("Ask about your photos", exact=False)
+    box.fill("which room has a motorcycle?")
+    box.press("Enter")
+    answer = page.locator("[data-testid='stChatMessage']").nth(1)
+    answer.get_by_text("(rooms: kitchen / bathroom / bedroom", exact=False).first.wait_for()
+    assert "((" not in answer.inner_text() and "))" not in answer.inner_text()
+    shot(page, tmp_path, "walk-chat-rooms")
