@@ -43,6 +43,9 @@ def thumb_of(path):
 
 # --- run -----------------------------------------------------------------------------------
 st.subheader("Run annotators")
+empty = not services.catalog.count()
+if empty:  # Run would annotate 0 of 0 photos and leave "press Run" standing: say what to do first
+    st.info("The library is empty: add photos on the Library page (a folder, uploads or the demo photos), then annotate them here.")
 c1, c2 = st.columns(2)
 chosen = c1.multiselect("Annotators", ["zeroshot", "vlm-api"], default=["zeroshot"], key="ann-annotators",
                         help="zeroshot: local prompts against the active backend. vlm-api: an OpenAI-compatible endpoint "
@@ -65,7 +68,7 @@ ray_address = ray_choice(services, "ann-ray", "zeroshot runs on the cluster's wo
                                               "path by every worker); vlm-api calls its endpoint from this machine either way.")
 st.caption("To cancel a run, press Stop (top right) or the Cancel button: finished batches are kept and a new run resumes.")
 b1, b2 = st.columns([1, 5])
-run = b1.button("Run", key="ann-run", type="primary", disabled=not chosen or photo_ids == [])
+run = b1.button("Run", key="ann-run", type="primary", disabled=empty or not chosen or photo_ids == [])
 if b2.button("Cancel", key="ann-cancel"):
     st.session_state["ann-last"] = None
     st.info("Cancelled: the results of finished batches are saved; Run again to resume.")
@@ -105,7 +108,8 @@ pages = max(1, (len(df) + page_size - 1) // page_size)
 page = st.number_input("Page", 1, pages, 1, key="ann-page") if pages > 1 else 1
 view = df.iloc[(page - 1) * page_size: page * page_size].reset_index(drop=True)
 if view.empty:
-    st.info("No annotated photo here yet: choose photos and press Run." if only_done else "No photos: add some on the Library page.")
+    st.info("No annotated photo here yet: choose photos and press Run." if only_done and not empty
+            else "No photos: add some on the Library page.")
 else:
     grid = view[["photo_id", "filename", *ann.DIMENSIONS, "sentiment", "topics", "concept_text", "caption", "annotator"]].copy()
     grid.insert(1, "thumbnail", [thumb_of(p) for p in view.thumb_path])

@@ -8,6 +8,7 @@ from ui.widgets import (add_photos_panel, backend_badge, keep_report, md_escape,
 from ui.router import ensure_router
 
 ensure_router()
+GRID_PAGE = 48  # thumbnails per page of the grid
 
 services = services_or_stop()
 st.title("Library")
@@ -57,8 +58,15 @@ if "lib-facts-report" in st.session_state:
 
 if classes:
     names = ["(all)"] + sorted(classes)
-    chosen = st.selectbox("Class", names, key="lib-class", format_func=lambda c: f"{c or '(none)'} ({classes.get(c, sum(classes.values()))})")
-    photos = catalog.list_photos(class_name=None if chosen == "(all)" else chosen, limit=48)
+    chosen = st.selectbox("Class", names, key="lib-class", format_func=lambda c: f"{c or '(none)'} ({classes.get(c, sum(classes.values()))})",
+                          on_change=lambda: st.session_state.pop("lib-page", None))  # another class starts at its first page
+    in_view = sum(classes.values()) if chosen == "(all)" else classes.get(chosen, 0)
+    start = 0
+    if in_view > GRID_PAGE:  # a page at a time: every photo stays reachable, and the page says how many there are
+        pages = range(0, in_view, GRID_PAGE)
+        start = st.selectbox("Photos shown", pages, key="lib-page",
+                             format_func=lambda s: f"{s + 1}–{min(s + GRID_PAGE, in_view)} of {in_view}")
+    photos = catalog.list_photos(class_name=None if chosen == "(all)" else chosen, limit=GRID_PAGE, offset=start)
     photo_grid([(p, None) for p in photos], key="lib-grid", services=services)
     skipped = catalog.skipped(limit=200)
     if skipped:

@@ -18,6 +18,9 @@ backend_badge(services)
 if services.backend.text_space == "caption":
     st.caption("Text queries are matched against the photos' facts and captions (bundled backend); image queries use CNN features.")
 
+if not services.catalog.count():  # said before a query is typed, with the fix
+    st.info("The library is empty: add photos on the Library page (a folder, uploads or the demo photos), then search them here.")
+
 k = st.sidebar.slider("Results", 1, 48, 12, key="search-k")
 threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01, key="search-threshold",
                               help="Cosine similarity: results below it are hidden.")
@@ -88,7 +91,15 @@ except (ValueError, KeyError) as exc:
 
 if results is not None:
     if not results:
-        st.warning("No photo passes the threshold and filters." if services.catalog.count() else "The library is empty: add photos on the Library page.")
+        # Name what is on, so the user knows which control to change (an empty library is said at the top).
+        limits = ([f"the minimum score {threshold:.2f} (lower it in the sidebar)"] if threshold > -1 else []) + \
+                 (["the “Only photos…” filters (loosen them in the sidebar)"] if where else [])
+        if limits:
+            st.warning(f"No photo passes {' and '.join(limits)}.")
+        elif like:
+            st.warning("No other photo to compare it with.")
+        elif services.catalog.count():
+            st.warning("No photo is in the index of the active backend yet: re-index them on the Library page.")
     else:
         query = st.session_state.get("search-text", "").strip() if mode == "Text" and not like else None
         strong, weak, cut = results, [], None
@@ -97,13 +108,13 @@ if results is not None:
             # would call a match, so the two pages agree; the rest is shown apart, as weaker.
             strong, weak, cut = split_matches(services.backend, results)
             if not strong:
-                st.info(f"No photo looks like “{md_escape(query)}” (no score reaches the cut-off {cut:.2f}); the closest ones are below.")
+                st.info(f"No photo looks like “{md_escape(query)}” (no score reaches the cut-off {cut:.3f}); the closest ones are below.")
         if strong:
             photo_grid([(r.photo, r.score) for r in strong], key="search-grid", on_more_like=more_like, services=services,
                        query_text=query or None, cut=cut)
         if weak:
             st.subheader("Weaker matches", divider="gray")
-            st.caption(f"Scores below {cut:.2f}, the cut-off for this query (at least {relevance_threshold(services.backend):.2f}, "
+            st.caption(f"Scores below {cut:.3f}, the cut-off for this query (at least {relevance_threshold(services.backend):.2f}, "
                        "and close to the best photo's score): these photos may not show what you asked for, and Chat does not count them.")
             photo_grid([(r.photo, r.score) for r in weak], key="search-grid", on_more_like=more_like, services=services,
                        query_text=query, cut=cut)

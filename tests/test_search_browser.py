@@ -48,7 +48,7 @@ def test_why_flags_weak_match_and_more_like_this_keeps_the_query(demo_env, bundl
         dialog = page.get_by_role("dialog")
         dialog.get_by_text("Weak match", exact=True).wait_for(timeout=180_000)
         text = dialog.inner_text()
-        assert f"score {weak.score:.3f}" in text and f"cut-off {cut:.2f}" in text
+        assert f"score {weak.score:.3f}" in text and f"cut-off {cut:.3f}" in text
         dialog.get_by_text("weak match: greyed").wait_for()
         shot(page, tmp_path, "search-why-weak")
         page.keyboard.press("Escape")

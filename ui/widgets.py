@@ -54,9 +54,12 @@ def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None)
         elif photo.thumb_path and Path(photo.thumb_path).exists():
             st.image(photo.thumb_path)
     with right:
-        st.markdown("**Caption:** " + md_escape(photo.caption or "—") + f"  \n*({md_escape(photo.caption_source or 'unknown')})*")
+        from core.annotations.captions import caption_origin
+
+        st.markdown("**Caption:** " + md_escape(photo.caption or "—") + f"  \n*({md_escape(caption_origin(photo.caption_source))})*")
         if photo.tags:
-            st.markdown("**Tags:** " + ", ".join(f"{md_escape(t)} ({p:.2f})" for t, p in photo.tags))
+            st.markdown("**Tags** (the model's top ImageNet classes for the whole photo, with their probability)**:** "
+                        + ", ".join(f"{md_escape(t)} ({p:.2f})" for t, p in photo.tags))
         st.markdown("**Id** (content hash)")
         st.code(photo.id, language=None, wrap_lines=True)  # the whole id, wrapped and copyable
         facts = {"class": photo.class_name or "—", "source": photo.source, "size": f"{photo.width}×{photo.height}",
@@ -68,6 +71,10 @@ def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None)
         from core.facts.view import facts_lines
 
         st.markdown("**Photo facts**")
+        # Said here because every number below is a model's confidence, and Objects differ from Tags on purpose.
+        st.caption("What the offline models detected, each with its confidence (0–1): guesses, not certainties. "
+                   "An object word adds up all its ImageNet classes over the whole photo and its four quarters, "
+                   "so it can score higher than any single tag.")
         st.text("\n".join(facts_lines(getattr(photo, "facts", None))))  # plain text: OCR'd words are data, never markup
     st.text("Files:\n" + "\n".join(display_path(p) for p in paths))
 
@@ -97,10 +104,10 @@ def why_dialog(services, photo, text: str, score: Optional[float] = None, cut: O
     if score is None:
         st.caption("Match strength unknown: the map shows where the model would look for the text, not that the photo shows it.")
     elif weak:
-        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.2f} for this query. "
+        st.warning(f"**Weak match**: score {score:.3f} is below the calibrated cut-off {cut:.3f} for this query. "
                    f"The map shows where the model would look for “{md_escape(text)}”, not that the photo shows it.")
     else:
-        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.2f} for this query.")
+        st.success(f"**Match**: score {score:.3f}, at or above the calibrated cut-off {cut:.3f} for this query.")
     st.image(faded(result.overlay) if weak else result.overlay, width="stretch",
              caption="weak match: greyed" if weak else None)
     st.caption(f"Method: {md_escape(result.method)}")

@@ -23,6 +23,19 @@ def caption_rank(source: Optional[str]) -> int:
     return CAPTION_PRIORITY.index(source) if source in CAPTION_PRIORITY else len(CAPTION_PRIORITY)
 
 
+_ORIGINS = {"user": "your own caption", "senticap": "imported from SentiCap", "alt": "the web page's alt text for this photo"}
+
+
+def caption_origin(source: Optional[str]) -> str:
+    """Where a caption came from, in words a user can weigh: a model's caption is a guess and says so."""
+    if source in _ORIGINS:
+        return _ORIGINS[source]
+    backend, _, model = (source or "").partition(":")
+    if backend and model:  # "<backend>:<model>", written at ingest or by a captioner
+        return f"written by the {backend} models ({model}): a guess, it can be wrong"
+    return "source unknown"
+
+
 def offer_caption(catalog: Catalog, photo_id: str, caption: str, source: str) -> bool:
     """Set the caption unless the photo already has one from a more trusted source; True when written."""
     caption = " ".join((caption or "").split())

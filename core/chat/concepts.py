@@ -116,8 +116,8 @@ def fact_concepts(scenes: Sequence[str], colours: Sequence[str], known_scenes: S
     present = set(scenes)
     for word, group in (("room", ROOM_SCENES), ("landscape", LANDSCAPE_SCENES)):
         names = [s for s in group if s in present or s in known_scenes]
-        if names:
-            out.append(_Concept(_plural(word), one(Cond(key="scene", op="in", value=names, label=f"{word}s ({', '.join(names)})")), "fact"))
+        if names:  # answers put the filters in parentheses: "(rooms (kitchen, ...))" read badly
+            out.append(_Concept(_plural(word), one(Cond(key="scene", op="in", value=names, label=f"{word}s: {' / '.join(names)}")), "fact"))
     by_alias: dict[str, list[str]] = {}  # "sky" names both the extractor's "sky" and a library's "sky/space"
     for s in sorted(present | set(known_scenes)):
         for alias in sorted({s, *s.split("/")} - {"other", "indoor", ""}):

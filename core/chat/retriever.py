@@ -77,6 +77,14 @@ def library_vocabulary(services) -> Vocabulary:
                       has_facts=bool(facts), objects=sorted(objects))
 
 
+def library_gap(services) -> Optional[str]:
+    """The fix when there is nothing to answer from: an empty library, not "0 photos match"."""
+    if services.catalog.count():
+        return None
+    return ("The library is empty, so there is nothing to count or show yet: add photos first "
+            "(Library page: a folder, uploads or the demo photos; or run python -m core ingest FOLDER), then ask again.")
+
+
 def annotation_gaps(services, plan: QueryPlan) -> Optional[str]:
     """An honest notice when the plan filters on annotations that no photo has yet, else None."""
     col = _image_collection(services)
@@ -121,7 +129,7 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
     from core.search import search_image, search_text, split_matches
 
     out = Retrieval(plan=plan)
-    out.notice = annotation_gaps(services, plan)
+    out.notice = library_gap(services) or annotation_gaps(services, plan)
     if out.notice:
         return out
     where = where_clause(plan)
@@ -161,7 +169,7 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
             shown, out.weak = results[:1], True
         out.total, out.matched_ids = len(passed), [r.photo.id for r in passed]
         out.photos, out.scores = [r.photo for r in shown], [r.score for r in shown]
-        out.how = (f"photos whose search score for “{plan.semantic}” is at least {cut:.2f} "
+        out.how = (f"photos whose search score for “{plan.semantic}” is at least {cut:.3f} "
                    f"(the {services.backend.name} backend's cut-off for this query; Search shows the same photos as matches)")
     else:
         metas = _metadatas(services, where)
