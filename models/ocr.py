@@ -118,6 +118,7 @@ class RapidOCRReader:
         out = []
         for i in order:
             text, score = str(txts[i]).strip(), float(scores[i])
-            if score >= self.min_score and len(text.replace(" ", "")) >= self.min_chars:
+            # letters and digits only: a row of stars or dashes read off a badge is no text a person reads
+            if score >= self.min_score and sum(ch.isalnum() for ch in text) >= self.min_chars:
                 out.append((text, round(score, 3)))
         return out

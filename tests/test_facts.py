@@ -244,3 +244,10 @@ def test_rgb_photos_are_read_without_a_copy_and_the_facts_are_unchanged(people_d
     assert rgb_of(rgba).mode == "RGB" and rgb_of(rgba) is not rgba
     assert dominant_colours(rgba) == dominant_colours(rgb) and read_cues(rgba) == read_cues(rgb)
     assert people_detector.detect(rgba) == people_detector.detect(rgb)
+
+
+def test_ocr_keeps_words_not_rows_of_symbols(ocr_reader):
+    """Grace Hopper's badge reads "COMO HOPPER"; the row of stars above it ("***", 0.92) is not text a
+    person reads, and once made her caption end in `with the text "***"`."""
+    texts = [t for t, _ in ocr_reader.read(_photo("grace_hopper.jpg"))]
+    assert any("HOPPER" in t for t in texts) and not any(t.strip("*") == "" for t in texts), texts
