@@ -81,6 +81,8 @@ def test_photo_details_say_what_is_a_guess(eval_app, eval_data_dir, browser_page
     button.click(timeout=20_000)
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("a guess, it can be wrong", exact=False).wait_for()
+    # the dialog fills in from the top down: read it once its last part (the facts) is there
+    dialog.get_by_text("higher than any single tag", exact=False).wait_for()
     text = dialog.inner_text()
     assert f"({photo.caption_source})" not in text  # the raw source id is no explanation
     assert "the model's top ImageNet classes for the whole photo" in text
