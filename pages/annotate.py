@@ -7,7 +7,7 @@ import streamlit as st
 from core import annotations as ann
 from core.annotate.runner import make_annotator, reset_results, run_annotations
 from ui.resources import services_or_stop
-from ui.widgets import backend_badge, md_escape, progress_callback, ray_choice, untick_ray
+from ui.widgets import backend_badge, empty_library_notice, md_escape, progress_callback, ray_choice, untick_ray
 from ui.router import ensure_router
 
 ensure_router()
@@ -43,9 +43,8 @@ def thumb_of(path):
 
 # --- run -----------------------------------------------------------------------------------
 st.subheader("Run annotators")
-empty = not services.catalog.count()
-if empty:  # Run would annotate 0 of 0 photos and leave "press Run" standing: say what to do first
-    st.info("The library is empty: add photos on the Library page (a folder, uploads or the demo photos), then annotate them here.")
+# Run would annotate 0 of 0 photos and leave "press Run" standing: say what to do first
+empty = empty_library_notice(services, "annotate them here")
 c1, c2 = st.columns(2)
 chosen = c1.multiselect("Annotators", ["zeroshot", "vlm-api"], default=["zeroshot"], key="ann-annotators",
                         help="zeroshot: local prompts against the active backend. vlm-api: an OpenAI-compatible endpoint "

@@ -7,7 +7,7 @@ from core.facts.view import facts_where
 from core.images import ImageError, decode_image
 from core.search import relevance_threshold, search_image, search_text, split_matches
 from ui.resources import services_or_stop
-from ui.widgets import backend_badge, md_escape, photo_grid
+from ui.widgets import backend_badge, empty_library_notice, md_escape, photo_grid
 from ui.router import ensure_router
 
 ensure_router()
@@ -18,8 +18,7 @@ backend_badge(services)
 if services.backend.text_space == "caption":
     st.caption("Text queries are matched against the photos' facts and captions (bundled backend); image queries use CNN features.")
 
-if not services.catalog.count():  # said before a query is typed, with the fix
-    st.info("The library is empty: add photos on the Library page (a folder, uploads or the demo photos), then search them here.")
+empty_library_notice(services, "search them here")  # said before a query is typed, with the fix
 
 k = st.sidebar.slider("Results", 1, 48, 12, key="search-k")
 threshold = st.sidebar.slider("Minimum score (-1 = off)", -1.0, 1.0, -1.0, 0.01, key="search-threshold",

@@ -23,6 +23,14 @@ def backend_badge(services) -> None:
     st.caption(f"Backend: **{md_escape(services.choice.name)}** (`{services.backend.model_id}`) — {md_escape(services.choice.reason)}")
 
 
+def empty_library_notice(services, then: str) -> bool:
+    """Say, before anything is tried, that the library is empty and how to fill it; True when it is."""
+    if services.catalog.count():
+        return False
+    st.info(f"The library is empty: add photos on the Library page (a folder, uploads or the demo photos), then {then}.")
+    return True
+
+
 def progress_callback(label: str) -> Callable[..., None]:
     """An on_progress(done, total) that drives an st.progress bar."""
     bar = st.progress(0.0, text=label)
