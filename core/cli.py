@@ -298,8 +298,11 @@ def cmd_status(args) -> int:
     print(f"catalog: {cat.describe()}" + ("" if settings.catalog_url else " (set PHOTOLORE_CATALOG_URL=postgresql://... to share one)"))
     print(f"backend: {choice.name} - {choice.reason}")
     if choice.name == "bundled":
+        from models.human_models import status_line
+
         for line in _runtime_lines(settings):
             print(line)
+        print(status_line(settings.detectors_dir) if settings.detectors else "detectors: off (PHOTOLORE_DETECTORS=false)")
     print(f"index: {'Chroma server ' + settings.chroma_host + ':' + str(settings.chroma_port) if settings.chroma_host else 'embedded Chroma at ' + str(settings.chroma_path)}")
     print(f"photos: {cat.count()} ({cat.count_files()} files); classes: {cat.classes()}")
     return 0

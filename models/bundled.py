@@ -38,7 +38,8 @@ class BundledBackend:
     text_space = "caption"
 
     def __init__(self, device: str = "cpu", top_k_tags: int = 5, facts: object = "auto", runtime: str = "torch",
-                 cache_dir: Optional[Path] = None, people: str = "auto"):
+                 cache_dir: Optional[Path] = None, people: str = "auto", detectors_dir: Optional[Path] = None,
+                 detectors: bool = True):
         """`facts`: "auto" builds the FactsExtractor on first use (with the `people` detector, see
         models.faces.make_people_detector); None turns facts off; or pass a built one.
         `runtime`: "torch", "onnx" or "auto" (ONNX Runtime when it is faster on this CPU), for both
@@ -53,6 +54,7 @@ class BundledBackend:
         self.top_k_tags = top_k_tags
         self._facts = facts
         self._people = people
+        self._detectors = ("auto" if detectors else None, detectors_dir)
         self._facts_lock = threading.Lock()
         from core.facts.term_cache import TermCache
 
@@ -169,7 +171,8 @@ class BundledBackend:
                 if isinstance(self._facts, str):
                     from core.facts.extract import FactsExtractor
 
-                    self._facts = FactsExtractor(people=self._people)
+                    use, folder = self._detectors
+                    self._facts = FactsExtractor(people=self._people, objects=use, expressions=use, detectors_dir=folder)
         return self._facts
 
     def image_forward(self, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ class People:
     people: int = 0  # persons (faces or bodies, merged)
     largest_face: float = 0.0  # area share of the largest face (a portrait when large)
     note: str = ""  # a part that failed while the rest still counted ("body detector failed (...)")
+    boxes: tuple[tuple[float, float, float, float], ...] = ()  # each face as x, y, w, h shares of the photo
 
 
 def _resized(image: Image.Image) -> np.ndarray:
@@ -93,7 +94,7 @@ class MediapipePeople:
                 bodies, note = [], f"body detector failed ({type(exc).__name__}: {exc})"
             # a body whose head box holds a found face is that face's person
             extra = sum(not any(_contains(b.head, f) for f in boxes) for b in bodies)
-        return People(faces=len(boxes), people=len(boxes) + extra, largest_face=float(largest), note=note)
+        return People(faces=len(boxes), people=len(boxes) + extra, largest_face=float(largest), note=note, boxes=tuple(boxes))
 
 
 class OpenCVPeople:
@@ -119,7 +120,7 @@ class OpenCVPeople:
         # a body containing a face is one person
         extra = [b for b in bboxes if not any(_iou(b, f) > 0 for f in fboxes)]
         largest = max((fw * fh for _, _, fw, fh in fboxes), default=0.0)
-        return People(faces=len(fboxes), people=len(fboxes) + len(extra), largest_face=float(largest))
+        return People(faces=len(fboxes), people=len(fboxes) + len(extra), largest_face=float(largest), boxes=tuple(fboxes))
 
 
 def make_people_detector(kind: str = "auto"):

@@ -71,4 +71,5 @@ def create_backend(settings: "Settings") -> tuple["VisionLanguageBackend", Backe
     from models.bundled import BundledBackend
 
     return BundledBackend(device=device, runtime=settings.image_runtime, cache_dir=settings.models_dir,
-                          people=settings.people_detector), choice
+                          people=settings.people_detector, detectors_dir=settings.detectors_dir,
+                          detectors=settings.detectors), choice

@@ -43,9 +43,12 @@ if services.backend.model_id and catalog.count():
             keep_report("lib-report", reindex(services, on_progress=progress_callback("Re-index")))
 
 if catalog.count():
-    from core.facts.refresh import stale_count
+    from core.facts.refresh import expected_version, stale_count
+    from models.human_models import problems, status_line
 
-    stale = stale_count(catalog)
+    if services.settings.detectors and problems(services.settings.detectors_dir):
+        st.warning(status_line(services.settings.detectors_dir))
+    stale = stale_count(catalog, expected_version(services.settings))
     if stale:
         st.info(f"{stale} photos have older facts (people, text, scene, objects) or none yet.")
         if st.button("Update their facts", key="lib-facts"):

@@ -71,9 +71,9 @@ def test_ocr_reads_the_printed_page_and_nothing_on_the_cat(ocr_reader):
 
 def test_scene_rules_bad_files_name_the_file_and_line(tmp_path):
     from core.facts.scenes import SceneRulesError, load_scene_rules
-    from core.facts.words import vocabulary
+    from core.facts.words import known_words
 
-    known = set(vocabulary().words)
+    known = known_words()
     broken = tmp_path / "scenes.toml"
     broken.write_text('min_confidence = 0.4\n\n[scene.kitchen]\nobjects = { "stove" = 2.0 \n')
     with pytest.raises(SceneRulesError, match=r"scenes\.toml, line [34]"):

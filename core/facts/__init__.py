@@ -15,7 +15,11 @@ from typing import Any
 # 2: colour-and-layout cues (setting, monochrome, landscape) and scenes that use them.
 # 3: "indoor" from object evidence (core.facts.cues.indoor_evidence), not only from room scenes.
 # 4: the largest face's share of the frame is kept, so "portrait" is a fact Chat and filters can read.
-FACTS_VERSION = 4
+# 5: detected objects with boxes (COCO-80), people counted from person boxes and faces, expressions.
+FACTS_VERSION = 5
+# Facts extracted while the detectors are not built hold exactly what version 4 held, so they carry
+# that number: once `python -m core detectors build` adds the detectors, reindex upgrades them.
+FACTS_VERSION_WITHOUT_DETECTORS = 4
 PORTRAIT_FACE_SHARE = 0.03  # one person whose face covers >= 3% of the frame: a portrait
 
 
@@ -39,6 +43,9 @@ class PhotoFacts:
     setting_score: float = 0.0
     monochrome: bool = False  # black and white (or any single-tone grey) photo
     landscape: list[tuple[str, float]] = field(default_factory=list)  # colour-and-layout cues: ("sky", 0.8), ("water", 0.5)
+    detections: list[tuple[str, float, tuple[float, float, float, float]]] = field(default_factory=list)  # (COCO label, score, x1 y1 x2 y2 as shares), best first
+    detector: str = ""  # the object detector that ran ("centernet-320"); "" = none ran, so no detections means unknown
+    expressions: list[tuple[str, float]] = field(default_factory=list)  # each face's likeliest expression ("happy", 0.8)
     notes: list[str] = field(default_factory=list)  # what failed or was skipped ("OCR timed out")
 
     @property
@@ -55,6 +62,13 @@ class PhotoFacts:
     def has_text(self) -> bool:
         return bool(self.text)
 
+    @property
+    def object_counts(self) -> dict[str, int]:
+        """{COCO label: how many} of the detections sure enough to assert (core.facts.detected)."""
+        from core.facts.detected import counts
+
+        return counts(self.detections)
+
     def text_content(self) -> str:
         return " ".join(t for t, _ in self.text)
 
@@ -68,9 +82,11 @@ class PhotoFacts:
             return None
         data: dict[str, Any] = json.loads(raw)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("labels", "objects", "text", "landscape"):
+        for key in ("labels", "objects", "text", "landscape", "expressions"):
             if key in known:
                 known[key] = [(str(a), float(b)) for a, b in known[key]]
+        if "detections" in known:
+            known["detections"] = [(str(a), float(b), tuple(float(v) for v in box)) for a, b, box in known["detections"]]
         return cls(**known)
 
     def index_metadata(self) -> dict[str, Any]:
@@ -81,5 +97,7 @@ class PhotoFacts:
             "scene": self.scene, "objects": [w for w, _ in self.objects[:12]] or [""], "colours": list(self.colours[:3]),
             "setting": self.setting, "monochrome": bool(self.monochrome),
             "landscape": [w for w, _ in self.landscape] or [""],  # Chroma rejects an empty list
+            # the sure detections' labels, for "with a dog" filters and Chat counts; [""] = none found or no detector
+            "detected": sorted(k for k in self.object_counts if k != "person") or [""],
             "facts_version": int(self.version),
         }

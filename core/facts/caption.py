@@ -6,7 +6,13 @@ from typing import Sequence
 _NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 
+_DETERMINERS = ("a", "an", "the", "two", "three", "four", "five", "six", "many")
+
+
 def article(word: str) -> str:
+    """"an apple", "a cat"; a phrase that is counted already ("two dogs", "a toilet") is kept."""
+    if word.split(" ", 1)[0] in _DETERMINERS and " " in word:
+        return word
     return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
 
 

@@ -18,12 +18,13 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from core.facts import PhotoFacts
+from core.facts import FACTS_VERSION, FACTS_VERSION_WITHOUT_DETECTORS, PhotoFacts
+from core.facts import detected
 from core.facts.caption import people_phrase, write_caption
 from core.facts.colours import dominant_colours
 from core.facts.cues import MIN_CUE, Cues, infer_setting, read_cues
 from core.facts.scenes import SCENES_FILE, load_scene_rules
-from core.facts.words import specific_words, top_objects, vocabulary, word_scores
+from core.facts.words import known_words, specific_words, top_objects, vocabulary, word_scores
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,34 @@ class FactsExtractor:
     """Extracts PhotoFacts; detectors are loaded once and may be switched off (None)."""
 
     def __init__(self, *, people: object | str | None = "auto", ocr: object | str | None = "auto",
-                 scenes_path: Path | str = SCENES_FILE, timeout_s: float = 30.0):
+                 objects: object | str | None = "auto", expressions: object | str | None = "auto",
+                 detectors_dir: Optional[Path] = None, scenes_path: Path | str = SCENES_FILE, timeout_s: float = 30.0):
+        """`objects` / `expressions`: "auto" loads the ONNX detectors built in `detectors_dir`
+        (default: Settings().detectors_dir); None leaves them out; or pass a built one."""
         self.timeout_s = timeout_s
         self.load_notes: list[str] = []
         vocab = vocabulary()
-        self.scenes = load_scene_rules(scenes_path, known_words=set(vocab.words))
+        self.scenes = load_scene_rules(scenes_path, known_words=known_words())
         self.people = self._load(people, "people detector", _make_people)
         self.ocr = self._load(ocr, "OCR", _make_ocr)
+        folder = detectors_dir
+        if folder is None and "auto" in (objects, expressions):
+            from core.settings import Settings
+
+            folder = Settings().detectors_dir
+        self.objects = self._load(objects, "object detector", lambda _s: _make_objects(folder))
+        # expressions read faces, so they follow the face detector
+        self.expressions = None if self.people is None else self._load(expressions, "expression model", lambda _s: _make_expressions(folder))
         # One worker: detectors are not thread-safe, and a time limit needs the call off this thread.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photolore-facts")
         # Seconds spent per fact source since construction (bench/bench_facts_cost.py reads them);
         # a perf_counter pair per source costs microseconds against milliseconds of work.
         self.seconds: dict[str, float] = defaultdict(float)
+
+    @property
+    def version(self) -> int:
+        """The facts version this extractor writes: the current one only with the object detector."""
+        return FACTS_VERSION if self.objects is not None else FACTS_VERSION_WITHOUT_DETECTORS
 
     @contextmanager
     def _clock(self, source: str) -> Iterator[None]:
@@ -105,15 +122,31 @@ class FactsExtractor:
             small = _shrunk(image, SMALL_EDGE)  # one cheap copy for the face detector and colours; OCR gets the full photo
         with self._clock("objects"):
             top = np.argsort(-probs)[:5]
-            facts = PhotoFacts(labels=[(vocab.class_words[c], round(float(probs[c]), 4)) for c in top],
+            facts = PhotoFacts(version=self.version, labels=[(vocab.class_words[c], round(float(probs[c]), 4)) for c in top],
                                objects=top_objects(scores), notes=notes)
         with self._clock("people"):
             found = None if self.people is None else self._timed(self.people.detect, small, "people detector", notes)
+        face_boxes = tuple(getattr(found, "boxes", ())) if found is not None else ()
         if found is not None:
             facts.people, facts.faces = int(found.people), int(found.faces)
             facts.largest_face = round(float(found.largest_face), 4)
             if getattr(found, "note", ""):
                 notes.append(found.note)
+        added: dict[str, float] = {}
+        if self.objects is not None:
+            with self._clock("detector"):
+                dets = self._timed(self.objects.detect, small, "object detector", notes)
+            if dets is not None:
+                facts.detector = getattr(self.objects, "name", "detector")
+                facts.detections = [(d.label, d.score, tuple(d.box)) for d in dets[:detected.MAX_KEPT]]
+                facts.people = detected.count_people(facts.detections, face_boxes)
+                added = detected.word_scores(facts.detections)
+                facts.objects = detected.merge_objects(facts.objects, added)
+        if self.expressions is not None and face_boxes:
+            with self._clock("expressions"):
+                read = self._timed(lambda img: self.expressions.read(img, face_boxes), small, "expression model", notes)
+            if read is not None:
+                facts.expressions = [(e, float(p)) for e, p in read]
         if self.ocr is not None:
             with self._clock("text"):
                 lines = self._timed(self.ocr.read, image, "OCR", notes)
@@ -131,20 +164,38 @@ class FactsExtractor:
             facts.monochrome = cues.monochrome >= 0.5
             facts.landscape = _damp_close_ups(cues.elements, probs, vocab)
             word_score = {vocab.words[i]: float(scores[i]) for i in np.flatnonzero(scores >= 0.01)}
+            for w, v in added.items():
+                word_score[w] = max(word_score.get(w, 0.0), v)
             facts.scene, facts.scene_score = self.scenes.infer(word_score, people=facts.people, has_text=facts.has_text,
                                                                cues=dict(facts.landscape))
             facts.setting, facts.setting_score = infer_setting(dict(facts.landscape), word_score, facts.scene)
         with self._clock("caption"):
             rule = self.scenes.rule(facts.scene) if facts.scene else None
-            specific = [w for w, _ in specific_words(scores)]
-            evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1),
+            counted = {k: n for k, n in facts.object_counts.items() if k != "person"}
+            named = {w for k in counted for w in detected.words_of(k)}
+            # what the detector counted first ("two dogs"), then the classifier's words it does not cover
+            specific = [detected.counted_phrase(k, n) for k, n in counted.items()]
+            specific += [w for w, _ in specific_words(scores) if not _covered(w, named, vocab)]
+            evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1 and w not in named),
                                                      key=lambda w: -word_score[w] * rule.objects[w])
+            if rule is not None:  # the scene's counted evidence, named as counted: "a bathroom with a toilet and a sink"
+                evidence = [detected.counted_phrase(k, n) for k, n in counted.items()
+                            if any(w in rule.objects for w in detected.words_of(k))] + evidence
             facts.caption = write_caption(
                 people=people_phrase(facts.people, facts.is_portrait), scene_phrase=rule.phrase if rule else "",
                 scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
                 text=facts.text[0][0] if facts.text else "", colours=facts.colours,
                 landscape=[w for w, c in facts.landscape if c >= 0.4], monochrome=facts.monochrome)
         return facts
+
+
+def _covered(word: str, named: set[str], vocab) -> bool:
+    """Whether a classifier word is (a kind of) something the detector already named: "tabby" after "cat"."""
+    if word in named:
+        return True
+    i = vocab.index(word)
+    classes = np.flatnonzero(vocab.membership[:, i])
+    return any(vocab.words[j] in named for c in classes for j in np.flatnonzero(vocab.membership[c]))
 
 
 SCENERY = ("geological formation", "shore")  # ImageNet words that are places, not things in front of the camera
@@ -175,6 +226,18 @@ def _make_people(kind: str):
     from models.faces import make_people_detector
 
     return make_people_detector(kind)
+
+
+def _make_objects(folder: Path):
+    from models.objects import make_object_detector
+
+    return make_object_detector(folder)
+
+
+def _make_expressions(folder: Path):
+    from models.expressions import make_expression_reader
+
+    return make_expression_reader(folder)
 
 
 def _make_ocr(kind: str):

@@ -42,17 +42,30 @@ class FactsReport:
         return text + (" (cancelled: run again to resume)" if self.cancelled else "")
 
 
-def stale_count(catalog) -> int:
-    return len(catalog.photos_with_stale_facts(FACTS_VERSION))
+def expected_version(settings) -> int:
+    """The facts version a reindex here would write: the current one when the detectors are built and
+    on, else the version without them (so a library is not called stale for detectors it cannot have)."""
+    from core.facts import FACTS_VERSION_WITHOUT_DETECTORS
+    from models.human_models import CENTERNET, problem
+
+    if settings.detectors and problem(settings.detectors_dir, CENTERNET) is None:
+        return FACTS_VERSION
+    return FACTS_VERSION_WITHOUT_DETECTORS
+
+
+def stale_count(catalog, version: int = FACTS_VERSION) -> int:
+    return len(catalog.photos_with_stale_facts(version))
 
 
 def refresh_facts(services, *, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> FactsReport:
-    """Re-extract facts for every photo whose facts are missing or older than FACTS_VERSION."""
+    """Re-extract facts for every photo whose facts are missing or older than the version the active
+    backend's extractor writes (FACTS_VERSION with the detectors, the version before without them)."""
     from core.images import ImageError, load_rgb
 
     t0 = time.perf_counter()
     catalog, backend, s = services.catalog, services.backend, services.settings
-    stale = catalog.photos_with_stale_facts(FACTS_VERSION)
+    extractor = getattr(backend, "facts_extractor", None)
+    stale = catalog.photos_with_stale_facts(getattr(extractor, "version", FACTS_VERSION))
     report = FactsReport(stale=len(stale))
     progress = on_progress or (lambda *a, **k: None)
     progress(0, len(stale), stage="facts")

@@ -110,7 +110,7 @@ def load_scene_rules(path: Path | str = SCENES_FILE, *, known_words: set[str] | 
             if not isinstance(w, (int, float)) or isinstance(w, bool):
                 raise fail(name, f"the weight of '{word}' must be a number, not {w!r}")
             if known_words is not None and word not in known_words:
-                raise fail(name, f"'{word}' is not an object word PhotoLore knows (see core/facts/imagenet_words.json)")
+                raise fail(name, f"'{word}' is not an object word PhotoLore knows (see core/facts/imagenet_words.json and core/facts/detected.py)")
         for key in ("people", "text"):
             if not isinstance(body.get(key, 0.0), (int, float)):
                 raise fail(name, f"`{key}` must be a number")

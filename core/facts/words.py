@@ -62,6 +62,14 @@ def vocabulary(path: Path = WORDS_FILE) -> Vocabulary:
     return Vocabulary(words, membership, [c["words"][0] for c in classes], depths, nameable)
 
 
+@lru_cache(maxsize=1)
+def known_words() -> frozenset[str]:
+    """Every object word a photo's facts can hold: the ImageNet words and the detector's (core.facts.detected)."""
+    from core.facts.detected import coco_words
+
+    return frozenset(vocabulary().words) | frozenset(coco_words())
+
+
 # Class probabilities below this are noise: summed over the ~400 animal classes they alone would make
 # every photo 30% "animal".
 NOISE_FLOOR = 0.02
