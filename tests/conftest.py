@@ -271,3 +271,20 @@ def catalog_services(catalog_settings, bundled_backend):
     from core.services import build_services
 
     return build_services(catalog_settings, backend=bundled_backend)
+
+
+@pytest.fixture(scope="session")
+def detectors_dir() -> Path:
+    """The ONNX detectors setup builds (models/human_models.py). Missing: the test is skipped, except
+    under PHOTOLORE_REQUIRE_DETECTORS=1 (CI), where a missing or damaged build is a failure."""
+    from core.settings import Settings
+    from models.human_models import BUILD_COMMAND, problems
+
+    folder = Settings().detectors_dir
+    missing = problems(folder)
+    if missing:
+        msg = f"detectors not built in {folder} ({missing}); run `{BUILD_COMMAND}`"
+        if os.environ.get("PHOTOLORE_REQUIRE_DETECTORS") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return folder

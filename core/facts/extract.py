@@ -178,9 +178,8 @@ class FactsExtractor:
             specific += [w for w, _ in specific_words(scores) if not _covered(w, named, vocab)]
             evidence = [] if rule is None else sorted((w for w in rule.objects if word_score.get(w, 0) >= 0.1 and w not in named),
                                                      key=lambda w: -word_score[w] * rule.objects[w])
-            if rule is not None:  # the scene's counted evidence, named as counted: "a bathroom with a toilet and a sink"
-                evidence = [detected.counted_phrase(k, n) for k, n in counted.items()
-                            if any(w in rule.objects for w in detected.words_of(k))] + evidence
+            if rule is not None:  # what was counted comes first, named as counted: "a bathroom with a toilet and a sink"
+                evidence = [detected.counted_phrase(k, n) for k, n in counted.items()] + [w for w in evidence if not _covered(w, named, vocab)]
             facts.caption = write_caption(
                 people=people_phrase(facts.people, facts.is_portrait), scene_phrase=rule.phrase if rule else "",
                 scene_where=rule.where if rule else "", scene_objects=evidence, objects=specific,
@@ -191,8 +190,8 @@ class FactsExtractor:
 
 def _covered(word: str, named: set[str], vocab) -> bool:
     """Whether a classifier word is (a kind of) something the detector already named: "tabby" after "cat"."""
-    if word in named:
-        return True
+    if word in named or word not in vocab.words:
+        return word in named
     i = vocab.index(word)
     classes = np.flatnonzero(vocab.membership[:, i])
     return any(vocab.words[j] in named for c in classes for j in np.flatnonzero(vocab.membership[c]))
