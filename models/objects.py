@@ -85,13 +85,3 @@ class ObjectDetector:
     def detect(self, image: Image.Image) -> list[Detection]:
         rows = self._session.run(None, {self._input: centernet_input(image, self.size)})[0]
         return decode(np.asarray(rows).reshape(-1, 6), self.size)
-
-
-def make_object_detector(folder: Path) -> ObjectDetector:
-    """The detector built in `folder`; FileNotFoundError naming the fix when it is missing or damaged."""
-    from models.human_models import BUILD_COMMAND, CENTERNET, problem
-
-    why = problem(folder, CENTERNET)
-    if why:
-        raise FileNotFoundError(f"object detector {Path(folder) / CENTERNET.onnx}: {why}; run `{BUILD_COMMAND}`")
-    return ObjectDetector(Path(folder) / CENTERNET.onnx, CENTERNET.input_size)

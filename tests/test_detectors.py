@@ -89,7 +89,7 @@ def test_manifest_finds_damaged_files_and_build_replaces_them(detectors_dir, tmp
 
 
 def test_detector_sees_people_and_objects_on_real_photos(detectors_dir):
-    from models.objects import make_object_detector
+    from models.human_models import make_object_detector
 
     det = make_object_detector(detectors_dir)
     seen = {name: det.detect(Image.open(EVAL / name).convert("RGB")) for name in
@@ -106,7 +106,8 @@ def test_detector_sees_people_and_objects_on_real_photos(detectors_dir):
 
 
 def test_expressions_on_faces(detectors_dir):
-    from models.expressions import EXPRESSIONS, make_expression_reader
+    from models.expressions import EXPRESSIONS
+    from models.human_models import make_expression_reader
     from models.faces import make_people_detector
 
     faces, reader = make_people_detector(), make_expression_reader(detectors_dir)

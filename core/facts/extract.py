@@ -228,13 +228,13 @@ def _make_people(kind: str):
 
 
 def _make_objects(folder: Path):
-    from models.objects import make_object_detector
+    from models.human_models import make_object_detector
 
     return make_object_detector(folder)
 
 
 def _make_expressions(folder: Path):
-    from models.expressions import make_expression_reader
+    from models.human_models import make_expression_reader
 
     return make_expression_reader(folder)
 
