@@ -165,9 +165,14 @@ def cmd_search(args) -> int:
     from core.pathnames import display_path
     from core.search import search_image, search_text
 
+    try:
+        where = facts_where(has_people=True if args.has_people else None, has_text=True if args.has_text else None, scene=args.scene,
+                            setting=args.setting, monochrome=True if args.black_and_white else None,
+                            objects=args.with_objects, people=args.people)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     services = _services()
-    where = facts_where(has_people=True if args.has_people else None, has_text=True if args.has_text else None, scene=args.scene,
-                        setting=args.setting, monochrome=True if args.black_and_white else None)
     try:
         if args.image:
             from core.images import ImageError, load_rgb
@@ -336,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", help="only photos of this scene, e.g. kitchen")
     p.add_argument("--setting", choices=["indoor", "outdoor"], help="only photos taken indoors / outdoors (as far as the facts can tell)")
     p.add_argument("--black-and-white", action="store_true", help="only black and white photos")
+    p.add_argument("--with", dest="with_objects", action="append", default=[], metavar="OBJECT",
+                   help="only photos where the detector found this object (a COCO label: dog, car, couch, ...; repeatable)")
+    from core.facts.view import PEOPLE_COUNTS
+
+    p.add_argument("--people", choices=list(PEOPLE_COUNTS), help="only photos with this many people")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.facts.view import facts_where
+from core.facts.view import PEOPLE_COUNTS, facts_where
+from models.objects import COCO_LABELS
 from core.images import ImageError, decode_image
 from core.search import relevance_threshold, search_image, search_text, split_matches
 from ui.resources import services_or_stop
@@ -11,6 +12,7 @@ from ui.widgets import backend_badge, empty_library_notice, md_escape, photo_gri
 from ui.router import ensure_router
 
 ensure_router()
+OBJECT_CHOICES = sorted(label for label in COCO_LABELS if label != "person")
 
 services = services_or_stop()
 st.title("Search")
@@ -35,9 +37,14 @@ scene = st.sidebar.selectbox("Scene", scenes, key="search-scene",
 setting = st.sidebar.selectbox("Taken", ["(anywhere)", "outdoor", "indoor"], key="search-setting",
                                help="Indoors or outdoors, as far as the photo facts can tell (close-ups stay unknown).")
 only_mono = st.sidebar.checkbox("black and white", key="search-monochrome")
+people_count = st.sidebar.selectbox("People", ["(any)", *PEOPLE_COUNTS], key="search-people-count",
+                                    help="How many people the photo facts counted (faces and person boxes).")
+with_objects = st.sidebar.multiselect("With objects", OBJECT_CHOICES, key="search-objects",
+                                      help="Objects the detector found (COCO's 80 classes); a photo must have all of them.")
 where = facts_where(has_people=True if only_people else None, has_text=True if only_text else None,
                     scene=None if scene == "(any)" else scene, setting=None if setting == "(anywhere)" else setting,
-                    monochrome=True if only_mono else None)
+                    monochrome=True if only_mono else None, objects=with_objects,
+                    people=None if people_count == "(any)" else people_count)
 if summary["photos"] and summary["with_facts"] < summary["photos"]:
     st.sidebar.caption(f"{summary['photos'] - summary['with_facts']} photos have no facts yet (Library page: update).")
 

@@ -26,6 +26,9 @@ def facts_server(demo_env_copy, bundled_backend, tmp_path):
     facts = {n: FACTS.get(n, PhotoFacts(text_checked=True)) for n in ids}
     if "camera.jpg" in facts:  # the demo's camera man is a grey photo
         facts["camera.jpg"] = replace(facts["camera.jpg"], monochrome=True, setting="outdoor", setting_score=0.6)
+    # what the object detector finds on the coffee photo (boxes as shares of the photo), by hand
+    facts["coffee.jpg"] = replace(facts["coffee.jpg"], detector="centernet-320",
+                                  detections=[("cup", 0.62, (0.2, 0.05, 0.85, 0.7)), ("dining table", 0.41, (0.0, 0.3, 1.0, 1.0))])
     store_facts(s, [(ids[n], f) for n, f in facts.items()])
     with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
         yield url, ids
@@ -45,6 +48,36 @@ def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page
     page.screenshot(path=str(tmp_path / "library-facts.png"))  # the viewport: the dialog scrolls inside it
     body = dialog.inner_text()
     assert "Scene: street (0.30)" in body and "People: none found" in body and "Objects: rocket (0.80), vehicle (0.80)" in body
+
+
+def test_library_details_draw_the_detected_boxes(facts_server, browser_page, tmp_path):
+    url, ids = facts_server
+    page = browser_page
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text("Photos", exact=True).first.wait_for(timeout=120_000)
+    page.locator(f".st-key-lib-grid-details-{ids['coffee.jpg']} button").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Detected (centernet-320): cup, dining table", exact=False).wait_for(timeout=60_000)
+    caption = dialog.get_by_text("Boxes: what the object detector found", exact=False)
+    caption.wait_for(timeout=60_000)
+    img = dialog.locator("img").first
+    img.wait_for(timeout=60_000)
+    assert page.evaluate("(el) => el.complete && el.naturalWidth > 0", img.element_handle())
+    page.screenshot(path=str(tmp_path / "library-boxes.png"))
+    # the photo shown is the drawn copy: its pixels carry the boxes' yellow, which the coffee photo has little of
+    import io
+
+    from PIL import Image
+
+    shot = Image.open(io.BytesIO(img.screenshot())).convert("RGB")
+    yellow = sum(1 for r, g, b in shot.getdata() if r > 230 and 180 < g < 220 and b < 40)
+    assert yellow > 200, yellow
+    # a photo without detections shows the plain photo, no caption about boxes
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached", timeout=30_000)
+    page.locator(f".st-key-lib-grid-details-{ids['rocket.jpg']} button").first.click()
+    page.get_by_role("dialog").get_by_text("Photo facts", exact=True).wait_for(timeout=60_000)
+    assert "Boxes:" not in page.get_by_role("dialog").inner_text()
 
 
 def _coffee_then_filter(url: str, page, filter_label: str, want: list[str], shot) -> list[str]:
@@ -115,3 +148,28 @@ def test_library_updates_older_facts_in_a_real_browser(old_library_server, brows
     page.get_by_text("facts updated for 15 of 15 photos", exact=False).first.wait_for(timeout=300_000)
     page.screenshot(path=str(tmp_path / "library-updated.png"), full_page=True)
     assert page.get_by_text("photos have older facts", exact=False).count() == 0
+
+
+def test_search_filter_by_detected_object_in_a_real_browser(facts_server, browser_page, tmp_path):
+    url, _ = facts_server
+    page = browser_page
+    page.goto(f"{url}/search", wait_until="domcontentloaded")
+    box = page.get_by_label("Describe the photo")
+    box.wait_for(timeout=120_000)
+    box.fill("a photo")
+    box.press("Enter")
+    page.get_by_text("rocket.jpg", exact=False).first.wait_for(timeout=120_000)
+    chooser = page.locator(".st-key-search-objects input").first
+    chooser.click()
+    chooser.fill("cup")
+    chooser.press("Enter")
+    page.get_by_text("rocket.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
+    names: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        names = sorted(t.split("·")[-1].strip() for t in page.locator("[data-testid='stCaptionContainer']").all_inner_texts() if ".jpg" in t)
+        if names == ["coffee.jpg"]:
+            break
+        time.sleep(0.5)
+    page.screenshot(path=str(tmp_path / "search-object.png"), full_page=True)
+    assert names == ["coffee.jpg"], names

@@ -88,3 +88,27 @@ def test_cli_search_filters(demo_services, capsys):
     assert {r["path"].rsplit("/", 1)[-1] for r in json.loads(capsys.readouterr().out)} == {"astronaut.jpg", "camera.jpg"}
     assert main(["search", "a photo", "--has-text", "--scene", "street", "--json"]) == 0
     assert [r["path"].rsplit("/", 1)[-1] for r in json.loads(capsys.readouterr().out)] == ["rocket.jpg"]
+
+
+def test_object_and_people_count_filters_on_real_chroma(demo_services):
+    from dataclasses import replace
+
+    s = demo_services
+    ids = _ids_by_name(s)
+    facts = dict(FACTS)
+    facts["coffee.jpg"] = replace(FACTS["coffee.jpg"], detector="centernet-320",
+                                  detections=[("cup", 0.6, (0.2, 0.1, 0.8, 0.7)), ("dining table", 0.35, (0, 0.3, 1, 1))])
+    facts["astronaut.jpg"] = replace(FACTS["astronaut.jpg"], detector="centernet-320", people=2,
+                                     detections=[("person", 0.7, (0.1, 0, 0.6, 1)), ("person", 0.3, (0.6, 0.2, 0.9, 1)),
+                                                 ("cup", 0.25, (0.4, 0.4, 0.5, 0.5))])  # too unsure to assert
+    store_facts(s, [(ids[n], f) for n, f in facts.items()])
+    assert _names(search_text(s, "a photo", k=15, where=facts_where(objects=["cup"]))) == {"coffee.jpg"}
+    assert _names(search_text(s, "a photo", k=15, where=facts_where(objects=["cup", "dining table"]))) == {"coffee.jpg"}
+    assert _names(search_text(s, "a photo", k=15, where=facts_where(objects=["dog"]))) == set()
+    assert _names(search_text(s, "a photo", k=15, where=facts_where(people="2"))) == {"astronaut.jpg"}
+    assert _names(search_text(s, "a photo", k=15, where=facts_where(people="1"))) == {"camera.jpg"}
+    assert "coffee.jpg" in _names(search_text(s, "a photo", k=15, where=facts_where(people="none")))
+    with pytest.raises(ValueError, match="not one of the detector's objects"):
+        facts_where(objects=["unicorn"])
+    with pytest.raises(ValueError, match="people filter"):
+        facts_where(people="lots")

@@ -19,6 +19,8 @@ def test_collection_names_are_valid_for_chroma():
 
 def test_clean_metadata_drops_none_and_joins_lists():
     assert clean_metadata({"a": None, "b": ["x", "y"], "c": np.int64(3), "d": 1.5}) == {"b": "x,y", "c": 3, "d": 1.5}
+    assert clean_metadata({"detected": ["cup", "dining table"]}) == {"detected": ["cup", "dining table"]}  # filterable array
+    assert clean_metadata({"detected": []}) == {"detected": [""]}
 
 
 def test_upsert_is_idempotent_and_models_do_not_mix(settings):

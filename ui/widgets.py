@@ -49,7 +49,10 @@ def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None)
     left, right = st.columns([1, 1], gap="medium")
     with left:
         width = min(int(photo.width or 560), 560)
-        if Path(photo.path).exists():
+        boxed = _with_boxes(photo)
+        if boxed is not None:
+            st.image(boxed, width=width, caption="Boxes: what the object detector found (label and confidence)")
+        elif Path(photo.path).exists():
             if Path(photo.path).suffix.lower() in _BROWSER_IMAGES and display_path(photo.path) == photo.path:
                 st.image(photo.path, width=width)
             else:  # HEIC/AVIF/TIFF or an odd file name: send the decoded pixels, not the file
@@ -85,6 +88,20 @@ def photo_dialog(photo, paths: Sequence[str], provenance: Optional[dict] = None)
                    "so it can score higher than any single tag.")
         st.text("\n".join(facts_lines(getattr(photo, "facts", None))))  # plain text: OCR'd words are data, never markup
     st.text("Files:\n" + "\n".join(display_path(p) for p in paths))
+
+
+def _with_boxes(photo):
+    """The photo with its detected objects' boxes drawn, or None (no sure detections, or unreadable)."""
+    from core.facts.view import draw_detections
+    from core.images import ImageError, load_rgb
+
+    facts = getattr(photo, "facts", None)
+    if facts is None or not facts.detections or not Path(photo.path).exists():
+        return None
+    try:
+        return draw_detections(load_rgb(Path(photo.path)), facts)
+    except (ImageError, OSError):
+        return None
 
 
 @st.dialog("Why this match", width="large")

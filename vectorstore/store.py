@@ -35,13 +35,21 @@ def collection_name(model_id: str, space: str) -> str:
     return name[:512]
 
 
+# Keys kept as Chroma arrays (Chroma >= 1.0), which a `where` can test with $contains: the detected
+# objects that Search filters on. Other lists stay comma-joined strings, the form their readers know.
+# An array must be non-empty and of one type: the facts write [""] for "nothing detected".
+ARRAY_KEYS = frozenset({"detected"})
+
+
 def clean_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    """Chroma metadata values must be str/int/float/bool; drop None, join lists."""
+    """Chroma metadata values must be str/int/float/bool (or, for ARRAY_KEYS, a list of str); drop None, join lists."""
     out: dict[str, Any] = {}
     for key, value in meta.items():
         if value is None:
             continue
-        if isinstance(value, (list, tuple)):
+        if key in ARRAY_KEYS and isinstance(value, (list, tuple)):
+            value = [str(v) for v in value] or [""]
+        elif isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
         elif isinstance(value, (np.integer,)):
             value = int(value)
