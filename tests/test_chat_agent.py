@@ -86,4 +86,4 @@ def test_agent_without_tool_calls_falls_back_to_rules(demo_services):
 
     llm = agent_llm([AIMessage("I think there are 99 cats."), AIMessage("Photo [1] is a cat.")])
     res = answer("how many photos of cats are there?", [], demo_services, llm)
-    assert res.count == 1 and res.text.startswith("1 photo looks like “cats”") and "99" not in res.text
+    assert res.count == 1 and res.text.startswith("1 photo matches (detected cat or matching “cats”)") and "99" not in res.text

@@ -122,10 +122,12 @@ def lead_sentence(retrieval) -> str:
     if plan.intent == "describe":
         if not photos:
             return (f"I found no photo of “{plan.semantic}” in your library{how}." if plan.semantic
+                    else f"I found no photo {others} in your library." if others and not plan.photo_id
                     else "That photo is no longer in the library.")
         p = photos[0]
         tags = ", ".join(t for t, _ in p.tags[:5])
-        head = f"No photo clearly shows “{plan.semantic}”; the closest is" if retrieval.weak else "The closest photo is"
+        wanted = plan.semantic or " ".join(c.also for g in plan.facts for c in g if c.also) or others
+        head = f"No photo clearly shows “{wanted}”; the closest is" if retrieval.weak else "The closest photo is"
         head = "That photo is" if plan.photo_id else head
         return f"{head} [1] {photo_name(p)}" + (f"; tags: {tags}." if tags else ".")
     if plan.intent == "similar":
@@ -241,7 +243,7 @@ def stream_answer(question: str, history: Sequence, services, llm, *, cfg: Optio
     if isinstance(plan, str):  # a follow-up that cannot be resolved: say why, guess nothing
         yield plan
         return ChatAnswer(plan, notice=plan)
-    if plan.intent == "describe" and not plan.semantic and not plan.photo_id:
+    if plan.intent == "describe" and not plan.semantic and not plan.facts and not plan.photo_id:
         text = "Which photo do you mean? Name something in it, e.g. 'what is in the photo of the cat?'"
         yield text
         return ChatAnswer(text, plan=plan)

@@ -41,11 +41,13 @@ _PRIORITY = ("fact", "scene", "topic", "object", "synonym")
 class Cond(BaseModel):
     """One test on a photo's index metadata; `key` "semantic" tests the search score instead."""
 
-    key: str  # has_people, people_count, portrait, has_text, setting, monochrome, scene, objects, colours, topic_<name>, semantic
+    key: str  # has_people, people_count, portrait, has_text, setting, monochrome, scene, objects, detected, colours, topic_<name>, semantic
     op: Literal["eq", "ge", "in", "has"] = "eq"
     value: Union[bool, int, str, list[str]]
     negate: bool = False
     label: str = ""
+    also: str = ""  # search text whose match (Search's cut-off) satisfies the condition too: the detector can miss
+
 
     def describe(self) -> str:
         label = self.label or f"{self.key} {self.op} {self.value}"
@@ -100,6 +102,8 @@ def fact_concepts(scenes: Sequence[str], colours: Sequence[str], known_scenes: S
                  one(Cond(key="monochrome", value=True, negate=True, label="black and white")), "fact"),
         _Concept(r"\b(?:a\s+)?(?:groups?|crowds?)(?:\s+of\s+(?:people|persons))?\b|\bcrowded\b",
                  one(Cond(key="people_count", op="ge", value=3, label="3 or more people")), "fact"),
+        _Concept(rf"\b(more\s+than|over|at\s+least)\s+({'|'.join(_NUMBERS)}|\d+)\s+(?:people|persons?|men|women|humans?)\b",
+                 lambda m: [_people_at_least((_NUMBERS.get(m[2], None) or int(m[2])) + (0 if m[1].startswith("at") else 1))], "fact"),
         _Concept(rf"\b({'|'.join(_NUMBERS)}|\d+)\s+(?:people|persons?|men|women|man|woman|humans?)\b",
                  lambda m: [_people_count(_NUMBERS.get(m[1], None) or int(m[1]))], "fact"),
         # A portrait: the photo facts' own definition (PhotoFacts.is_portrait), the one the caption uses.
@@ -129,6 +133,34 @@ def fact_concepts(scenes: Sequence[str], colours: Sequence[str], known_scenes: S
     for c in colours:
         out.append(_Concept(rf"\b{re.escape(c)}\b", one(Cond(key="colours", op="has", value=c, label=f"colour {c}")), "fact"))
     return out
+
+
+def _people_at_least(n: int) -> Cond:
+    return Cond(key="people_count", op="ge", value=n, label=f"{n} or more people")
+
+
+def detected_concepts() -> list[_Concept]:
+    """The object detector's labels and their other words (core.facts.detected): "dogs", "a sofa",
+    "washbasins" test the photo's detected objects, the fact Search's object filter reads."""
+    from core.facts.detected import words_of
+    from models.objects import COCO_LABELS
+
+    out = []
+    for label in COCO_LABELS:
+        if label == "person":
+            continue  # people are the people facts above
+        cond = Cond(key="detected", op="has", value=label, label=f"with {label}")
+        for word in words_of(label):
+            if len(word) >= 3 and word not in STOP_WORDS:
+                # the photo counts when the detector found the object, or when the words as asked match
+                # it as a search would (a cat the detector missed, curled up, is still a cat)
+                out.append(_Concept(_plural(word), lambda m, c=cond: [_or_matching(c, " ".join(m[0].split()))], "fact"))
+    return out
+
+
+def _or_matching(cond: Cond, said: str) -> Cond:
+    # No parentheses: the label is itself shown in parentheses after the count.
+    return cond.model_copy(update={"also": said, "label": f"detected {cond.value} or matching “{said}”"})
 
 
 def _people_count(n: int) -> Cond:
@@ -242,6 +274,8 @@ def cond_holds(c: Cond, meta: dict, semantic_ids: dict[str, set[str]], pid: str)
     if c.key == "semantic":
         hit = pid in semantic_ids.get(str(c.value), set())
         return hit != c.negate
+    if c.also and pid in semantic_ids.get(c.also, set()):
+        return not c.negate
     if c.key not in meta:
         return False  # unknown (no facts yet, or an older facts version): neither with nor without
     v = meta[c.key]

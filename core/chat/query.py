@@ -139,6 +139,7 @@ class Vocabulary:
     scenes: list[str] = field(default_factory=list)  # scene names in the photo facts
     has_facts: bool = False  # the index carries photo facts (has_people, has_text, scene)
     objects: list[str] = field(default_factory=list)  # object words in the library's photo facts
+    detected: bool = False  # photo facts from the object detector exist (facts version 5), so "dogs" reads its labels
 
 
 def _find_phrase(text: str, phrase: str) -> Optional[re.Match]:
@@ -289,13 +290,15 @@ _RANK_WORDS = {"least", "most", "lowest", "highest", "score", "scores"}
 
 def _concepts(vocab: Vocabulary) -> list:
     """The lexicon for this library: topics always (annotations), facts and object words only where facts exist."""
-    from core.chat.concepts import (fact_concepts, imagenet_object_words, known_scene_names, object_concepts, topic_concepts,
-                                    topic_prompts)
+    from core.chat.concepts import (detected_concepts, fact_concepts, imagenet_object_words, known_scene_names, object_concepts,
+                                    topic_concepts, topic_prompts)
     from core.facts.colours import PALETTE
 
     out = topic_concepts(vocab.topics, topic_prompts())
     if vocab.has_facts:
         out += fact_concepts(vocab.scenes, list(PALETTE), known_scene_names()) + object_concepts(list(imagenet_object_words()) + vocab.objects)
+    if vocab.detected:
+        out += detected_concepts()
     return out
 
 

@@ -73,8 +73,11 @@ def library_vocabulary(services) -> Vocabulary:
     facts = _metadatas(services, {"facts_version": {"$gte": 1}})
     scenes = {str(m.get("scene") or "").strip() for m in facts.values()} - {""}
     objects = {str(o) for m in facts.values() for o in (m.get("objects") or []) if isinstance(m.get("objects"), list)}
+    from core.facts import FACTS_VERSION
+
+    detected = any(int(m.get("facts_version") or 0) >= FACTS_VERSION for m in facts.values())
     return Vocabulary(classes=sorted(services.catalog.classes()), topics=sorted(topics), scenes=sorted(scenes),
-                      has_facts=bool(facts), objects=sorted(objects))
+                      has_facts=bool(facts), objects=sorted(objects), detected=detected)
 
 
 def library_gap(services) -> Optional[str]:
@@ -213,6 +216,7 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
 
     semantic_ids: dict[str, set[str]] = {}
     wanted = [str(c.value) for group in plan.facts for c in group if c.key == "semantic"]
+    wanted += [c.also for group in plan.facts for c in group if c.also]
     if plan.semantic and not plan.semantic_ranks:  # words that must match, as in a plain search
         wanted.append(plan.semantic)
     for text in wanted:
@@ -222,7 +226,8 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
            and all(any(cond_holds(c, m, semantic_ids, pid) for c in g) for g in plan.facts)]
     pool = [p for p in services.catalog.get_many(ids).values() if keep(p)]
     scores: dict[str, float] = {}
-    order_text = " ".join([plan.semantic] + [str(c.value) for g in plan.facts for c in g if c.key == "semantic" and not c.negate]).strip()
+    order_text = " ".join([plan.semantic] + [str(c.also or c.value) for g in plan.facts for c in g
+                                             if (c.key == "semantic" or c.also) and not c.negate]).strip()
     if order_text:
         scores = {r.photo.id: r.score for r in search(order_text)}
     pool.sort(key=lambda p: (p.added_at, p.path))
@@ -232,6 +237,11 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
         pool.sort(key=lambda p: -scores.get(p.id, -1.0))
     out.total, out.matched_ids = len(pool), [p.id for p in pool]
     out.photos = pool[: plan.k]
+    if plan.intent == "describe" and not out.photos and order_text:
+        # "what is in the photo of the cat?" names one photo: the closest one, marked weak, as a plain search does
+        best = [r for r in search(order_text) if keep(r.photo)][:1]
+        out.photos, out.weak = [r.photo for r in best], bool(best)
+        scores.update({r.photo.id: r.score for r in best})
     out.scores = [scores.get(p.id) for p in out.photos]
     out.how = ("photo facts and annotations: " + (plan.describe_filters(semantic=False) or "none")
                + (f", ordered by search score for “{order_text}”" if order_text and not plan.sort else ""))
