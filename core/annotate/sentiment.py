@@ -54,6 +54,29 @@ def zero_shot_sentiment(sims: dict[str, float], temperature: float) -> tuple[str
     return label_of(score), score
 
 
+# How each facial expression (models/expressions.py) reads as sentiment, -1..1: a smile is the
+# clearest positive signal a photo of people gives; a neutral face says nothing either way.
+EXPRESSION_VALENCE = {"happy": 1.0, "surprise": 0.3, "neutral": 0.0, "sad": -0.8, "fear": -0.7, "angry": -0.9, "disgust": -0.8}
+EXPRESSION_WEIGHT = 0.5  # share of the image score the faces get when there are faces
+
+
+def expression_sentiment(expressions) -> Optional[tuple[str, float]]:
+    """The faces' sentiment: mean of valence x confidence over the faces; None when no face was read."""
+    if not expressions:
+        return None
+    score = float(np.mean([EXPRESSION_VALENCE.get(e, 0.0) * float(p) for e, p in expressions]))
+    return label_of(score), score
+
+
+def with_expressions(image: tuple[str, float], expressions) -> tuple[str, float]:
+    """The image-only sentiment with the faces' expressions mixed in (unchanged without faces)."""
+    faces = expression_sentiment(expressions)
+    if faces is None:
+        return image
+    score = (1 - EXPRESSION_WEIGHT) * image[1] + EXPRESSION_WEIGHT * faces[1]
+    return label_of(score), float(score)
+
+
 def fuse(caption: Optional[tuple[str, float]], image: Optional[tuple[str, float]]) -> Optional[tuple[str, float]]:
     """Weighted mean of the two scores; either alone when the other is missing."""
     if caption is None and image is None:

@@ -124,6 +124,8 @@ class ZeroShotAnnotator:
             concept = ev.best_concept(self.concept_emb @ concept_vec, self.prompts.concepts, found, self.prompts)
             s_cap = sent.caption_sentiment(photo.caption)
             s_img = sent.zero_shot_sentiment(self._sentiment_sims(iv), T)
+            if facts is not None:  # the faces' expressions are part of what the image itself shows
+                s_img = sent.with_expressions(s_img, facts.expressions)
             # A caption the backend wrote from these same facts is no second view: fusing it would count the
             # facts twice through a lossier sentence, so the combined view is the facts view alone.
             own = facts is not None and (photo.caption_source or "").startswith(f"{self.backend.name}:")
