@@ -14,19 +14,21 @@ and index must be shared too (`PHOTOLORE_CATALOG_URL`/`CHROMA_HOST` on several m
 machine the local data dir works). Ray is imported only here, only when asked for.
 
 No job waits on a cluster that is not there: the address is checked before Ray is imported
-(core.ray_address) and joining has a deadline.
+(core.ray_address), joining has a deadline, and a head lost mid-job stops the job with a
+ClusterError (what was written stays; a rerun does the rest).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import pickle
+import queue
 import threading
 import time
 from typing import TYPE_CHECKING, Iterator, Optional
 
 # ClusterError lives with the address checks (they raise it before Ray is imported); callers import it from here.
-from core.ray_address import START_HINT, ClusterError, ResolvedAddress, check_reachable, keep_loopback, resolve
+from core.ray_address import START_HINT, ClusterError, ResolvedAddress, check_reachable, gcs_answers, keep_loopback, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.ingest_outcomes import Skip
@@ -37,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # The whole of joining a cluster, TCP check included: past it the job fails, naming the address
 # (12 s: a margin under the 15 s the README promises).
 JOIN_DEADLINE_S = 12.0
+# A running job whose next row takes longer than this asks whether the head still answers.
+WATCH_EVERY_S = 5.0
 
 _joined: Optional[ResolvedAddress] = None  # the cluster this process joined (None: not joined by us)
 _joining: Optional[threading.Thread] = None  # a ray.init that ran past its deadline and may still be retrying
@@ -179,8 +183,9 @@ def map_on_actors(address: str, payloads: list[bytes], worker_cls: type, worker_
 
     `worker_cls.__call__` takes a Ray Data batch {"k": [...], "payload": [...]} and returns {"result": [bytes, ...]}.
     Each actor is built once (one model load) and then serves row after row. A dead actor is restarted and
-    its row retried, so the caller's write path must be idempotent. Stops after the current row when `cancel` is set."""
-    _ray_init(address)
+    its row retried, so the caller's write path must be idempotent. Stops after the current row when `cancel` is set,
+    and with a ClusterError naming the address within about WATCH_EVERY_S + 5 s of the head going away."""
+    resolved = _ray_init(address)
     import ray
 
     size, gpus = _pool_size(workers, cpus_per_worker)
@@ -188,10 +193,70 @@ def map_on_actors(address: str, payloads: list[bytes], worker_cls: type, worker_
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     ds = ds.map_batches(worker_cls, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size), fn_constructor_kwargs=worker_kwargs,
                         num_cpus=cpus_per_worker, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)
-    for row in ds.iter_rows():
+    for row in _watched_rows(ds, resolved):
         yield row["result"]
         if cancel is not None and cancel.is_set():
             return
+
+
+def _watched_rows(ds, resolved: ResolvedAddress) -> Iterator[dict]:
+    """`ds.iter_rows()`, stopped with a ClusterError when the head goes away mid-job.
+
+    When the head dies, iter_rows neither ends nor raises for minutes (Ray keeps reconnecting),
+    so the rows are pulled in a thread and, whenever none has come for WATCH_EVERY_S, the GCS
+    port is tried: twice closed and the job stops. What the driver wrote so far stays (every
+    write is an idempotent upsert), and the same command run again does the rest."""
+    import ray
+
+    rows: queue.Queue = queue.Queue(maxsize=2)  # a row or two ahead, as iter_rows itself would be
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                rows.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for row in ds.iter_rows():
+                if not put(("row", row)):
+                    return  # the consumer stopped (cancelled, or the head was lost): leave iter_rows here
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(("error", exc))
+
+    def lost() -> ClusterError:
+        _leave(ray)  # a process that stays (the app) joins afresh next time; Ray would otherwise end it once GCS stays gone
+        return ClusterError(f"lost the Ray cluster at '{resolved.address}' mid-job (nothing answers on its port any more): "
+                            f"the photos done so far are kept; {START_HINT} again and rerun the same job to do the rest")
+
+    thread = threading.Thread(target=pump, name="photolore-ray-rows", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                kind, value = rows.get(timeout=WATCH_EVERY_S)
+            except queue.Empty:
+                if gcs_answers(resolved):
+                    continue
+                time.sleep(1.0)  # one refused connect may be a blip; two a second apart are a head that is gone
+                if not gcs_answers(resolved):
+                    raise lost() from None
+                continue
+            if kind == "row":
+                yield value
+            elif kind == "end":
+                return
+            else:
+                if not gcs_answers(resolved):
+                    raise lost() from value
+                raise value
+    finally:
+        stop.set()
 
 
 @dataclasses.dataclass
