@@ -139,3 +139,30 @@ def test_many_categories_show_the_largest_and_say_so():
     assert charts.data_rows(by["box"].chart) == 6 * charts.TOP_GROUPS["box"] and "of 80" in by["box"].note
     # ~250 years of photos: counted per year instead
     assert charts.data_rows(by["time"].chart) <= 3 * 250
+
+
+@pytest.mark.slow
+def test_page_bins_and_samples_past_max_marks(demo_env_copy, bundled_backend, monkeypatch):
+    """The Dashboards page with MAX_MARKS lowered to 5 over the annotated demo (15 photos): the scatter
+    is binned and says so, the embedding map projects a 5-photo sample and says so."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core.annotate.runner import run_annotations
+    from core.annotate.zeroshot import ZeroShotAnnotator
+    from core.services import build_services
+    from core.settings import Settings
+    from tests.conftest import REPO
+
+    services = build_services(Settings(), backend=bundled_backend)
+    assert run_annotations(services, ZeroShotAnnotator(bundled_backend)).done == 15
+    monkeypatch.setattr(charts, "MAX_MARKS", 5)
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(REPO / "pages/dashboards.py"), default_timeout=180).run()
+        assert not at.exception, [e.value for e in at.exception]
+        captions = [c.value for c in at.caption]
+        assert any("15 photos binned by score" in c for c in captions), captions
+        assert any("projection of 5 image embeddings" in c and "Showing 5 of 15 photos" in c for c in captions), captions
+    finally:
+        st.cache_resource.clear()
