@@ -132,6 +132,7 @@ else:
         photos = services.catalog.get_many(chosen[:48])
         photo_grid([(photos[i], None) for i in chosen[:48] if i in photos], key="dash-selected", services=services)
 
+# Written when clicked, not on every rerun: at a million photos the CSV takes seconds to build.
 st.download_button("Download the filtered table (CSV)",
-                   data=df.drop(columns=["image"], errors="ignore").assign(topics=df["topics"].map(",".join)).to_csv(index=False),
-                   file_name="photolore-annotations.csv", mime="text/csv", key="dash-csv")
+                   data=lambda: df.drop(columns=["image"], errors="ignore").assign(topics=df["topics"].map(",".join)).to_csv(index=False),
+                   file_name="photolore-annotations.csv", mime="text/csv", key="dash-csv", on_click="ignore")
