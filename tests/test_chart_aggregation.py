@@ -124,6 +124,8 @@ def test_every_chart_of_200k_photos_stays_under_max_marks_and_builds_fast(big):
         assert charts.data_rows(box.chart) == 6 * groups
     # the SVG export goes through altair's own to_dict, which refuses charts over 5000 rows
     assert charts.to_svg(drawn["box"].chart).startswith("<svg")
+    # the report (python -m core report): the Vega libraries inlined are most of it, not the data
+    assert len(charts.report_html(sections)) < 2_000_000
 
 
 def test_many_categories_show_the_largest_and_say_so():
