@@ -1,6 +1,6 @@
 """Altair charts for the dashboards, shared by the page and the HTML report. No streamlit here.
 
-Every chart is drawn from numbers aggregated here in pandas, never from one row per photo: the
+Every chart is drawn from numbers aggregated in pandas (core/dashboards.py), not one row per photo: the
 browser gets the chart's data rows whole, so at a million photos a per-photo chart would ship
 millions of rows and stall the page. MAX_MARKS bounds the rows of any one chart.
 """
@@ -54,7 +54,8 @@ def histograms(df: pd.DataFrame) -> tuple:
 
 def data_rows(chart: alt.TopLevelMixin) -> int:
     """Data rows the chart sends to the browser: every dataset and inline value list, at any depth
-    (layers, facets, concatenations)."""
+    (layers, facets, concatenations). For tests and checks: it switches altair's global data
+    transformer for the call, so it is not for a server's concurrent reruns."""
     with alt.data_transformers.enable("default", max_rows=None):  # count them, do not refuse them
         spec = chart.to_dict()
     return _rows(spec)
