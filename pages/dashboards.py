@@ -68,6 +68,8 @@ for section in sections:
         continue
     with st.container(key=f"dash-section-{section.key}"):  # a stable handle for the browser tests
         st.altair_chart(section.chart, width="stretch", key=f"dash-chart-{section.key}")
+    if section.note:
+        st.caption(md_escape(section.note))
     if section.table is not None:
         with st.expander("Numbers"):
             st.dataframe(section.table, hide_index=True, width="stretch")
@@ -93,24 +95,32 @@ else:
 
 # --- embedding map ----------------------------------------------------------------------------------
 st.subheader("Embedding map")
-ids = df["photo_id"].tolist()
-vectors = services.store.get_embeddings(services.backend.model_id, "image", ids) if ids else {}
-if len(vectors) < 3:
-    st.info("The embedding map needs at least 3 photos indexed by the active backend (see the Library page).")
+model_id = services.backend.model_id
+if df.empty or services.store.count(model_id, "image") < 3:
+    vectors = {}
 else:
     m1, m2 = st.columns(2)
     colour_by = m1.selectbox("Colour by", ["class_name", "sentiment", *d.DIMENSIONS], key="dash-map-colour")
     method = m2.radio("Projection", ["auto", "pca", "umap"], horizontal=True, key="dash-map-method",
                       help="auto: UMAP when installed and there are enough photos, else PCA")
+    # A fixed sample of at most MAX_MARKS photos, every colour group kept, is fetched and projected:
+    # the browser draws one point per photo, and a million vectors would not fit one request anyway.
+    shown = d.sample_rows(df, colour_by, charts.MAX_MARKS)
+    ids = shown["photo_id"].tolist()
+    vectors = services.store.get_embeddings(model_id, "image", ids)
+if len(vectors) < 3:
+    st.info("The embedding map needs at least 3 photos indexed by the active backend (see the Library page).")
+else:
     keep = [i for i in ids if i in vectors]
     try:
-        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], df, method=method)
+        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], shown, method=method)
     except d.NotEnoughData as exc:
         st.info(md_escape(exc))
-        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], df, method="pca")
+        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], shown, method="pca")
     if thumbs:
         frame["image"] = frame["photo_id"].map(thumbs)
-    st.caption(f"{used} projection of {len(frame)} image embeddings ({services.backend.model_id}). Drag a box to select photos.")
+    sampled = f" Showing {len(frame)} of {len(df)} photos: a fixed sample that keeps every colour group." if len(shown) < len(df) else ""
+    st.caption(f"{used} projection of {len(frame)} image embeddings ({model_id}).{sampled} Drag a box to select photos.")
     with st.container(key="dash-section-map"):
         event = st.altair_chart(charts.embedding_map(frame, colour_by, used, select=True), width="stretch",
                                 key="dash-map", on_select="rerun", selection_mode="brush")
@@ -122,6 +132,7 @@ else:
         photos = services.catalog.get_many(chosen[:48])
         photo_grid([(photos[i], None) for i in chosen[:48] if i in photos], key="dash-selected", services=services)
 
+# Written when clicked, not on every rerun: at a million photos the CSV takes seconds to build.
 st.download_button("Download the filtered table (CSV)",
-                   data=df.drop(columns=["image"], errors="ignore").assign(topics=df["topics"].map(",".join)).to_csv(index=False),
-                   file_name="photolore-annotations.csv", mime="text/csv", key="dash-csv")
+                   data=lambda: df.drop(columns=["image"], errors="ignore").assign(topics=df["topics"].map(",".join)).to_csv(index=False),
+                   file_name="photolore-annotations.csv", mime="text/csv", key="dash-csv", on_click="ignore")
