@@ -1,0 +1,224 @@
+"""A library of up to a million photos, built without the models, and what each page's catalog work costs at that size.
+
+    python bench/bench_million.py [--sizes 100000 1000000] [--engines sqlite postgresql] [--repeat 3]
+
+For each engine and size, a fresh catalog is filled with synthetic rows in bulk (one transaction per
+20,000 photos, no model run): photos with realistic spreads (200 folders of Zipf-like sizes, 20 years
+of dates, people 0-12, 14 scenes, facts JSON of the real size), their files, the index rows of one
+model, and one annotation per photo (six 1-5 scores, sentiment, two topics). Then the work each page
+does on every rerun is timed with the app's own functions, median of `--repeat` runs:
+
+- Library: photo / file / class counts, photos not indexed, photos with stale facts, and the first and
+  a deep page of the grid (the deep page by OFFSET, as the page asked before, and by keyset);
+- Search: the facts counts of the filters and the 20 hits' catalog rows;
+- Dashboards: the annotations frame, the filters, every chart (aggregated to at most 5,000 marks) and
+  the embedding map's sample;
+- Chat: a count question answered from the indexed columns (people, scene, sentiment, class).
+
+Plus the build time, the catalog's size on disk and the process's peak resident memory. The vector
+index is measured by bench/bench_search.py (`--sizes 100000 1000000`); its build at 1M takes about
+an hour on 2 cores, so it is not part of this run. Timings on a shared machine vary: compare the
+parts and sizes of one run, not runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.facts import PhotoFacts  # noqa: E402
+
+SCENES = ["", "kitchen", "living room", "bedroom", "bathroom", "street", "beach", "forest", "office", "dining room",
+          "mountain", "park", "restaurant", "city"]
+TOPICS = ["family", "travel", "food", "home", "nature", "city", "pets", "friends", "work", "sport", "art", "garden"]
+SENTIMENTS = ["negative", "neutral", "positive"]
+DIMS = ["Safety", "Belonging", "Naturalness", "Shared", "Privacy", "Convenience"]
+MODEL = "bench-model"
+CHUNK = 20_000
+
+
+def _facts_json(rng: np.random.Generator, people: int, scene: str) -> str:
+    objs = [("cup", 0.8), ("table", 0.6), ("chair", 0.5), ("plant", 0.4)][: int(rng.integers(1, 5))]
+    return PhotoFacts(caption=f"a {scene or 'photo'} with {people} people", labels=[("cup", 0.4), ("plate", 0.2)], objects=objs,
+                      people=people, faces=min(people, 3), scene=scene, scene_score=0.6, colours=["white", "brown"],
+                      text_checked=True, setting="indoor", detections=[("person", 0.7, (0.1, 0.1, 0.4, 0.9))] * min(people, 3),
+                      detector="centernet-320").to_json()
+
+
+def build(catalog, n: int, seed: int = 0, on_chunk: Callable[[int], None] = lambda done: None) -> None:
+    """Fill `catalog` with n synthetic photos, their files, index rows and one annotation each."""
+    from core.annotations.store import ensure_schema
+
+    ensure_schema(catalog)
+    rng = np.random.default_rng(seed)
+    templates = [_facts_json(rng, p, s) for p in range(4) for s in SCENES]  # facts JSON of the real size, reused
+    folder_weights = 1.0 / np.arange(1, 201)
+    folder_weights /= folder_weights.sum()
+    start_day = np.datetime64("2006-01-01")
+    for lo in range(0, n, CHUNK):
+        m = min(CHUNK, n - lo)
+        idx = np.arange(lo, lo + m)
+        folders = rng.choice(200, size=m, p=folder_weights)
+        people = np.minimum(rng.poisson(0.8, m), 12)
+        scenes = rng.integers(0, len(SCENES), m)
+        days = rng.integers(0, 20 * 365, m)
+        scores = rng.integers(1, 6, (m, 6))
+        sent = rng.choice(3, size=m, p=[0.2, 0.5, 0.3])
+        topics = rng.integers(0, len(TOPICS), (m, 2))
+        photos, files, indexed, notes = [], [], [], []
+        for j, i in enumerate(idx):
+            pid = f"{i:064x}"
+            path = f"/photos/folder{folders[j]:03d}/IMG_{i:07d}.jpg"
+            taken = f"{start_day + np.timedelta64(int(days[j]), 'D')}T10:{i % 60:02d}:00"
+            facts = templates[(int(people[j]) % 4) * len(SCENES) + int(scenes[j])]
+            photos.append((pid, path, "folder", f"folder{folders[j]:03d}", 4032, 3024, "JPEG", taken, 1,
+                           f"2026-01-01T00:00:{i % 60:02d}+00:00", f"/data/thumbs/{pid[:2]}/{pid}.jpg",
+                           f"a {SCENES[scenes[j]] or 'photo'} with {people[j]} people", "bundled", '[["cup", 0.8], ["table", 0.5]]',
+                           0, f"{int(rng.integers(0, 2**62)):016x}", facts, int(people[j]), 0, SCENES[scenes[j]], 5))
+            files.append((path, pid, 2_500_000, 1_700_000_000_000_000_000))
+            indexed.append((pid, MODEL))
+            data = {**{d: int(s) for d, s in zip(DIMS, scores[j])}, "concept_text": "a calm and shared space",
+                    "sentiment": SENTIMENTS[sent[j]], "sentiment_score": float(sent[j] - 1), "sentiment_caption": SENTIMENTS[sent[j]],
+                    "sentiment_image": SENTIMENTS[sent[j]], "topics": [TOPICS[t] for t in topics[j]], "topics_caption": [],
+                    "topics_image": []}
+            notes.append((pid, "bench", "1", "ok", None, json.dumps(data), "2026-01-02T00:00:00+00:00"))
+        with catalog.db.connect() as con:
+            con.executemany("INSERT INTO photos (id, path, source, class_name, width, height, format, taken_at, orientation, added_at, "
+                            "thumb_path, caption, caption_source, tags, missing, phash, facts, facts_people, facts_ntext, facts_scene, "
+                            "facts_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", photos)
+            con.executemany("INSERT INTO files (path, photo_id, size, mtime_ns) VALUES (?,?,?,?)", files)
+            con.executemany("INSERT INTO indexed (photo_id, model_id) VALUES (?,?)", indexed)
+            con.executemany("INSERT INTO annotations (photo_id, annotator, version, status, error, data, created_at) "
+                            "VALUES (?,?,?,?,?,?,?)", notes)
+        on_chunk(lo + m)
+    with catalog.db.connect() as con:  # fresh statistics, as a long-lived catalog has them
+        con.execute("ANALYZE")
+
+
+def timed(fn: Callable, repeat: int) -> tuple[float, object]:
+    """Median seconds of `repeat` calls, and the last result."""
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 4), out
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def measure(catalog, n: int, repeat: int) -> dict:
+    from core import charts
+    from core import dashboards as d
+    from core.facts.refresh import stale_count
+
+    out: dict = {}
+    ids = [f"{i:064x}" for i in np.random.default_rng(1).integers(0, n, 20)]
+    lib = {
+        "count": lambda: catalog.count(),
+        "count_files": lambda: catalog.count_files(),
+        "classes": lambda: catalog.classes(),
+        "not_indexed": lambda: len(catalog.photos_not_indexed(MODEL)),
+        "stale_facts": lambda: stale_count(catalog, 5),
+        "first_page": lambda: catalog.list_photos(limit=48),
+        "deep_page_offset": lambda: catalog.list_photos(limit=48, offset=n // 2),
+    }
+    if hasattr(catalog, "page_after"):
+        middle = catalog.list_photos(limit=1, offset=n // 2)[0]
+        lib["deep_page_keyset"] = lambda: catalog.page_after((middle.added_at, middle.path), limit=48)
+    for name, fn in lib.items():
+        out[f"library_{name}_s"], _ = timed(fn, repeat)
+    out["library_page_s"] = round(sum(out[f"library_{k}_s"] for k in ("count", "count_files", "classes", "not_indexed",
+                                                                        "stale_facts", "first_page")), 4)
+    out["search_facts_summary_s"], _ = timed(catalog.facts_summary, repeat)
+    out["search_hit_rows_s"], _ = timed(lambda: catalog.get_many(ids), repeat)
+    out["search_page_catalog_s"] = round(out["search_facts_summary_s"] + out["search_hit_rows_s"], 4)
+
+    rss0 = peak_rss_mb()
+    out["dash_frame_s"], df_all = timed(lambda: d.frame_from_catalog(catalog), 1)
+    out["dash_frame_rss_mb"] = round(peak_rss_mb() - rss0, 1)
+    out["dash_filters_s"], df = timed(lambda: d.apply_filters(df_all, d.Filters()), repeat)
+    out["dash_charts_s"], sections = timed(lambda: charts.build_sections(df, box_by="class_name"), repeat)
+    out["dash_max_marks"] = max((charts.data_rows(s.chart) for s in sections if s.chart is not None), default=0)
+    out["dash_map_sample_s"], _ = timed(lambda: d.sample_rows(df, "class_name", charts.MAX_MARKS), repeat)
+    out["dashboards_page_s"] = round(sum(out[k] for k in ("dash_frame_s", "dash_filters_s", "dash_charts_s", "dash_map_sample_s")), 4)
+    del df_all, df, sections
+
+    if hasattr(catalog, "count_where"):
+        out["chat_count_s"], got = timed(lambda: catalog.count_where(people_min=3, scene="kitchen"), repeat)
+        out["chat_count_answer"] = got
+    return out
+
+
+def disk_bytes(catalog) -> int:
+    if catalog.path is not None:
+        return sum(p.stat().st_size for p in catalog.path.parent.glob(catalog.path.name + "*"))
+    with catalog.db.connect() as con:
+        return int(con.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
+
+def run(engine: str, n: int, repeat: int, url_for: Callable[[], str], work: Path) -> dict:
+    from core.catalog import Catalog
+
+    target = url_for() if engine == "postgresql" else work / f"catalog-{n}.sqlite"
+    catalog = Catalog(target, library_dir=work / "library")
+    t0 = time.perf_counter()
+    build(catalog, n, on_chunk=lambda done: print(f"  {engine} {done}/{n}", file=sys.stderr, flush=True))
+    row = {"engine": engine, "photos": n, "build_s": round(time.perf_counter() - t0, 1)}
+    row |= measure(catalog, n, repeat)
+    row["catalog_disk_mb"] = round(disk_bytes(catalog) / 2**20, 1)
+    row["peak_rss_mb"] = peak_rss_mb()
+    catalog.close()
+    return row
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--engines", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+
+    server = None
+    url_for: Callable[[], str] = lambda: ""  # noqa: E731
+    if "postgresql" in args.engines:
+        from tests.conftest import free_port
+        from tests.pgserver import PostgresServer, find_bin_dir
+
+        bin_dir = find_bin_dir()
+        if bin_dir is None:
+            sys.exit("bench_million: PostgreSQL binaries not found (scripts/setup.sh installs them); pass --engines sqlite")
+        server = PostgresServer(bin_dir, free_port()).start()
+        url_for = server.new_schema_url
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="photolore-million-") as tmp:
+            for engine in args.engines:
+                for n in args.sizes:
+                    rows.append(run(engine, n, args.repeat, url_for, Path(tmp)))
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    targets = {"library_page_s": 1.0, "dashboards_page_s": 3.0, "chat_count_s": 2.0}
+    largest = [r for r in rows if r["photos"] == max(args.sizes)]
+    print(json.dumps({"bench": "million", "cpus": os.cpu_count(), "rows": rows, "targets": targets,
+                      "met_at_largest": {f"{r['engine']}:{k}": (r.get(k) is not None and r[k] <= v)
+                                         for r in largest for k, v in targets.items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
