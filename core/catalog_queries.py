@@ -41,6 +41,13 @@ class FactsQueries:
                                (version,)).fetchall()
         return [Photo.from_row(r) for r in rows]
 
+    def count_stale_facts(self, version: int = FACTS_VERSION) -> int:
+        """len(photos_with_stale_facts(version)), read from the index photos_facts_version (schema 5)."""
+        # facts_version is written with the facts JSON (facts_row), so NULL there means no facts yet.
+        with self.db.connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM photos WHERE missing=0 AND COALESCE(facts_version, 0) < ?",
+                                   (version,)).fetchone()[0])
+
     def facts_summary(self) -> dict:
         """Counts for filters and dashboards: photos, with facts, with people, with text, per scene."""
         # One pass over the summary columns (schema 4), grouped by scene; the totals are the sums of the groups.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from core.facts import PhotoFacts
 from core.pathnames import display_path, from_db
@@ -56,6 +56,18 @@ class Photo:
 
 
 _PHOTO_FIELDS = frozenset(Photo.__dataclass_fields__)
+
+
+class PhotoSummary(NamedTuple):
+    """The columns tables of many photos show (Catalog.photo_summaries): a tuple, cheap at a million rows."""
+
+    id: str
+    path: str
+    class_name: str
+    caption: Optional[str]
+    caption_source: Optional[str]
+    taken_at: Optional[str]
+    thumb_path: Optional[str]
 
 
 @dataclass

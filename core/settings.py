@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     chroma_port: int = Field(default=8000, validation_alias=AliasChoices("CHROMA_PORT", "PHOTOLORE_CHROMA_PORT", "chroma_port"))
     ray_address: Optional[str] = Field(default=None, description="Ray cluster for batch jobs ('auto' or HEAD:PORT); unset = this process.")
     batch_size: int = Field(default=16, ge=1, le=1024)
+    dash_cache_from: int = Field(default=50_000, ge=0, description="Dashboards keep the annotations of a library of at least "
+                                 "this many photos between reruns (reading them takes ~3 s per 100k photos).")
     # Decompression-bomb cap: images with more pixels are refused before they are decoded.
     max_image_pixels: int = Field(default=64_000_000, ge=1)
     thumb_size: int = Field(default=320, ge=32, le=2048)

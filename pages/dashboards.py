@@ -1,4 +1,6 @@
 """Dashboards: the annotations as charts, with filters that apply to every chart."""
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -13,7 +15,25 @@ ensure_router()
 services = services_or_stop()
 st.title("Dashboards")
 
-df_all = d.frame_from_catalog(services.catalog)
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _big_frame(catalog_name: str, signature: tuple) -> tuple[pd.DataFrame, str]:
+    """The whole-library frame of a big library, kept across reruns and sessions until the signature changes.
+    Shared, so never modified: every use below works on filtered copies."""
+    return d.frame_from_catalog(services.catalog), time.strftime("%H:%M:%S")
+
+
+if services.catalog.count() >= services.settings.dash_cache_from:
+    with st.spinner("Reading the annotations of every photo (a big library takes a while the first time)…"):
+        df_all, read_at = _big_frame(services.catalog.describe(), d.frame_signature(services.catalog))
+    r1, r2 = st.columns([4, 1])
+    r1.caption(f"Annotations as read at {read_at}; new photos, annotations and corrections are read again on their own, "
+               "edited captions after Reload.")
+    if r2.button("Reload", key="dash-reload"):
+        _big_frame.clear()
+        st.rerun()
+else:
+    df_all = d.frame_from_catalog(services.catalog)
 if df_all.empty:
     st.info("The library is empty: add photos on the Library or Collect page, then annotate them.")
     st.stop()

@@ -34,7 +34,7 @@ with st.expander("Add photos", expanded=catalog.count() == 0):
     st.caption("Crawl the web for photos on the Collect page.")
 
 if services.backend.model_id and catalog.count():
-    missing = len(catalog.photos_not_indexed(services.backend.model_id))
+    missing = catalog.count_not_indexed(services.backend.model_id)
     if missing:
         st.info(f"{missing} photos are not yet in the index of the active backend ({services.backend.model_id}).")
         if st.button("Re-index them now", key="lib-reindex"):

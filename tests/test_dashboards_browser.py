@@ -83,3 +83,48 @@ def test_dashboard_charts_are_readable_at_1400x1000(annotated_library, browser_p
     assert len(heads) == 2 and heads[0]["x"] + heads[0]["w"] < heads[1]["x"], heads
     # Embedding map coloured by class: every class in the legend.
     assert set(charts["map"]["legend"]) >= classes
+
+
+def test_a_big_library_keeps_its_annotations_between_reruns(annotated_library, demo_env_copy, browser_page, tmp_path, monkeypatch):
+    """Above PHOTOLORE_DASH_CACHE_FROM photos the page reads the annotations once (a million took a minute on every
+    rerun): a filter change does not read them again, a new correction does, and Reload does."""
+    from core.annotations import set_corrections
+    from core.catalog import Catalog
+    from core.settings import Settings
+
+    monkeypatch.setenv("PHOTOLORE_DASH_CACHE_FROM", "1")  # the eval library counts as big
+    page = browser_page
+
+    def read_at() -> str:
+        text = page.get_by_text("Annotations as read at").first.inner_text()
+        return text.split("read at ")[1].split(";")[0]
+
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log") as url:
+        page.goto(url + "/dashboards", wait_until="domcontentloaded")
+        page.get_by_text("photos pass the filters").wait_for()
+        first = read_at()
+        page.wait_for_timeout(1100)
+        sentiment = page.locator('[data-testid="stSidebar"]').get_by_text("Sentiment", exact=True)
+        page.locator(".st-key-dash-sentiments input").click()
+        page.get_by_role("option", name="positive").click()
+        page.keyboard.press("Escape")
+        page.get_by_text(f"{int((annotated_library['sentiment'] == 'positive').sum())} of {len(annotated_library)} photos pass",
+                         exact=False).wait_for()
+        assert sentiment.count() == 1 and read_at() == first  # the rerun used the kept frame
+        shot(page, tmp_path, "dashboards-kept")
+
+        photo_id = annotated_library["photo_id"].iloc[0]
+        set_corrections(Catalog(Settings(data_dir=demo_env_copy).catalog_target, library_dir=demo_env_copy / "library"),
+                        {photo_id: {"Safety": 1}})
+        changed = ("(t) => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
+                   ".some(e => e.innerText.includes('read at') && !e.innerText.includes(t))")
+        page.locator(".st-key-dash-sentiments input").click()  # any rerun: the new correction changed the signature
+        page.get_by_role("option", name="negative").click()
+        page.keyboard.press("Escape")
+        page.wait_for_function(changed, arg=first, timeout=60_000)
+        second = read_at()
+        page.wait_for_timeout(1100)
+        page.get_by_role("button", name="Reload").click()
+        page.wait_for_function(changed, arg=second, timeout=60_000)
+        assert read_at() not in (first, second)
+        shot(page, tmp_path, "dashboards-reloaded")

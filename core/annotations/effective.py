@@ -7,25 +7,45 @@ Filenames: the photo's path relative to the library root (settings.library_dir, 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from core.annotate.prompts import DIMENSIONS
-from core.annotations.store import FIELDS, annotation_rows, caption_truth, corrections
-from core.catalog import Catalog, Photo
+from core.annotations.store import FIELDS, caption_truth, corrections, latest_ok
+from core.catalog import Catalog, Photo, PhotoSummary
 from core.pathnames import display_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-def photo_filename(photo: Photo, library_dir: Path) -> str:
+def photo_filename(photo: Photo | PhotoSummary, library_dir: Path) -> str:
     """Relative to the library root when under it, else the base name (see module doc)."""
-    path = Path(photo.path)
-    try:
-        return display_path(path.resolve().relative_to(Path(library_dir).resolve()).as_posix())
-    except ValueError:
-        return display_path(path.name)
+    return _Namer(library_dir)(photo.path)
+
+
+class _Namer:
+    """photo_filename for many photos: the library root resolved once, each path only when it must be.
+
+    Stored paths are absolute and already resolved (ingest resolves its root; uploads are saved under
+    the library), so a plain prefix test decides almost every photo; resolving each path cost 2 s
+    per 20,000 photos in filesystem calls."""
+
+    def __init__(self, library_dir: Path):
+        self.root = Path(library_dir).resolve()
+        self.prefix = self.root.as_posix().rstrip("/") + "/"
+
+    def __call__(self, path: str) -> str:
+        if path.startswith(self.prefix):
+            return display_path(path[len(self.prefix):])
+        resolved = Path(path).resolve() if ".." in path or not path.startswith("/") else None
+        if resolved is not None:
+            try:
+                return display_path(resolved.relative_to(self.root).as_posix())
+            except ValueError:
+                pass
+        return display_path(os.path.basename(path))  # str work: Path() per photo was 1.9 s per 100k
 
 
 def library_dir_of(catalog: Catalog) -> Path:
@@ -40,51 +60,53 @@ def all_photos(catalog: Catalog, photo_ids: Optional[Iterable[str]]) -> list[Pho
     if photo_ids is not None:
         got = catalog.get_many(list(photo_ids))
         return [got[i] for i in photo_ids if i in got]
-    out, offset = [], 0
-    while True:
-        page = catalog.list_photos(limit=5000, offset=offset)
-        out += page
-        if len(page) < 5000:
-            return out
-        offset += 5000
+    return list(catalog.iter_photos())
 
 
 def effective_records(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> list[dict]:
-    """One dict per photo: the effective values plus provenance (`annotator`, `version`, `annotated_at`, `corrected`)."""
-    photo_ids = list(photo_ids) if photo_ids is not None else None
-    photos = all_photos(catalog, photo_ids)
-    ids = [p.id for p in photos]
-    latest: dict[str, dict] = {}
-    for r in annotation_rows(catalog, photo_ids=ids if photo_ids is not None else None):
-        if r["status"] == "ok" and r["photo_id"] not in latest:
-            latest[r["photo_id"]] = r
+    """One dict per photo: the effective values plus provenance (`annotator`, `version`, `annotated_at`, `corrected`).
+
+    Photos in the given order, or every photo in the catalog's order when None."""
+    if photo_ids is not None:
+        photo_ids = list(photo_ids)
+        got = {p.id: p for p in catalog.photo_summaries(photo_ids)}
+        photos = [got[i] for i in photo_ids if i in got]
+    else:
+        photos = catalog.photo_summaries()
+    latest = latest_ok(catalog, [p.id for p in photos] if photo_ids is not None else None)
     fixes, truth = corrections(catalog), caption_truth(catalog)
-    lib = library_dir_of(catalog)
+    name = _Namer(library_dir_of(catalog))
     out = []
     for p in photos:
         pred = latest.get(p.id)
-        values = dict(pred["data"]) if pred else {}
-        fix = fixes.get(p.id, {})
-        rec: dict[str, Any] = {"photo_id": p.id, "filename": photo_filename(p, lib), "class_name": p.class_name,
+        values = pred["data"] if pred else {}
+        fix = fixes.get(p.id)
+        rec: dict[str, Any] = {"photo_id": p.id, "filename": name(p.path), "class_name": p.class_name,
                                "caption": p.caption or "", "caption_source": p.caption_source or "", "taken_at": p.taken_at,
                                "thumb_path": p.thumb_path}
-        for f in FIELDS:
-            v = fix.get(f, values.get(f))
-            if f in DIMENSIONS and v is not None:
-                v = int(v)
-            if f.startswith("topics"):
-                v = list(v or [])
-            rec[f] = v
-        if "sentiment" in fix and "sentiment_score" not in fix:
+        if fix:
+            values = {**values, **fix}
+        for f in _PLAIN:
+            rec[f] = values.get(f)
+        for f in DIMENSIONS:
+            v = values.get(f)
+            rec[f] = int(v) if v is not None else None
+        for f in _LISTS:
+            rec[f] = list(values.get(f) or [])
+        if fix and "sentiment" in fix and "sentiment_score" not in fix:
             rec["sentiment_score"] = {"negative": -1.0, "neutral": 0.0, "positive": 1.0}[fix["sentiment"]]
         rec["concept_text"] = rec["concept_text"] or ""
         rec["annotator"] = pred["annotator"] if pred else None
         rec["version"] = pred["version"] if pred else None
         rec["annotated_at"] = pred["created_at"] if pred else None
-        rec["corrected"] = sorted(fix)
+        rec["corrected"] = sorted(fix) if fix else []
         rec["sentiment_truth"] = truth.get(p.id)
         out.append(rec)
     return out
+
+
+_LISTS = [f for f in FIELDS if f.startswith("topics")]
+_PLAIN = [f for f in FIELDS if f not in _LISTS and f not in DIMENSIONS]
 
 
 def effective_annotations(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> "pd.DataFrame":

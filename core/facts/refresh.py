@@ -54,7 +54,7 @@ def expected_version(settings) -> int:
 
 
 def stale_count(catalog, version: int = FACTS_VERSION) -> int:
-    return len(catalog.photos_with_stale_facts(version))
+    return catalog.count_stale_facts(version)
 
 
 def refresh_facts(services, *, on_progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> FactsReport:
