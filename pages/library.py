@@ -9,6 +9,7 @@ from ui.router import ensure_router
 
 ensure_router()
 GRID_PAGE = 48  # thumbnails per page of the grid
+MAX_PAGE_CHOICES = 200  # above this many pages the grid asks for a page number instead of listing every page
 
 services = services_or_stop()
 st.title("Library")
@@ -62,13 +63,18 @@ if "lib-facts-report" in st.session_state:
 if classes:
     names = ["(all)"] + sorted(classes)
     chosen = st.selectbox("Class", names, key="lib-class", format_func=lambda c: f"{c or '(none)'} ({classes.get(c, sum(classes.values()))})",
-                          on_change=lambda: st.session_state.pop("lib-page", None))  # another class starts at its first page
+                          on_change=lambda: [st.session_state.pop(k, None) for k in ("lib-page", "lib-page-number")])  # another class starts at its first page
     in_view = sum(classes.values()) if chosen == "(all)" else classes.get(chosen, 0)
     start = 0
-    if in_view > GRID_PAGE:  # a page at a time: every photo stays reachable, and the page says how many there are
+    if GRID_PAGE < in_view <= GRID_PAGE * MAX_PAGE_CHOICES:  # a page at a time: every photo stays reachable, and the page says how many
         pages = range(0, in_view, GRID_PAGE)
         start = st.selectbox("Photos shown", pages, key="lib-page",
                              format_func=lambda s: f"{s + 1}–{min(s + GRID_PAGE, in_view)} of {in_view}")
+    elif in_view > GRID_PAGE:  # a million photos are 20,834 pages: too many choices for a list, so a page number
+        n_pages = -(-in_view // GRID_PAGE)
+        number = st.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1, key="lib-page-number")
+        start = (int(number) - 1) * GRID_PAGE
+        st.caption(f"Photos {start + 1:,}–{min(start + GRID_PAGE, in_view):,} of {in_view:,}")
     photos = catalog.list_photos(class_name=None if chosen == "(all)" else chosen, limit=GRID_PAGE, offset=start)
     photo_grid([(p, None) for p in photos], key="lib-grid", services=services)
     skipped = catalog.skipped(limit=200)
