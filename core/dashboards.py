@@ -340,13 +340,6 @@ def embedding_map_frame(ids: Sequence[str], embeddings: np.ndarray, df: pd.DataF
     return frame, used
 
 
-def frame_signature(catalog) -> tuple:
-    """What a cached frame_from_catalog is valid for (photos, predictions, corrections; not caption edits)."""
-    from core.annotations.store import annotations_signature
-
-    return annotations_signature(catalog)
-
-
 def frame_from_catalog(catalog) -> pd.DataFrame:
     """The effective annotations when the annotation store exists, else catalog facts only."""
     try:

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core import charts
 from core import dashboards as d
+from core.annotations import annotations_signature
 from ui.resources import services_or_stop
 from ui.widgets import md_escape, photo_grid
 from ui.router import ensure_router
@@ -25,7 +26,7 @@ def _big_frame(catalog_name: str, signature: tuple) -> tuple[pd.DataFrame, str]:
 
 if services.catalog.count() >= services.settings.dash_cache_from:
     with st.spinner("Reading the annotations of every photo (a big library takes a while the first time)…"):
-        df_all, read_at = _big_frame(services.catalog.describe(), d.frame_signature(services.catalog))
+        df_all, read_at = _big_frame(services.catalog.describe(), annotations_signature(services.catalog))
     r1, r2 = st.columns([4, 1])
     r1.caption(f"Annotations as read at {read_at}; new photos, annotations and corrections are read again on their own, "
                "edited captions after Reload.")

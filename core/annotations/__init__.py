@@ -20,13 +20,13 @@ from core.annotations.csv_io import (CSV_COLUMNS, AnnotationImportError, ImportR
 from core.annotations.effective import all_photos, effective_annotations, effective_records, library_dir_of, photo_filename
 from core.annotations.index_sync import chroma_metadata, count_photos, sync_chroma
 from core.annotations.review import save_review_edits
-from core.annotations.store import (FIELDS, annotation_rows, annotators, caption_truth, corrections, done_ids, ensure_schema,
+from core.annotations.store import (FIELDS, annotation_rows, annotations_signature, annotators, caption_truth, corrections, done_ids, ensure_schema,
                                     record_results, reset_annotator, set_corrections)
 
 __all__ = [
     "CAPTION_COLUMNS", "CAPTION_PRIORITY", "CSV_COLUMNS", "DIMENSIONS", "FIELDS", "SENTIMENTS",
     "AnnotationImportError", "ImportReport", "RowError",
-    "all_photos", "annotation_rows", "annotators", "caption_rank", "caption_truth", "chroma_metadata", "corrections",
+    "all_photos", "annotation_rows", "annotations_signature", "annotators", "caption_rank", "caption_truth", "chroma_metadata", "corrections",
     "count_photos", "done_ids", "effective_annotations", "effective_records", "ensure_schema", "export_csv_bytes",
     "export_scores", "import_captions", "import_scores", "import_senticap", "library_dir_of", "offer_caption",
     "photo_filename", "record_results", "reset_annotator", "save_review_edits", "scores_table", "set_corrections",

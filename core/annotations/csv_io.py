@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from core.annotate.prompts import DIMENSIONS
-from core.annotations.effective import all_photos, effective_records, library_dir_of, photo_filename
+from core.annotations.effective import PhotoFilenames, effective_records, library_dir_of
 from core.annotations.index_sync import sync_chroma
 from core.annotations.store import set_corrections
 from core.catalog import Catalog
@@ -62,15 +62,15 @@ class ImportReport:
 # --- reading and checking rows ------------------------------------------------------------------
 class _FilenameIndex:
     def __init__(self, catalog: Catalog):
-        lib = library_dir_of(catalog)
+        name = PhotoFilenames(library_dir_of(catalog))
         self.by_name: dict[str, str] = {}
         self.by_base: dict[str, list[str]] = {}
-        photos = all_photos(catalog, None)
+        photos = catalog.photo_summaries()  # ids and paths: no facts JSON to parse per photo
         with catalog._conn() as con:  # every file path at once: one query, not one per photo
             pairs = [(p.path, p.id) for p in photos] + [(from_db(r[0]), r[1]) for r in con.execute("SELECT path, photo_id FROM files")]
         live = {p.id for p in photos}
         for p in photos:
-            self.by_name[photo_filename(p, lib)] = p.id
+            self.by_name[name(p.path)] = p.id
         for path, pid in pairs:
             ids = self.by_base.setdefault(display_path(Path(path).name), [])
             if pid in live and pid not in ids:

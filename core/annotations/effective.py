@@ -22,11 +22,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def photo_filename(photo: Photo | PhotoSummary, library_dir: Path) -> str:
     """Relative to the library root when under it, else the base name (see module doc)."""
-    return _Namer(library_dir)(photo.path)
+    return PhotoFilenames(library_dir)(photo.path)
 
 
-class _Namer:
-    """photo_filename for many photos: the library root resolved once, each path only when it must be.
+class PhotoFilenames:
+    """photo_filename for many photos (build once, call per path): the library root resolved once, each path only when it must be.
 
     Stored paths are absolute and already resolved (ingest resolves its root; uploads are saved under
     the library), so a plain prefix test decides almost every photo; resolving each path cost 2 s
@@ -75,7 +75,7 @@ def effective_records(catalog: Catalog, photo_ids: Optional[Iterable[str]] = Non
         photos = catalog.photo_summaries()
     latest = latest_ok(catalog, [p.id for p in photos] if photo_ids is not None else None)
     fixes, truth = corrections(catalog), caption_truth(catalog)
-    name = _Namer(library_dir_of(catalog))
+    name = PhotoFilenames(library_dir_of(catalog))
     out = []
     for p in photos:
         pred = latest.get(p.id)
