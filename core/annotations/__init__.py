@@ -1,8 +1,9 @@
 """Annotation storage: model predictions and human corrections, the effective view, import/export, the index sync.
 
 One module per concept, each importing only those above it in this list (no cycles):
-- `store`: the tables (`annotations`, `corrections`, `caption_truth`) and all SQL on them;
-- `effective`: the effective value of a field = correction if any, else the latest 'ok' prediction;
+- `values`: the effective value of a field = correction if any, else the latest 'ok' prediction, and its table row;
+- `store`: the tables (`annotations`, `corrections`, `caption_truth`, `annotation_values`) and all SQL on them;
+- `effective`: the effective view per photo (values, photo fields, provenance), read from `annotation_values`;
 - `index_sync`: the effective values as search-index (Chroma) metadata, and counts in those keys;
 - `csv_io`: the scores table's import and export, and the row checks every import shares;
 - `captions`: imported captions (the user's, SentiCap's with ground-truth sentiment) and which source wins;
@@ -21,14 +22,15 @@ from core.annotations.effective import all_photos, effective_annotations, effect
 from core.annotations.index_sync import chroma_metadata, count_photos, sync_chroma
 from core.annotations.review import save_review_edits
 from core.annotations.store import (FIELDS, annotation_rows, annotations_signature, annotators, caption_truth, corrections, done_ids, ensure_schema,
-                                    record_results, reset_annotator, set_corrections)
+                                    record_results, reset_annotator, set_corrections, value_rows)
+from core.annotations.values import VALUE_COLUMNS, effective_values
 
 __all__ = [
-    "CAPTION_COLUMNS", "CAPTION_PRIORITY", "CSV_COLUMNS", "DIMENSIONS", "FIELDS", "SENTIMENTS",
+    "CAPTION_COLUMNS", "CAPTION_PRIORITY", "CSV_COLUMNS", "DIMENSIONS", "FIELDS", "SENTIMENTS", "VALUE_COLUMNS",
     "AnnotationImportError", "ImportReport", "RowError",
     "all_photos", "annotation_rows", "annotations_signature", "annotators", "caption_rank", "caption_truth", "chroma_metadata", "corrections",
-    "count_photos", "done_ids", "effective_annotations", "effective_records", "ensure_schema", "export_csv_bytes",
+    "count_photos", "done_ids", "effective_annotations", "effective_records", "effective_values", "ensure_schema", "export_csv_bytes",
     "export_scores", "import_captions", "import_scores", "import_senticap", "library_dir_of", "offer_caption",
     "photo_filename", "record_results", "reset_annotator", "save_review_edits", "scores_table", "set_corrections",
-    "sync_chroma",
+    "sync_chroma", "value_rows",
 ]

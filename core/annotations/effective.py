@@ -1,7 +1,8 @@
 """The effective view: per photo, each field's correction if any, else the latest 'ok' prediction (by time).
 
-Every reader of annotations (the review grid, exports, dashboards, the index sync) goes
-through `effective_records`, so they all agree on which value wins.
+Every reader of annotations (the review grid, exports, dashboards, the index sync) goes through
+`effective_records`, so they all agree on which value wins: it reads the values from `annotation_values`,
+which the store rewrites on every write with core.annotations.values' one merge rule.
 Filenames: the photo's path relative to the library root (settings.library_dir, i.e.
 <data_dir>/library) when it lies under it, else its base name.
 """
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from core.annotate.prompts import DIMENSIONS
-from core.annotations.store import FIELDS, caption_truth, corrections, latest_ok
+from core.annotations.store import caption_truth, value_rows
+from core.annotations.values import effective_values
 from core.catalog import Catalog, Photo, PhotoSummary
 from core.pathnames import display_path
 
@@ -73,40 +75,18 @@ def effective_records(catalog: Catalog, photo_ids: Optional[Iterable[str]] = Non
         photos = [got[i] for i in photo_ids if i in got]
     else:
         photos = catalog.photo_summaries()
-    latest = latest_ok(catalog, [p.id for p in photos] if photo_ids is not None else None)
-    fixes, truth = corrections(catalog), caption_truth(catalog)
+    values = value_rows(catalog, [p.id for p in photos] if photo_ids is not None else None)
+    truth = caption_truth(catalog)
     name = PhotoFilenames(library_dir_of(catalog))
     out = []
     for p in photos:
-        pred = latest.get(p.id)
-        values = pred["data"] if pred else {}
-        fix = fixes.get(p.id)
         rec: dict[str, Any] = {"photo_id": p.id, "filename": name(p.path), "class_name": p.class_name,
                                "caption": p.caption or "", "caption_source": p.caption_source or "", "taken_at": p.taken_at,
                                "thumb_path": p.thumb_path}
-        if fix:
-            values = {**values, **fix}
-        for f in _PLAIN:
-            rec[f] = values.get(f)
-        for f in DIMENSIONS:
-            v = values.get(f)
-            rec[f] = int(v) if v is not None else None
-        for f in _LISTS:
-            rec[f] = list(values.get(f) or [])
-        if fix and "sentiment" in fix and "sentiment_score" not in fix:
-            rec["sentiment_score"] = {"negative": -1.0, "neutral": 0.0, "positive": 1.0}[fix["sentiment"]]
-        rec["concept_text"] = rec["concept_text"] or ""
-        rec["annotator"] = pred["annotator"] if pred else None
-        rec["version"] = pred["version"] if pred else None
-        rec["annotated_at"] = pred["created_at"] if pred else None
-        rec["corrected"] = sorted(fix) if fix else []
+        rec.update(values.get(p.id) or effective_values(None, None))
         rec["sentiment_truth"] = truth.get(p.id)
         out.append(rec)
     return out
-
-
-_LISTS = [f for f in FIELDS if f.startswith("topics")]
-_PLAIN = [f for f in FIELDS if f not in _LISTS and f not in DIMENSIONS]
 
 
 def effective_annotations(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> "pd.DataFrame":

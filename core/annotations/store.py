@@ -3,7 +3,9 @@
 - `annotations`: one row per (photo, annotator, version): status 'ok' with values, or 'error'
   with the reason (an invalid or missing answer is never stored as a score);
 - `corrections`: the human's values per photo, only the fields they set; they win field by field;
-- `caption_truth`: ground-truth sentiment imported with captions (SentiCap).
+- `caption_truth`: ground-truth sentiment imported with captions (SentiCap);
+- `annotation_values`: each photo's effective values (core.annotations.values), rewritten in the transaction of
+  every write above, so readers of a million photos SELECT them instead of merging predictions and corrections.
 """
 from __future__ import annotations
 
@@ -13,15 +15,15 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 from core.annotate.prompts import DIMENSIONS
+from core.annotations.values import LIST_FIELDS, PLAIN_FIELDS, VALUE_COLUMNS, VALUES_DDL, effective_values, from_row, to_row
 from core.catalog import Catalog, now_iso
-from core.db import Conn, in_chunks
+from core.db import Conn, chunks, in_chunks
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.annotate.base import AnnotationResult
 
 # Fields a human can correct, and what the effective view reports per photo.
-FIELDS = [*DIMENSIONS, "concept_text", "sentiment", "sentiment_score", "sentiment_caption", "sentiment_image",
-          "topics", "topics_caption", "topics_image"]
+FIELDS = [*DIMENSIONS, *PLAIN_FIELDS, *LIST_FIELDS]
 
 # {serial}: PostgreSQL has no rowid, so it gets a growing column to order rows written in the same second.
 _SCHEMA = """
@@ -37,7 +39,9 @@ CREATE TABLE IF NOT EXISTS corrections (
 CREATE TABLE IF NOT EXISTS caption_truth (
     photo_id TEXT PRIMARY KEY, sentiment TEXT NOT NULL, source TEXT NOT NULL, updated_at TEXT NOT NULL
 );
-"""
+""" + VALUES_DDL + ";"
+_INSERT_VALUES = (f"INSERT INTO annotation_values (photo_id, {', '.join(VALUE_COLUMNS.values())}) "
+                  f"VALUES ({','.join('?' * (len(VALUE_COLUMNS) + 1))})")
 
 
 # --- connection ---------------------------------------------------------------------------
@@ -47,6 +51,7 @@ def _conn(catalog: Catalog) -> Iterator[Conn]:
         # Once per Catalog, under the schema lock, so processes creating the tables at once do not collide.
         with catalog.db.migration() as con:
             con.script(_SCHEMA.format(serial=catalog.db.dialect.serial_column))
+            _backfill(con)
         catalog._annotations_ready = True  # type: ignore[attr-defined]
     with catalog._conn() as con:  # one transaction per call
         yield con
@@ -73,6 +78,7 @@ def record_results(catalog: Catalog, annotator: str, version: str, results: Sequ
             "INSERT INTO annotations (photo_id, annotator, version, status, error, data, created_at) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(photo_id, annotator, version) DO UPDATE SET status=excluded.status, error=excluded.error, "
             "data=excluded.data, created_at=excluded.created_at", rows)
+        _refresh_values(con, [r[0] for r in rows])
 
 
 def done_ids(catalog: Catalog, annotator: str, version: str) -> set[str]:
@@ -105,15 +111,18 @@ def latest_ok(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> di
 
     Only the winners' data JSON is parsed: at a million photos with a few annotators each, parsing every
     row was most of the Dashboards' load."""
-    cols = "photo_id, annotator, version, data, created_at"
-    q = f"SELECT {cols}, {catalog.db.dialect.insert_order} AS seq FROM annotations WHERE status='ok'"
-    best: dict[str, tuple] = {}
     with _conn(catalog) as con:
-        rows = con.execute(q) if photo_ids is None else in_chunks(con, q + " AND photo_id IN ({in})", list(photo_ids))
-        for r in rows:
-            held = best.get(r[0])
-            if held is None or (r[4], r[5]) > (held[4], held[5]):
-                best[r[0]] = tuple(r)
+        return _latest_ok(con, photo_ids)
+
+
+def _latest_ok(con: Conn, photo_ids: Optional[Iterable[str]] = None) -> dict[str, dict]:
+    q = f"SELECT photo_id, annotator, version, data, created_at, {con.dialect.insert_order} AS seq FROM annotations WHERE status='ok'"
+    best: dict[str, tuple] = {}
+    rows = con.execute(q) if photo_ids is None else in_chunks(con, q + " AND photo_id IN ({in})", list(photo_ids))
+    for r in rows:
+        held = best.get(r[0])
+        if held is None or (r[4], r[5]) > (held[4], held[5]):
+            best[r[0]] = tuple(r)
     return {pid: {"annotator": r[1], "version": r[2], "data": _loads(r[3] or "{}"), "created_at": r[4]} for pid, r in best.items()}
 
 
@@ -163,6 +172,7 @@ def reset_annotator(catalog: Catalog, annotator: str, *, version: Optional[str] 
             con.executemany("DELETE " + q + " AND photo_id=?", [(*args, pid) for pid in ids])
         else:
             con.execute("DELETE " + q, args)
+        _refresh_values(con, ids)
     return ids
 
 
@@ -186,12 +196,67 @@ def set_corrections(catalog: Catalog, corrections: dict[str, dict], *, source: s
                             (pid, json.dumps(data), source, now_iso()))
             else:
                 con.execute("DELETE FROM corrections WHERE photo_id=?", (pid,))
+        _refresh_values(con, list(corrections))
 
 
 def corrections(catalog: Catalog) -> dict[str, dict]:
     """The human's values per photo: {photo_id: {field: value}}."""
     with _conn(catalog) as con:
-        return {r[0]: json.loads(r[1]) for r in con.execute("SELECT photo_id, data FROM corrections")}
+        return _corrections(con)
+
+
+def _corrections(con: Conn, photo_ids: Optional[Iterable[str]] = None) -> dict[str, dict]:
+    q = "SELECT photo_id, data FROM corrections"
+    rows = con.execute(q) if photo_ids is None else in_chunks(con, q + " WHERE photo_id IN ({in})", list(photo_ids))
+    return {r[0]: json.loads(r[1]) for r in rows}
+
+
+# --- effective values ---------------------------------------------------------------------------
+def value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> dict[str, dict]:
+    """{photo_id: effective_values(...)} read from annotation_values (these photos, or all); a photo with neither an
+    'ok' prediction nor a correction has no entry."""
+    with _conn(catalog) as con:
+        behind = _behind(con)
+    if behind:  # written around the store after this Catalog made the table (bench_million's bulk load)
+        with catalog.db.migration() as con:
+            _backfill(con)
+    q = f"SELECT photo_id, {', '.join(VALUE_COLUMNS.values())} FROM annotation_values"
+    with _conn(catalog) as con:
+        rows = con.execute(q) if photo_ids is None else in_chunks(con, q + " WHERE photo_id IN ({in})", list(photo_ids))
+        return {r[0]: from_row(r) for r in rows}
+
+
+def _refresh_values(con: Conn, photo_ids: Iterable[str]) -> None:
+    """Rewrite these photos' annotation_values rows from their predictions and corrections, in the writer's transaction."""
+    ids = sorted(set(photo_ids))
+    # Lock each photo's row first, in one order: on PostgreSQL a concurrent writer of the same photo waits here, then
+    # reads what the other committed, so neither stores values computed without the other's rows.
+    con.executemany("INSERT INTO annotation_values (photo_id) VALUES (?) ON CONFLICT(photo_id) DO UPDATE SET photo_id=excluded.photo_id",
+                    [(pid,) for pid in ids])
+    latest, fixes = _latest_ok(con, ids), _corrections(con, ids)
+    con.executemany("DELETE FROM annotation_values WHERE photo_id=?", [(pid,) for pid in ids])
+    con.executemany(_INSERT_VALUES, [to_row(pid, effective_values(latest.get(pid), fixes.get(pid)))
+                                     for pid in ids if pid in latest or pid in fixes])
+
+
+def _behind(con: Conn) -> bool:
+    """annotation_values is empty though there is something to show: a library from before the table, or rows
+    written around the store. (Every write through the store leaves a row per photo with an 'ok' row or a correction.)"""
+    if con.execute("SELECT 1 FROM annotation_values LIMIT 1").fetchone():
+        return False
+    return bool(con.execute("SELECT 1 FROM annotations WHERE status='ok' LIMIT 1").fetchone()
+                or con.execute("SELECT 1 FROM corrections LIMIT 1").fetchone())
+
+
+def _backfill(con: Conn) -> None:
+    """Fill annotation_values in one pass when `_behind`. Callers hold the schema lock: of processes starting at once
+    the first fills it and the others find it full; DO NOTHING keeps a row that a writer of the store wrote meanwhile."""
+    if not _behind(con):
+        return
+    latest, fixes = _latest_ok(con), _corrections(con)
+    for part in chunks(list(dict.fromkeys([*latest, *fixes])), 20_000):
+        con.executemany(_INSERT_VALUES + " ON CONFLICT(photo_id) DO NOTHING",
+                        [to_row(pid, effective_values(latest.get(pid), fixes.get(pid))) for pid in part])
 
 
 # --- captions and their ground truth ------------------------------------------------------------
