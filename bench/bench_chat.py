@@ -59,29 +59,40 @@ def pct(values: Sequence[float], q: float) -> Optional[float]:
 
 
 def write_hand_annotations(services, photos: Sequence[EvalPhoto], ids: dict[str, str]) -> None:
-    """Sentiment and topics from photos.csv, in the metadata contract Annotate writes."""
-    from core.annotate.prompts import topic_key
+    """Sentiment and topics from photos.csv, stored as an annotator run stores them (catalog, then the index)."""
+    from core.annotate.base import AnnotationResult
+    from core.annotations import store as ann
+    from core.annotations.index_sync import sync_chroma
 
     by_name = {name: pid for pid, name in ids.items()}
-    rows = [(by_name[p.filename], p) for p in photos if p.filename in by_name]
-    metas = [{"sentiment": p.sentiment, "sentiment_score": _SENTIMENT_SCORE[p.sentiment], "topics": ",".join(p.topics),
-              **{topic_key(t): True for t in p.topics}} for _, p in rows]
-    services.store.update_metadata([pid for pid, _ in rows], metas)
+    results = [AnnotationResult(photo_id=by_name[p.filename], sentiment=p.sentiment, sentiment_score=_SENTIMENT_SCORE[p.sentiment],
+                                topics=list(p.topics)) for p in photos if p.filename in by_name]
+    ann.record_results(services.catalog, "hand-labels", "1", results)
+    sync_chroma(services.catalog, services.store, [r.photo_id for r in results])
 
 
 def write_hand_facts(services, photos: Sequence[EvalPhoto], ids: dict[str, str]) -> None:
-    """People, text, scene, objects, setting and black-and-white from photos.csv as index metadata (the ceiling for extracted facts)."""
+    """People, text, scene, objects, setting and black-and-white from photos.csv as the photo facts (the ceiling
+    for extracted facts), written as reindex writes facts (index and catalog)."""
+    from dataclasses import replace
+
     from bench.evalset import hand_portrait, hand_setting, is_grey
-    from core.facts import PhotoFacts
+    from core.facts import FACTS_VERSION, PORTRAIT_FACE_SHARE, PhotoFacts
+    from core.facts.refresh import store_facts
 
     by_name = {name: pid for pid, name in ids.items()}
     rows = [(by_name[p.filename], p) for p in photos if p.filename in by_name]
-    facts = [PhotoFacts(people=p.people, text=[(p.text, 1.0)] if p.has_text else [], text_checked=True, scene=p.scene,
-                        objects=[(o, 1.0) for o in p.objects]) for _, p in rows]
-    # colours and landscape cues are not hand-labelled: the extracted ones stay
-    metas = [{k: v for k, v in f.index_metadata().items() if k not in ("colours", "landscape")}
-             | {"setting": hand_setting(p), "monochrome": is_grey(p), "portrait": hand_portrait(p)} for f, (_, p) in zip(facts, rows)]
-    services.store.update_metadata([pid for pid, _ in rows], metas)
+    extracted = services.catalog.get_many([pid for pid, _ in rows])
+    items = []
+    for pid, p in rows:
+        # colours and landscape cues are not hand-labelled: the extracted ones stay; no detector boxes (the hand
+        # labels name no boxes), and a face that fills the frame exactly where the hand label says portrait
+        base = extracted[pid].facts if pid in extracted and extracted[pid].facts else PhotoFacts()
+        items.append((pid, replace(base, people=p.people, text=[(p.text, 1.0)] if p.has_text else [], text_checked=True, scene=p.scene,
+                                   objects=[(o, 1.0) for o in p.objects], setting=hand_setting(p), monochrome=is_grey(p),
+                                   faces=1 if hand_portrait(p) else 0, largest_face=PORTRAIT_FACE_SHARE if hand_portrait(p) else 0.0,
+                                   detections=[], detector="", version=FACTS_VERSION)))
+    store_facts(services, items)
 
 
 def ask_all(questions: Sequence[ChatQuestion], services, llm, cfg, ids: dict[str, str]) -> list[dict]:

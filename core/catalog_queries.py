@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from core.catalog_keys import facts_terms
 from core.catalog_records import NearDuplicate, Photo, now_iso
 from core.db import in_chunks
 from core.facts import FACTS_VERSION, PhotoFacts
@@ -18,10 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def facts_row(facts: Optional[PhotoFacts]) -> tuple:
-    """(facts JSON, people, lines of text, scene, version): the facts column and the summary columns beside it."""
+    """(facts JSON, people, lines of text, scene, version, terms): the facts column and the summary columns beside it."""
     if facts is None:
-        return (None, None, None, None, None)
-    return (facts.to_json(), int(facts.people), len(facts.text), facts.scene or "", int(facts.version))
+        return (None, None, None, None, None, None)
+    return (facts.to_json(), int(facts.people), len(facts.text), facts.scene or "", int(facts.version), facts_terms(facts))
 
 
 class FactsQueries:
@@ -30,7 +31,7 @@ class FactsQueries:
     def set_facts(self, items: Sequence[tuple[str, PhotoFacts]], captions: Sequence[tuple[str, str, str]] = ()) -> None:
         """Store (photo_id, facts) pairs, and (photo_id, caption, source) for captions written from them, in one transaction."""
         with self.db.connect() as con:
-            con.executemany("UPDATE photos SET facts=?, facts_people=?, facts_ntext=?, facts_scene=?, facts_version=? WHERE id=?",
+            con.executemany("UPDATE photos SET facts=?, facts_people=?, facts_ntext=?, facts_scene=?, facts_version=?, facts_terms=? WHERE id=?",
                             [(*facts_row(f), pid) for pid, f in items])
             con.executemany("UPDATE photos SET caption=?, caption_source=? WHERE id=?", [(c, s, pid) for pid, c, s in captions])
 

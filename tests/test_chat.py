@@ -62,18 +62,19 @@ ANNOTATIONS = {
 
 
 def annotate(services, table: dict = ANNOTATIONS) -> dict[str, str]:
-    """Write contract metadata for the named demo photos; returns file name -> photo id."""
-    from core.annotate.prompts import DIMENSIONS, topic_key
+    """Annotate the named demo photos as an annotator run does (catalog, then the index); returns file name -> photo id."""
+    from core.annotate.base import AnnotationResult
+    from core.annotate.prompts import DIMENSIONS
+    from core.annotations import store as ann
+    from core.annotations.index_sync import sync_chroma
 
     ids = {Path(p.path).name: p.id for p in services.catalog.list_photos()}
-    metas = []
-    for name, a in table.items():
-        m = {"sentiment": a["sentiment"], "sentiment_score": a["sentiment_score"], "sentiment_caption": a["sentiment"],
-             "sentiment_image": a["sentiment"], "topics": a["topics"], "concept_text": ""}
-        m.update({topic_key(t): True for t in a["topics"].split(",")})
-        m.update({d: a.get(d, 3) for d in DIMENSIONS})
-        metas.append(m)
-    assert services.store.update_metadata([ids[n] for n in table], metas) >= len(table)
+    results = [AnnotationResult(photo_id=ids[name], scores={d: a.get(d, 3) for d in DIMENSIONS}, sentiment=a["sentiment"],
+                                sentiment_score=a["sentiment_score"], sentiment_caption=a["sentiment"], sentiment_image=a["sentiment"],
+                                topics=a["topics"].split(","))
+               for name, a in table.items()]
+    ann.record_results(services.catalog, "test-annotator", "1", results)
+    assert sync_chroma(services.catalog, services.store, [r.photo_id for r in results]) >= len(table)
     return ids
 
 

@@ -110,7 +110,9 @@ def test_photo_facts_become_filters_and_their_absence_is_said(demo_services):
              "chelsea.jpg": PhotoFacts(scene="kitchen"), "clock.jpg": PhotoFacts(text=[("hello", 0.9)], text_checked=True)}
     others = {n: PhotoFacts() for n in ids if n not in facts}
     table = {**facts, **others}
-    demo_services.store.update_metadata([ids[n] for n in table], [f.index_metadata() for f in table.values()])
+    from core.facts.refresh import store_facts
+
+    store_facts(demo_services, [(ids[n], f) for n, f in table.items()])  # index and catalog, as reindex writes them
     people = run("how many photos with people are there?", demo_services, None)
     assert people.count == 1 and names(people.photos) == ["astronaut.jpg"]
     kitchens = run("how many kitchens are there?", demo_services, None)

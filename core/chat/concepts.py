@@ -181,7 +181,7 @@ def topic_concepts(topics: Sequence[str], prompts: dict[str, str]) -> list[_Conc
 
 
 def object_concepts(words: Sequence[str]) -> list[_Concept]:
-    """Object words (ImageNet names and their WordNet parents, plus the library's own object words)."""
+    """Object words: ImageNet names and their WordNet parents (the detector's words are detected_concepts)."""
     ok = sorted({w for w in words if len(w) >= 3 and w not in STOP_WORDS}, key=len, reverse=True)
     if not ok:
         return []

@@ -138,7 +138,6 @@ class Vocabulary:
     topics: list[str] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)  # scene names in the photo facts
     has_facts: bool = False  # the index carries photo facts (has_people, has_text, scene)
-    objects: list[str] = field(default_factory=list)  # object words in the library's photo facts
     detected: bool = False  # photo facts from the object detector exist (facts version 5), so "dogs" reads its labels
 
 
@@ -296,7 +295,7 @@ def _concepts(vocab: Vocabulary) -> list:
 
     out = topic_concepts(vocab.topics, topic_prompts())
     if vocab.has_facts:
-        out += fact_concepts(vocab.scenes, list(PALETTE), known_scene_names()) + object_concepts(list(imagenet_object_words()) + vocab.objects)
+        out += fact_concepts(vocab.scenes, list(PALETTE), known_scene_names()) + object_concepts(list(imagenet_object_words()))
     if vocab.detected:
         out += detected_concepts()
     return out

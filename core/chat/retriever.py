@@ -1,8 +1,8 @@
 """Retrieval over our own index: a QueryPlan -> photos, counts and notices; and a LangChain retriever over it.
 
 No second embedding store: semantic matching goes through core.search (the active backend's
-collections), filters through the Chroma metadata written by Annotate, and counts come from
-that metadata plus the catalog, never from a language model.
+collections); filters and counts read the catalog's key columns (core.catalog_keys: the photo facts
+and the effective annotations, the same keys Chroma's metadata holds), never a language model.
 """
 from __future__ import annotations
 
@@ -66,18 +66,15 @@ def _metadatas(services, where: Optional[dict]) -> dict[str, dict]:
 
 
 def library_vocabulary(services) -> Vocabulary:
-    """Class names from the catalog; topic and scene names, and whether photo facts exist, from the index metadata."""
-    topics: set[str] = set()
-    for meta in _metadatas(services, {"topics": {"$ne": ""}}).values():
-        topics.update(t.strip() for t in str(meta.get("topics", "")).split(",") if t.strip())
-    facts = _metadatas(services, {"facts_version": {"$gte": 1}})
-    scenes = {str(m.get("scene") or "").strip() for m in facts.values()} - {""}
-    objects = {str(o) for m in facts.values() for o in (m.get("objects") or []) if isinstance(m.get("objects"), list)}
-    from core.facts import FACTS_VERSION
+    """Class, scene and topic names, and whether photo facts (and detector facts) exist, from the catalog's columns.
 
-    detected = any(int(m.get("facts_version") or 0) >= FACTS_VERSION for m in facts.values())
-    return Vocabulary(classes=sorted(services.catalog.classes()), topics=sorted(topics), scenes=sorted(scenes),
-                      has_facts=bool(facts), objects=sorted(objects), detected=detected)
+    Read from indexes, not from every photo's metadata in Chroma: that took 22 s per question at 100k photos."""
+    from core.annotations.store import ensure_schema
+
+    ensure_schema(services.catalog)  # annotation_values, which the topic names come from
+    got = services.catalog.key_vocabulary()
+    return Vocabulary(classes=sorted(services.catalog.classes()), topics=got["topics"], scenes=got["scenes"],
+                      has_facts=got["has_facts"], detected=got["detected"])
 
 
 def library_gap(services) -> Optional[str]:
@@ -90,10 +87,12 @@ def library_gap(services) -> Optional[str]:
 
 def annotation_gaps(services, plan: QueryPlan) -> Optional[str]:
     """An honest notice when the plan filters on annotations that no photo has yet, else None."""
-    col = _image_collection(services)
+    from core.annotations.store import ensure_schema
+
+    ensure_schema(services.catalog)
 
     def present(where: dict) -> bool:
-        return bool(col.get(where=where, include=[], limit=1)["ids"])
+        return services.catalog.key_exists(services.backend.model_id, where)
 
     if (plan.sentiment or (plan.sort and plan.sort.dimension == "sentiment_score")) and not present({"sentiment_score": {"$gte": -1.0}}):
         return "No sentiment annotations yet: run Annotate on your photos first, then ask again."
@@ -104,22 +103,60 @@ def annotation_gaps(services, plan: QueryPlan) -> Optional[str]:
     return None
 
 
-def _in_dates(photo: Photo, d_from: Optional[date], d_to: Optional[date]) -> bool:
+def _in_dates(taken_at: Optional[str], d_from: Optional[date], d_to: Optional[date]) -> bool:
     if d_from is None and d_to is None:
         return True
-    if not photo.taken_at:
+    if not taken_at:
         return False  # an undated photo cannot be placed in a date range
-    day = photo.taken_at[:10]
+    day = taken_at[:10]
     return (d_from is None or day >= d_from.isoformat()) and (d_to is None or day <= d_to.isoformat())
 
 
 def _facts_present(services) -> bool:
-    return bool(_image_collection(services).get(where={"facts_version": {"$gte": 1}}, include=[], limit=1)["ids"])
+    return services.catalog.key_exists(services.backend.model_id, {"facts_version": {"$gte": 1}})
 
 
-def _sort_key(plan: QueryPlan, metas: dict[str, dict]):
-    key = plan.sort.dimension
-    return lambda p: float(metas.get(p.id, {}).get(key, 0))
+# A row of the candidates a plan selects: (id, added_at, path, taken_at, sort value), from the catalog's key
+# columns (Catalog.key_rows) or, for keys only Chroma holds, from its metadata.
+Row = tuple
+
+
+def _candidate_rows(services, plan: QueryPlan, where: Optional[dict], groups=(), semantic_ids: Optional[dict] = None,
+                    must: Optional[set[str]] = None) -> list[Row]:
+    """The indexed, present photos passing `where`, every facts group and `must`, in the plan's dates and `within`."""
+    from core.annotations.store import ensure_schema
+    from core.chat.concepts import cond_holds
+    from core.chat.keys_sql import plan_sql
+
+    semantic_ids = semantic_ids or {}
+    sort_key = plan.sort.dimension if plan.sort else None
+    ensure_schema(services.catalog)
+    compiled = plan_sql(where, groups, semantic_ids, services.catalog.key_vocabulary()["topics"], must)
+    if compiled is not None:
+        rows = services.catalog.key_rows(services.backend.model_id, *compiled, sort_key=sort_key)
+    else:  # a key no catalog column holds (an ImageNet object word, a landscape cue): Chroma's metadata answers
+        metas = _metadatas(services, where)
+        ids = [pid for pid, m in metas.items() if (must is None or pid in must)
+               and all(any(cond_holds(c, m, semantic_ids, pid) for c in g) for g in groups)]
+        rows = [(p.id, p.added_at, p.path, p.taken_at, metas[p.id].get(sort_key) if sort_key else None)
+                for p in services.catalog.get_many(ids).values() if not p.missing]
+    within = set(plan.within_ids)
+    return [r for r in rows if _in_dates(r[3], plan.date_from, plan.date_to) and (not within or r[0] in within)]
+
+
+def _photos(services, ids: Sequence[str]) -> list[Photo]:
+    got = services.catalog.get_many(list(ids))
+    return [got[i] for i in ids if i in got]
+
+
+def _order(rows: list[Row], plan: QueryPlan, scores: Optional[dict[str, float]] = None) -> list[Row]:
+    """Oldest added first; then by the plan's sort dimension, or by search score (stable, so ties keep that order)."""
+    rows = sorted(rows, key=lambda r: (r[1], r[2]))
+    if plan.sort:
+        rows.sort(key=lambda r: float(r[4] or 0), reverse=plan.sort.descending)
+    elif scores:
+        rows.sort(key=lambda r: -scores.get(r[0], -1.0))
+    return rows
 
 
 def retrieve(services, plan: QueryPlan) -> Retrieval:
@@ -137,7 +174,7 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         return out
     where = where_clause(plan)
     within = set(plan.within_ids)
-    keep = lambda p: not p.missing and _in_dates(p, plan.date_from, plan.date_to) and (not within or p.id in within)  # noqa: E731
+    keep = lambda p: not p.missing and _in_dates(p.taken_at, plan.date_from, plan.date_to) and (not within or p.id in within)  # noqa: E731
     if (plan.people is not None or plan.text or plan.scene) and where:
         out.debug.append(f"photo facts used as filters: {where}")
     elif plan.semantic and not _facts_present(services):
@@ -163,10 +200,10 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         n = max(1, min(5000, services.store.count(services.backend.model_id, space)))
         results = [r for r in search_text(services, plan.semantic, k=n, where=where) if keep(r.photo)]
         passed, _, cut = split_matches(services.backend, results)
-        if plan.sort:
-            metas = _metadatas(services, where)
-            order = _sort_key(plan, metas)
-            passed.sort(key=lambda r: order(r.photo), reverse=plan.sort.descending)
+        if plan.sort:  # only the passed photos' values are read (at most 5,000), not the library's
+            metas = services.store.get_metadata(services.backend.model_id, "image", [r.photo.id for r in passed])
+            key = plan.sort.dimension
+            passed.sort(key=lambda r: float(metas.get(r.photo.id, {}).get(key, 0)), reverse=plan.sort.descending)
         shown = passed[: plan.k]
         if plan.intent == "describe" and not shown and results:
             shown, out.weak = results[:1], True
@@ -175,15 +212,9 @@ def retrieve(services, plan: QueryPlan) -> Retrieval:
         out.how = (f"photos whose search score for “{plan.semantic}” is at least {cut:.3f} "
                    f"(the {services.backend.name} backend's cut-off for this query; Search shows the same photos as matches)")
     else:
-        metas = _metadatas(services, where)
-        pool = [p for p in services.catalog.get_many(list(metas)).values() if keep(p)]
-        if plan.sort:
-            pool.sort(key=lambda p: p.path)
-            pool.sort(key=_sort_key(plan, metas), reverse=plan.sort.descending)
-        else:
-            pool.sort(key=lambda p: (p.added_at, p.path))
-        out.total, out.matched_ids = len(pool), [p.id for p in pool]
-        out.photos = pool[: plan.k]
+        rows = _order(_candidate_rows(services, plan, where), plan)
+        out.total, out.matched_ids = len(rows), [r[0] for r in rows]
+        out.photos = _photos(services, out.matched_ids[: plan.k])
         out.scores = [None] * len(out.photos)
         out.how = "by " + plan.sort.dimension if plan.sort else "filters only"
     if plan.intent == "count":
@@ -202,11 +233,10 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
     A named fact decides membership, so "how many photos with people" counts facts, not scores; a
     word no fact names but joined by "or" ("food or drink") counts where its search score passes
     the cut-off, exactly like a plain search."""
-    from core.chat.concepts import cond_holds
     from core.search import search_text, split_matches
 
-    metas = _metadatas(services, where)
-    n = max(1, min(5000, len(metas)))
+    space = "image" if services.backend.text_space == "image" else "caption"
+    n = max(1, min(5000, services.store.count(services.backend.model_id, space)))
     searched: dict[str, list] = {}
 
     def search(text: str) -> list:  # each text is searched once, whether it filters, orders, or both
@@ -222,21 +252,15 @@ def _retrieve_by_facts(services, plan: QueryPlan, where: Optional[dict], keep, o
     for text in wanted:
         semantic_ids[text] = {r.photo.id for r in split_matches(services.backend, search(text))[0]}
     must = semantic_ids.get(plan.semantic) if plan.semantic and not plan.semantic_ranks else None
-    ids = [pid for pid, m in metas.items() if (must is None or pid in must)
-           and all(any(cond_holds(c, m, semantic_ids, pid) for c in g) for g in plan.facts)]
-    pool = [p for p in services.catalog.get_many(ids).values() if keep(p)]
+    rows = _candidate_rows(services, plan, where, plan.facts, semantic_ids, must)
     scores: dict[str, float] = {}
     order_text = " ".join([plan.semantic] + [str(c.also or c.value) for g in plan.facts for c in g
                                              if (c.key == "semantic" or c.also) and not c.negate]).strip()
     if order_text:
         scores = {r.photo.id: r.score for r in search(order_text)}
-    pool.sort(key=lambda p: (p.added_at, p.path))
-    if plan.sort:
-        pool.sort(key=_sort_key(plan, metas), reverse=plan.sort.descending)
-    elif scores:
-        pool.sort(key=lambda p: -scores.get(p.id, -1.0))
-    out.total, out.matched_ids = len(pool), [p.id for p in pool]
-    out.photos = pool[: plan.k]
+    rows = _order(rows, plan, scores)
+    out.total, out.matched_ids = len(rows), [r[0] for r in rows]
+    out.photos = _photos(services, out.matched_ids[: plan.k])
     if plan.intent == "describe" and not out.photos and order_text:
         # "what is in the photo of the cat?" names one photo: the closest one, marked weak, as a plain search does
         best = [r for r in search(order_text) if keep(r.photo)][:1]
