@@ -98,14 +98,26 @@ for rep in st.session_state.get("ann-last") or []:
 
 # --- review ----------------------------------------------------------------------------------
 st.subheader("Review and correct")
-df = ann.effective_annotations(services.catalog, photo_ids)
 only_done = st.toggle("Only annotated photos", value=True, key="ann-only-done")
-if only_done:
-    df = df[df[list(ann.DIMENSIONS)].notna().any(axis=1) | df.sentiment.notna()]
 page_size = 50
-pages = max(1, (len(df) + page_size - 1) // page_size)
-page = st.number_input("Page", 1, pages, 1, key="ann-page") if pages > 1 else 1
-view = df.iloc[(page - 1) * page_size: page * page_size].reset_index(drop=True)
+if scope == "A search result":  # at most 500 photos, in the search's order
+    df = ann.effective_annotations(services.catalog, photo_ids)
+    if only_done:
+        df = df[df[list(ann.DIMENSIONS)].notna().any(axis=1) | df.sentiment.notna()]
+    total = len(df)
+else:  # counted and paged in the catalog: a page reads its 50 photos, not the whole library (a million photos: 40 s)
+    review_scope = {"class_name": cls if scope == "A class" else None, "annotated_only": only_done}
+    total = ann.review_count(services.catalog, **review_scope)
+pages = max(1, (total + page_size - 1) // page_size)
+page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="ann-page") if pages > 1 else 1
+if scope == "A search result":
+    view = df.iloc[(page - 1) * page_size: page * page_size].reset_index(drop=True)
+else:
+    ids = ann.review_ids(services.catalog, offset=(page - 1) * page_size, limit=page_size, **review_scope)
+    view = ann.effective_annotations(services.catalog, ids)
+if not view.empty and pages > 1:
+    first = (page - 1) * page_size + 1
+    st.caption(f"Photos {first:,}–{first + len(view) - 1:,} of {total:,}")
 if view.empty:
     st.info("No annotated photo here yet: choose photos and press Run." if only_done and not empty
             else "No photos: add some on the Library page.")
@@ -163,7 +175,8 @@ with m1:
         else:
             (st.warning if report.errors else st.success)(md_escape(report.summary()))
 with m2:
-    st.download_button("Download scores CSV", ann.export_csv_bytes(services.catalog), file_name="annotations.csv",
+    # a callable: the whole library's table is built when the button is pressed, not on every rerun
+    st.download_button("Download scores CSV", lambda: ann.export_csv_bytes(services.catalog), file_name="annotations.csv",
                        mime="text/csv", key="ann-download")
     done = ann.annotators(services.catalog)
     if done:

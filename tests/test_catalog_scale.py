@@ -99,3 +99,28 @@ def test_the_bench_library_draws_every_chart_within_the_mark_budget(tmp_path, n)
     sections = charts.build_sections(df, box_by="class_name")
     drawn = [s for s in sections if s.chart is not None]
     assert drawn and all(charts.data_rows(s.chart) <= charts.MAX_MARKS for s in drawn), [s.key for s in sections if s.chart is None]
+
+
+def test_review_pages_hold_what_filtering_the_whole_library_gave(catalog_target, tmp_path):
+    """The Annotate page's review table pages in SQL (review_count / review_ids) instead of reading every photo's
+    annotations per rerun: the same photos, in the same order, as the filter it replaces, per class and overall."""
+    from core.annotations import DIMENSIONS, review_count, review_ids
+
+    cat = Catalog(catalog_target, library_dir=tmp_path / "library")
+    photos = [_photo(i, str(tmp_path / "photos")) for i in range(30)]
+    cat.commit_batch(photos, [FileRecord(p.path, p.id, 1, 1) for p in photos], MODEL, indexed=[p.id for p in photos])
+    record_results(cat, "a", "1", [AnnotationResult(photo_id=p.id, scores={"Safety": 3} if i % 3 == 0 else {},
+                                                    sentiment="positive" if i % 3 == 1 else None, topics=["food"])
+                                   for i, p in enumerate(photos) if i % 4 != 3])  # i % 3 == 2: topics only, not shown
+    set_corrections(cat, {photos[3].id: {"Privacy": 2}})  # never predicted, corrected: shown
+    cat.prune_missing(tmp_path / "photos", {p.path for p in photos[1:]})  # a missing photo is never listed
+    df = effective_annotations(cat)
+    for class_name in (None, "c0", "c2"):
+        for annotated_only in (True, False):
+            want = df if class_name is None else df[df.class_name == class_name]
+            if annotated_only:
+                want = want[want[list(DIMENSIONS)].notna().any(axis=1) | want.sentiment.notna()]
+            scope = {"class_name": class_name, "annotated_only": annotated_only}
+            pages = [review_ids(cat, offset=o, limit=4, **scope) for o in range(0, 32, 4)]
+            assert review_count(cat, **scope) == len(want) and [i for p in pages for i in p] == list(want.photo_id), scope
+    assert 0 < review_count(cat) < review_count(cat, annotated_only=False) == 29  # the filters do filter

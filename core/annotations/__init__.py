@@ -22,7 +22,7 @@ from core.annotations.effective import all_photos, effective_annotations, effect
 from core.annotations.index_sync import chroma_metadata, count_photos, sync_chroma
 from core.annotations.review import save_review_edits
 from core.annotations.store import (FIELDS, annotation_rows, annotations_signature, annotators, caption_truth, corrections, done_ids, ensure_schema,
-                                    record_results, reset_annotator, set_corrections, value_rows)
+                                    record_results, reset_annotator, review_count, review_ids, set_corrections, value_rows)
 from core.annotations.values import VALUE_COLUMNS, effective_values
 
 __all__ = [
@@ -31,6 +31,6 @@ __all__ = [
     "all_photos", "annotation_rows", "annotations_signature", "annotators", "caption_rank", "caption_truth", "chroma_metadata", "corrections",
     "count_photos", "done_ids", "effective_annotations", "effective_records", "effective_values", "ensure_schema", "export_csv_bytes",
     "export_scores", "import_captions", "import_scores", "import_senticap", "library_dir_of", "offer_caption",
-    "photo_filename", "record_results", "reset_annotator", "save_review_edits", "scores_table", "set_corrections",
+    "photo_filename", "record_results", "reset_annotator", "review_count", "review_ids", "save_review_edits", "scores_table", "set_corrections",
     "sync_chroma", "value_rows",
 ]

@@ -226,6 +226,28 @@ def value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> d
         return {r[0]: from_row(r) for r in rows}
 
 
+def _review_from(class_name: Optional[str], annotated_only: bool) -> tuple[str, list]:
+    # "annotated" is what the review table shows by default: a score or a sentiment (the page's own test)
+    have = " OR ".join(f"v.{VALUE_COLUMNS[f]} IS NOT NULL" for f in (*DIMENSIONS, "sentiment"))
+    sql = ("FROM photos p " + ("JOIN" if annotated_only else "LEFT JOIN") + " annotation_values v ON v.photo_id = p.id "
+           "WHERE p.missing = 0" + (" AND p.class_name = ?" if class_name is not None else "") + (f" AND ({have})" if annotated_only else ""))
+    return sql, [class_name] if class_name is not None else []
+
+
+def review_count(catalog: Catalog, *, class_name: Optional[str] = None, annotated_only: bool = True) -> int:
+    """How many photos the review table pages through (one class's when given; only annotated ones by default)."""
+    sql, args = _review_from(class_name, annotated_only)
+    with _conn(catalog) as con:
+        return int(con.execute("SELECT COUNT(*) " + sql, args).fetchone()[0])
+
+
+def review_ids(catalog: Catalog, *, offset: int, limit: int, class_name: Optional[str] = None, annotated_only: bool = True) -> list[str]:
+    """The photo ids of one review page, in the catalog's order: the page reads 50 photos' values, not the library's."""
+    sql, args = _review_from(class_name, annotated_only)
+    with _conn(catalog) as con:
+        return [r[0] for r in con.execute("SELECT p.id " + sql + " ORDER BY p.added_at, p.path LIMIT ? OFFSET ?", [*args, limit, offset])]
+
+
 def _refresh_values(con: Conn, photo_ids: Iterable[str]) -> None:
     """Rewrite these photos' annotation_values rows from their predictions and corrections, in the writer's transaction."""
     ids = sorted(set(photo_ids))
