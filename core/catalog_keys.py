@@ -176,9 +176,13 @@ class KeyQueries:
             has_facts = con.execute("SELECT 1 FROM photos WHERE missing=0 AND facts_version >= 1 LIMIT 1").fetchone() is not None
             detected = con.execute("SELECT 1 FROM photos WHERE missing=0 AND facts_version >= ? LIMIT 1",
                                    (FACTS_VERSION,)).fetchone() is not None
-            topics = {t for r in con.execute("SELECT DISTINCT topics FROM annotation_values WHERE topics IS NOT NULL")
-                      for t in str(r[0]).split(",") if t.strip()}
-        return {"scenes": scenes, "has_facts": has_facts, "detected": detected, "topics": sorted(topics)}
+        return {"scenes": scenes, "has_facts": has_facts, "detected": detected, "topics": self.topic_names()}
+
+    def topic_names(self) -> list[str]:
+        """The topics some photo's effective annotations hold."""
+        with self.db.connect() as con:
+            return sorted({t for r in con.execute("SELECT DISTINCT topics FROM annotation_values WHERE topics IS NOT NULL")
+                           for t in str(r[0]).split(",") if t.strip()})
 
 
 __all__ = ["KEYS", "Key", "KeyQueries", "SqlWhere", "UnsupportedKey", "facts_terms"]

@@ -131,7 +131,8 @@ def _candidate_rows(services, plan: QueryPlan, where: Optional[dict], groups=(),
     semantic_ids = semantic_ids or {}
     sort_key = plan.sort.dimension if plan.sort else None
     ensure_schema(services.catalog)
-    compiled = plan_sql(where, groups, semantic_ids, services.catalog.key_vocabulary()["topics"], must)
+    names_topic = bool(plan.topics) or any(c.key.startswith("topic_") for g in groups for c in g)  # where_clause: plan.topics
+    compiled = plan_sql(where, groups, semantic_ids, services.catalog.topic_names() if names_topic else [], must)
     if compiled is not None:
         rows = services.catalog.key_rows(services.backend.model_id, *compiled, sort_key=sort_key)
     else:  # a key no catalog column holds (an ImageNet object word, a landscape cue): Chroma's metadata answers
