@@ -67,13 +67,12 @@ KEYS: dict[str, Key] = {
     "sentiment_score": Key("v.sentiment_score", "v.sentiment_score IS NOT NULL", "number"),
     **{d: Key(f"v.{d.lower()}", f"v.{d.lower()} IS NOT NULL", "number") for d in DIMENSIONS},
 }
-# Keys Chroma holds that no column answers (ImageNet object words, landscape cues): a filter on them
-# goes to Chroma's metadata instead (core.chat.retriever).
-TOPIC_PREFIX = "topic_"
+TOPIC_PREFIX = "topic_"  # topic_<name>: a photo's effective topics hold <name> (annotation_values.topics)
 
 
 class UnsupportedKey(KeyError):
-    """A filter names a key the catalog has no column for."""
+    """A filter names a key no column answers (ImageNet object words, landscape cues): the caller reads
+    Chroma's metadata instead (core.chat.retriever)."""
 
 
 def _like(text: str) -> str:
