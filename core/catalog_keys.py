@@ -45,7 +45,7 @@ class Key:
 
     value: str
     present: str
-    kind: str  # "number", "text", "bool", "term" (a flag in facts_terms), "terms" (a list: prefix in facts_terms), "topics"
+    kind: str  # "number", "text", "bool", "term" (a flag in facts_terms), "terms" (a list: prefix in facts_terms)
     prefix: str = ""
 
 

@@ -124,13 +124,11 @@ Row = tuple
 def _candidate_rows(services, plan: QueryPlan, where: Optional[dict], groups=(), semantic_ids: Optional[dict] = None,
                     must: Optional[set[str]] = None) -> list[Row]:
     """The indexed, present photos passing `where`, every facts group and `must`, in the plan's dates and `within`."""
-    from core.annotations.store import ensure_schema
     from core.chat.concepts import cond_holds
     from core.chat.keys_sql import plan_sql
 
-    semantic_ids = semantic_ids or {}
+    semantic_ids = semantic_ids or {}  # annotation_values exists: retrieve's annotation_gaps made sure, first
     sort_key = plan.sort.dimension if plan.sort else None
-    ensure_schema(services.catalog)
     names_topic = bool(plan.topics) or any(c.key.startswith("topic_") for g in groups for c in g)  # where_clause: plan.topics
     compiled = plan_sql(where, groups, semantic_ids, services.catalog.topic_names() if names_topic else [], must)
     if compiled is not None:
