@@ -216,6 +216,24 @@ def start_then_sigkill(argv: list[str], env: dict, ready, timeout: float = 240.0
     proc.wait()
 
 
+def scroll_to(locator, attempts: int = 10) -> None:
+    """Scroll `locator` into view, locating it again when Streamlit redraws it in between.
+
+    A rerun replaces the element that a locator resolved to ("Element is not attached to the
+    DOM"); the locator itself stays valid, so a short retry finds the redrawn one.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(attempts):
+        try:
+            locator.scroll_into_view_if_needed(timeout=10_000)
+            return
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.3)
+
+
 def shot(page, tmp_path: Path, name: str) -> Path:
     """Screenshot the browser viewport to tmp_path/<name>.png (look at it when a test fails).
 

@@ -3,7 +3,7 @@ pending (test_annotate_page checks the corrected row's annotator column)."""
 import os
 import pytest
 
-from tests.conftest import REPO, serve, shot, streamlit_argv
+from tests.conftest import REPO, scroll_to, serve, shot, streamlit_argv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def test_saved_correction_clears_the_pending_count(demo_env_copy, bundled_backen
         save = page.locator(".st-key-ann-save button")
         assert save.inner_text().strip() == "No unsaved corrections" and save.is_disabled()
         # Select the first row's file name (the photo column would open the image), step right to Safety, type.
-        grid.scroll_into_view_if_needed()
+        scroll_to(grid)
         page.wait_for_timeout(2000)  # the grid takes keys once it has drawn
         grid.click(position={"x": 100, "y": 52})
         for key in ("ArrowRight", str(new_safety), "Enter"):

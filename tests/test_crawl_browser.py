@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO, serve, streamlit_argv
+from tests.conftest import REPO, scroll_to, serve, streamlit_argv
 from tests.crawl_site.site import Route, Site, _jpeg, build_test_site, html
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
@@ -83,7 +83,7 @@ def test_refused_start_page_warns_with_the_checkbox_and_runs_once_it_is_ticked(a
         warning = page.locator('[data-testid="stAlertContentWarning"]')
         warning.wait_for()
         text = warning.inner_text()
-        warning.scroll_into_view_if_needed()
+        scroll_to(warning)
         page.screenshot(path=str(tmp_path / "refused.png"))
         assert "Nothing was saved" in text and "non-public address 127.0.0.1" in text
         assert '"Allow private and local addresses"' in text and "--allow-private" in text
@@ -93,7 +93,7 @@ def test_refused_start_page_warns_with_the_checkbox_and_runs_once_it_is_ticked(a
         page.get_by_test_id("stExpanderDetails").get_by_text("Allow private and local addresses").click()
         page.get_by_role("button", name="Start").click()
         page.get_by_text("new photos saved").wait_for()
-        page.get_by_text("new photos saved").scroll_into_view_if_needed()
+        scroll_to(page.get_by_text("new photos saved"))
         page.screenshot(path=str(tmp_path / "allowed.png"))
         assert page.locator('[data-testid="stAlertContentWarning"]').count() == 0
     finally:

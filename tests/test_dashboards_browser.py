@@ -5,7 +5,7 @@ the legend's entries and which axis labels are visible (Vega hides overlapping o
 """
 import pytest
 
-from tests.conftest import add_library_class, serve, shot, streamlit_argv
+from tests.conftest import add_library_class, scroll_to, serve, shot, streamlit_argv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -56,12 +56,12 @@ def test_dashboard_charts_are_readable_at_1400x1000(annotated_library, browser_p
         charts = {}
         for key in ("hist", "box", "scatter", "corr", "sentiment", "topics", "methods", "map"):
             section = page.locator(f".st-key-dash-section-{key}")
-            section.scroll_into_view_if_needed()
+            scroll_to(section)
             section.locator("svg.marks").wait_for()
             charts[key] = section.evaluate(_READ_CHART)
             if key in ("sentiment", "topics", "methods", "scatter"):
                 section.screenshot(path=str(tmp_path / f"chart-{key}.png"))
-        page.locator(".st-key-dash-section-sentiment").scroll_into_view_if_needed()
+        scroll_to(page.locator(".st-key-dash-section-sentiment"))
         shot(page, tmp_path, "dashboards")
 
     for key, chart in charts.items():

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from core.facts import PhotoFacts
-from tests.conftest import serve, streamlit_argv
+from tests.conftest import scroll_to, serve, streamlit_argv
 from tests.test_facts_use import FACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,7 +44,7 @@ def test_library_details_show_the_facts_as_plain_text(facts_server, browser_page
     dialog.get_by_text("Photo facts", exact=True).wait_for(timeout=60_000)
     facts = dialog.get_by_text('Text read: "SPACEX" (0.93)', exact=False)
     facts.wait_for(timeout=60_000)
-    facts.scroll_into_view_if_needed()
+    scroll_to(facts)
     page.screenshot(path=str(tmp_path / "library-facts.png"))  # the viewport: the dialog scrolls inside it
     body = dialog.inner_text()
     assert "Scene: street (0.30)" in body and "People: none found" in body and "Objects: rocket (0.80), vehicle (0.80)" in body
@@ -123,7 +123,7 @@ def test_dashboards_facts_breakdown(facts_server, browser_page, tmp_path):
     page.get_by_text("Photo facts", exact=True).first.wait_for(timeout=120_000)
     page.get_by_text("15 of 15", exact=True).wait_for(timeout=60_000)
     heading = page.get_by_text("With people", exact=True)
-    heading.scroll_into_view_if_needed()
+    scroll_to(heading)
     page.screenshot(path=str(tmp_path / "dashboards-facts.png"), full_page=True)
     metrics = page.locator("[data-testid='stMetric']").all_inner_texts()
     assert any("With people" in m and "13%" in m for m in metrics), metrics

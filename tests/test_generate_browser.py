@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import add_library_class, serve, shot, streamlit_argv
+from tests.conftest import add_library_class, scroll_to, serve, shot, streamlit_argv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,7 +57,7 @@ def test_small_class_trains_stop_restores_start_and_checkpoints_are_pruned(demo_
         assert stop.is_disabled()
         budget = page.get_by_text(re.compile(r"checkpoint files, [\d.]+ MB of a 512 MB budget"))
         budget.wait_for()
-        budget.scroll_into_view_if_needed()
+        scroll_to(budget)
         shot(page, tmp_path, "generate-train")
         ckpts = list((demo_env_copy / "gan" / "apartments" / "checkpoints").glob("*.pth"))
         epochs = int(re.search(r"\((\d+) epochs", page.get_by_text(re.compile(r"Stopped at step")).inner_text()).group(1))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO, serve, streamlit_argv
+from tests.conftest import REPO, scroll_to, serve, streamlit_argv
 from tests.test_import_robust import make_messy_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
@@ -33,7 +33,7 @@ def test_import_report_lists_every_file_and_a_near_duplicate_can_be_kept(app, br
     summary = page.get_by_text("11 files seen", exact=False).first
     summary.wait_for(timeout=300_000)
     counts = page.locator('[data-testid="stTable"]').first
-    counts.scroll_into_view_if_needed()
+    scroll_to(counts)
     page.screenshot(path=str(tmp_path / "report.png"))
     text = " ".join(counts.inner_text().split())
     for row in ("added 4", "near duplicate 1", "duplicate 1", "not read: not an image type PhotoLore reads 3",
@@ -42,7 +42,7 @@ def test_import_report_lists_every_file_and_a_near_duplicate_can_be_kept(app, br
     assert page.locator('[data-testid="stAlertContentWarning"]').count() >= 1  # not a green success: files were left out
 
     panel = page.get_by_text("Near duplicates left out of the library (1)")
-    panel.scroll_into_view_if_needed()
+    scroll_to(panel)
     pair = page.get_by_test_id("stText").filter(has_text="small-coffee.jpg")
     assert "looks like" in pair.inner_text() and "coffee.jpg" in pair.inner_text() and "distance" in pair.inner_text()
     page.screenshot(path=str(tmp_path / "near.png"))
@@ -83,7 +83,7 @@ def test_crawled_photo_details_show_page_url_image_url_and_alt_text(browser_page
         page.locator("button:has-text('info')").first.click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_text("source page").wait_for()
-        dialog.get_by_text("source page").scroll_into_view_if_needed()
+        scroll_to(dialog.get_by_text("source page"))
         page.screenshot(path=str(tmp_path / "details.png"))
         text = dialog.inner_text()
     assert f"{site.base}/garden.html" in text and f"{site.base}/img/rose.jpg" in text

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import serve, shot, streamlit_argv
+from tests.conftest import scroll_to, serve, shot, streamlit_argv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 QUERY = "a cup of coffee"
@@ -42,7 +42,7 @@ def test_why_flags_weak_match_and_more_like_this_keeps_the_query(demo_env, bundl
         y = {name: loc.bounding_box()["y"] for name, loc in (("coffee", _button(page, f"search-grid-why-{coffee.photo.id}")),
                                                              ("heading", heading), ("weak", _button(page, f"search-grid-why-{weak.photo.id}")))}
         assert y["coffee"] < y["heading"] < y["weak"], y
-        heading.scroll_into_view_if_needed()
+        scroll_to(heading)
         shot(page, tmp_path, "search-weaker-matches")
         _button(page, f"search-grid-why-{weak.photo.id}").click()
         dialog = page.get_by_role("dialog")
