@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS corrections (
 CREATE TABLE IF NOT EXISTS caption_truth (
     photo_id TEXT PRIMARY KEY, sentiment TEXT NOT NULL, source TEXT NOT NULL, updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS annotation_changes (photo_id TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS annotation_changes_seq ON annotation_changes (seq);
 """ + VALUES_DDL + ";"
 _INSERT_VALUES = (f"INSERT INTO annotation_values (photo_id, {', '.join(VALUE_COLUMNS.values())}) "
                   f"VALUES ({','.join('?' * (len(VALUE_COLUMNS) + 1))})")
@@ -215,15 +217,53 @@ def _corrections(con: Conn, photo_ids: Optional[Iterable[str]] = None) -> dict[s
 def value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> dict[str, dict]:
     """{photo_id: effective_values(...)} read from annotation_values (these photos, or all); a photo with neither an
     'ok' prediction nor a correction has no entry."""
+    _catch_up(catalog)
+    q = f"SELECT photo_id, {', '.join(VALUE_COLUMNS.values())} FROM annotation_values"
+    with _conn(catalog) as con:
+        rows = con.execute(q) if photo_ids is None else in_chunks(con, q + " WHERE photo_id IN ({in})", list(photo_ids))
+        return {r[0]: from_row(r) for r in rows}
+
+
+# The photo columns the effective view shows, in this order ahead of VALUE_COLUMNS and the ground truth.
+PHOTO_COLUMNS = ("id", "path", "class_name", "caption", "caption_source", "taken_at", "thumb_path")
+
+
+def photo_value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> list[tuple]:
+    """(*PHOTO_COLUMNS, *VALUE_COLUMNS, ground-truth sentiment) per photo from one join: every photo not missing
+    in the catalog's order, or these photos in the given order (unknown ids left out). Unannotated photos have
+    NULL values. Paths are as stored (core.pathnames.from_db gives the real ones)."""
+    _catch_up(catalog)
+    cols = ", ".join([*(f"p.{c}" for c in PHOTO_COLUMNS), *(f"v.{c}" for c in VALUE_COLUMNS.values()), "t.sentiment"])
+    q = (f"SELECT {cols} FROM photos p LEFT JOIN annotation_values v ON v.photo_id = p.id "
+         "LEFT JOIN caption_truth t ON t.photo_id = p.id")
+    with _conn(catalog) as con:
+        if photo_ids is None:
+            return con.execute(q + " WHERE p.missing = 0 ORDER BY p.added_at, p.path").fetchall()
+        ids = list(photo_ids)
+        got = {r[0]: r for r in in_chunks(con, q + " WHERE p.id IN ({in})", ids)}
+    return [got[i] for i in ids if i in got]
+
+
+def photos_mark(catalog: Catalog) -> tuple[int, Optional[str]]:
+    """(photos not missing, the newest added_at): with `photos_added_after`, what a cached frame checks for new photos."""
+    with _conn(catalog) as con:
+        n, newest = con.execute("SELECT COUNT(*), MAX(added_at) FROM photos WHERE missing = 0").fetchone()
+    return int(n), newest
+
+
+def photos_added_after(catalog: Catalog, added_at: Optional[str]) -> list[str]:
+    """Ids of the photos (not missing) added after `added_at` (all when None), in the catalog's order."""
+    q = "SELECT id FROM photos WHERE missing = 0" + (" AND added_at > ?" if added_at is not None else "") + " ORDER BY added_at, path"
+    with _conn(catalog) as con:
+        return [r[0] for r in con.execute(q, [added_at] if added_at is not None else [])]
+
+
+def _catch_up(catalog: Catalog) -> None:
     with _conn(catalog) as con:
         behind = _behind(con)
     if behind:  # written around the store after this Catalog made the table (bench_million's bulk load)
         with catalog.db.migration() as con:
             _backfill(con)
-    q = f"SELECT photo_id, {', '.join(VALUE_COLUMNS.values())} FROM annotation_values"
-    with _conn(catalog) as con:
-        rows = con.execute(q) if photo_ids is None else in_chunks(con, q + " WHERE photo_id IN ({in})", list(photo_ids))
-        return {r[0]: from_row(r) for r in rows}
 
 
 def _review_from(class_name: Optional[str], annotated_only: bool) -> tuple[str, list]:
@@ -259,6 +299,38 @@ def _refresh_values(con: Conn, photo_ids: Iterable[str]) -> None:
     con.executemany("DELETE FROM annotation_values WHERE photo_id=?", [(pid,) for pid in ids])
     con.executemany(_INSERT_VALUES, [to_row(pid, effective_values(latest.get(pid), fixes.get(pid)))
                                      for pid in ids if pid in latest or pid in fixes])
+    _journal(con, ids)
+
+
+def _journal(con: Conn, photo_ids: Sequence[str]) -> None:
+    """Give these photos the next change number, in the writer's transaction (last, so the lock is held briefly).
+
+    `changes_since` reads them back: a cached frame of every photo re-reads only what changed. On PostgreSQL
+    the table lock makes numbers commit in order (a writer with number 6 waits until 5 has committed), so a
+    reader that has seen 6 has seen everything up to it; SQLite has one writer at a time anyway."""
+    ids = sorted(set(photo_ids))
+    if not ids:
+        return
+    if con.dialect.kind == "postgresql":
+        con.execute("LOCK TABLE annotation_changes IN EXCLUSIVE MODE")
+    seq = int(con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM annotation_changes").fetchone()[0])
+    con.executemany("INSERT INTO annotation_changes (photo_id, seq) VALUES (?, ?) ON CONFLICT(photo_id) DO UPDATE SET seq=excluded.seq",
+                    [(pid, seq) for pid in ids])
+
+
+def change_number(catalog: Catalog) -> int:
+    """The number of the last committed annotation write (0 before any): the mark a cached frame keeps."""
+    with _conn(catalog) as con:
+        return int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM annotation_changes").fetchone()[0])
+
+
+def changes_since(catalog: Catalog, seq: int) -> tuple[int, list[str]]:
+    """(the last change number, photos whose predictions, corrections, values, captions or ground truth were
+    written after change `seq`), read in one transaction so the number and the photos agree."""
+    with _conn(catalog) as con:
+        last = int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM annotation_changes").fetchone()[0])
+        ids = [r[0] for r in con.execute("SELECT photo_id FROM annotation_changes WHERE seq > ? AND seq <= ?", (seq, last))]
+    return last, ids
 
 
 def _behind(con: Conn) -> bool:
@@ -297,3 +369,4 @@ def write_captions(catalog: Catalog, captions: dict[str, tuple[str, Optional[str
                 con.execute("INSERT INTO caption_truth (photo_id, sentiment, source, updated_at) VALUES (?,?,?,?) ON CONFLICT(photo_id) "
                             "DO UPDATE SET sentiment=excluded.sentiment, source=excluded.source, updated_at=excluded.updated_at",
                             (pid, truth, source, now_iso()))
+        _journal(con, list(captions))
