@@ -119,11 +119,12 @@ _SCORE_AXIS = dict(scale=alt.Scale(domain=[0.5, 5.5]), axis=alt.Axis(values=[1, 
 
 
 def scatter(df: pd.DataFrame, x_dim: str, y_dim: str) -> tuple:
-    data = df.dropna(subset=[x_dim, y_dim])
-    if data.empty:
+    rated = df[x_dim].notna() & df[y_dim].notna()
+    if not rated.any():
         raise d.NotEnoughData(f"no photo has both {x_dim} and {y_dim} scores")
-    if len(data) > MAX_MARKS:
-        return binned_scatter(data, x_dim, y_dim)
+    if int(rated.sum()) > MAX_MARKS:
+        return binned_scatter(df, x_dim, y_dim)
+    data = df[rated]
     # Scores are integers 1-5: without jitter 40 photos pile onto a dozen points that look like one.
     ids = data["photo_id"] if "photo_id" in data else pd.Series(range(len(data)), index=data.index).astype(str)
     data = data.assign(sentiment=data["sentiment"].fillna("unknown"), _x=data[x_dim].astype(float) + _jitter(ids, "x"),
@@ -198,12 +199,13 @@ def timeline(df: pd.DataFrame) -> tuple:
     return chart.properties(height=200), t
 
 
-def methods(df: pd.DataFrame) -> tuple:
-    agree = d.method_agreement(df)
+def methods(df: pd.DataFrame, codes: Optional[dict] = None) -> tuple:
+    codes = codes or d.method_codes(df)
+    agree = d.method_agreement(df, codes)
     frames = []
     for name, col in [("caption only", "sentiment_caption"), ("image only", "sentiment_image")]:
         try:
-            frames.append(d.confusion_frame(df, col, "sentiment").assign(pair=f"{name} vs combined"))
+            frames.append(d.confusion_frame(df, col, "sentiment", codes).assign(pair=f"{name} vs combined"))
         except d.NotEnoughData:
             continue
     chart = None
@@ -217,8 +219,8 @@ def methods(df: pd.DataFrame) -> tuple:
     return chart, agree
 
 
-def truth(df: pd.DataFrame) -> tuple:
-    t = d.truth_metrics(df)
+def truth(df: pd.DataFrame, codes: Optional[dict] = None) -> tuple:
+    t = d.truth_metrics(df, codes)
     long = t.melt(id_vars=["method", "photos"], value_vars=["accuracy", "macro_f1"], var_name="metric")
     chart = alt.Chart(long).mark_bar().encode(x=alt.X("value:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("method:N", sort=list(d.METHODS)),
                                               color="metric:N", yOffset="metric:N", tooltip=["method", "metric", alt.Tooltip("value:Q", format=".3f"), "photos"])
@@ -259,6 +261,7 @@ def build_sections(df: pd.DataFrame, *, box_by: Optional[str] = None, x_dim: str
     """Every dashboard block for a (filtered) frame, in page order."""
     if df.empty:
         return [Section("empty", "No photos", message="no photo matches: the library is empty or the filters exclude everything")]
+    codes = d.method_codes(df)  # shared by the two method charts
     return [
         _safe("hist", "Distribution of each dimension", lambda: histograms(df)),
         _safe("box", "Box plots of the six dimensions", lambda: boxplots(df, by=box_by)),
@@ -267,8 +270,8 @@ def build_sections(df: pd.DataFrame, *, box_by: Optional[str] = None, x_dim: str
         _safe("sentiment", "Sentiment" + (f" by {sentiment_by_field}" if sentiment_by_field else ""), lambda: sentiment_by(df, sentiment_by_field)),
         _safe("topics", "Topics", lambda: topics(df)),
         _safe("time", "Sentiment over time", lambda: timeline(df)),
-        _safe("methods", "Caption-only vs image-only vs combined", lambda: methods(df)),
-        _safe("truth", "Against ground truth", lambda: truth(df)),
+        _safe("methods", "Caption-only vs image-only vs combined", lambda: methods(df, codes)),
+        _safe("truth", "Against ground truth", lambda: truth(df, codes)),
     ]
 
 

@@ -1,6 +1,4 @@
 """Dashboards: the annotations as charts, with filters that apply to every chart."""
-import time
-
 import pandas as pd
 import streamlit as st
 
@@ -18,20 +16,21 @@ st.title("Dashboards")
 
 
 @st.cache_resource(show_spinner=False, max_entries=1)
-def _big_frame(catalog_name: str, signature: tuple) -> tuple[pd.DataFrame, str]:
-    """The whole-library frame of a big library, kept across reruns and sessions until the signature changes.
-    Shared, so never modified: every use below works on filtered copies."""
-    return d.frame_from_catalog(services.catalog), time.strftime("%H:%M:%S")
+def _live_frame(catalog_name: str, catalog_id: int) -> d.LiveFrame:
+    """A big library's frame, shared by every session and kept current (see core.annotations.live_frame)."""
+    return d.live_frame(services.catalog, services.settings.annotations_frame_file)
 
 
 if services.catalog.count() >= services.settings.dash_cache_from:
-    with st.spinner("Reading the annotations of every photo (a big library takes a while the first time)…"):
-        df_all, read_at = _big_frame(services.catalog.describe(), annotations_signature(services.catalog))
+    live = _live_frame(services.catalog.describe(), id(services.catalog))
+    with st.spinner("Reading the annotations (a big library takes a while the first time; after that only what changed)…"):
+        df_all = live.get()
     r1, r2 = st.columns([4, 1])
-    r1.caption(f"Annotations as read at {read_at}; new photos, annotations and corrections are read again on their own, "
-               "edited captions after Reload.")
+    r1.caption(f"{d.refresh_note(live.last)} New photos, annotations, corrections and imported captions are read on their own; "
+               "captions edited on the Library page after Reload.")
     if r2.button("Reload", key="dash-reload"):
-        _big_frame.clear()
+        with st.spinner("Reading the annotations of every photo…"):
+            live.reload()
         st.rerun()
 else:
     df_all = d.frame_from_catalog(services.catalog)
@@ -59,7 +58,7 @@ with sb.expander("Score ranges"):
     for dim in d.DIMENSIONS:
         f.score_ranges[dim] = st.slider(dim, 1, 5, (1, 5), key=f"dash-range-{dim}")
 df = d.apply_filters(df_all, f)
-st.caption(f"{len(df)} of {len(df_all)} photos pass the filters.")
+st.caption(f"{len(df):,} of {len(df_all):,} photos pass the filters.")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

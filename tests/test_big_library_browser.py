@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -61,3 +62,35 @@ def test_the_annotate_review_table_pages_a_big_library(tmp_path, browser_page, b
         page.get_by_text("Photos 5,951–6,000 of 12,000").wait_for(timeout=30_000)
         page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
         shot(page, tmp_path, "annotate-big-page-120")
+
+
+def test_the_dashboards_keep_a_big_library_and_read_only_what_changed(tmp_path, browser_page, big_library):
+    """The Dashboards read 12,000 photos' annotations once; a correction made since is read alone on the next open, a
+    restarted app starts from the copy on disk, and Reload reads everything again (PHOTOLORE_DASH_CACHE_FROM lowered
+    so that 12,000 photos count as big)."""
+    from core.annotations import set_corrections
+
+    catalog, env = big_library
+    env = dict(env, PHOTOLORE_DASH_CACHE_FROM="1000")
+    page = browser_page
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit.log", env=env) as url:
+        page.goto(url + "/dashboards", wait_until="domcontentloaded")
+        page.get_by_text(re.compile(r"Read the annotations of all 12,000 photos \(\d")).wait_for(timeout=120_000)
+        page.get_by_text("12,000 of 12,000 photos pass the filters.").wait_for()
+        page.locator(".st-key-dash-section-hist").wait_for(timeout=60_000)
+        ids = [p.id for p in catalog.list_photos(limit=3, offset=500)]
+        set_corrections(catalog, {pid: {"Safety": 1} for pid in ids})
+        page.reload(wait_until="domcontentloaded")
+        page.get_by_text(re.compile(r"Re-read the 3 photos that changed")).wait_for(timeout=60_000)
+        page.locator(".st-key-dash-section-box").wait_for(timeout=60_000)
+        shot(page, tmp_path, "dashboards-big-changes")
+    assert (tmp_path / "data" / "cache" / "annotations-frame.arrow").exists()
+    with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit2.log", env=env) as url:
+        page.goto(url + "/dashboards", wait_until="domcontentloaded")
+        page.get_by_text(re.compile(r"Annotations from the copy on disk, and the 3 photos changed since")).wait_for(timeout=120_000)
+        page.locator(".st-key-dash-section-hist").wait_for(timeout=60_000)
+        reload = page.locator(".st-key-dash-reload button")
+        reload.click()
+        page.get_by_text(re.compile(r"Read the annotations of all 12,000 photos \(\d")).wait_for(timeout=120_000)
+        assert reload.is_enabled()
+        shot(page, tmp_path, "dashboards-big-reloaded")

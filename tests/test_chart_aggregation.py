@@ -53,6 +53,23 @@ def test_box_quartiles_are_numpys():
     assert by_topic.loc[("food", "Safety"), "median"] == np.median(food["Safety"])
 
 
+def test_box_stats_from_counts_equal_pandas_quantiles(big):
+    """The counting path (whole scores 1-5) gives what pandas' grouped quantiles give, for every split;
+    a score that is not a whole number takes pandas' path."""
+    df = big.iloc[:20_000].copy()
+    df.loc[df.index[:300], "class_name"] = None  # photos without a group are left out by both
+    for by in (None, "class_name", "topic"):
+        fast = d.box_stats(df, by=by)
+        src = df[["topics", *d.DIMENSIONS]].explode("topics").rename(columns={"topics": "topic"}) if by == "topic" else df
+        slow = d._box_stats_any(src, by, list(d.DIMENSIONS))
+        assert d._box_stats_of_whole_scores(src, by, list(d.DIMENSIONS)) is not None
+        pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
+    odd = df.astype({"Safety": "float64"})
+    odd.loc[odd.index[0], "Safety"] = 3.5
+    assert d._box_stats_of_whole_scores(odd, None, list(d.DIMENSIONS)) is None
+    assert d.box_stats(odd).set_index("dimension").loc["Safety", "max"] <= 5
+
+
 def test_binned_scatter_cells_sum_to_the_scored_photos():
     df = small(500)
     df.loc[:49, "Privacy"] = np.nan
