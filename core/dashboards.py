@@ -222,7 +222,7 @@ def sample_rows(frame: pd.DataFrame, by: str, n: int, key: str = "photo_id") -> 
     quota = np.minimum(sizes, floor)
     rest = sizes - quota
     quota += np.floor((n - quota.sum()) * rest / max(rest.sum(), 1)).astype(np.int64)
-    h = pd.util.hash_pandas_object(frame[key].astype(str), index=False).to_numpy()
+    h = frame[ORDER].to_numpy() if key == "photo_id" and ORDER in frame else _id_hash(frame[key])
     order = np.lexsort((h, codes))
     sorted_codes = codes[order]
     rank = np.arange(len(order)) - np.searchsorted(sorted_codes, sorted_codes, side="left")
@@ -427,9 +427,19 @@ DASH_COLUMNS = ["photo_id", "filename", "class_name", "caption", "sentiment", "s
                 *DIMENSIONS, "concept_text", "taken_at", TRUTH]
 
 
+ORDER = "_order"  # a fixed hash of each photo id, the order sample_rows picks photos in
+
+
 def dashboard_frame(effective: pd.DataFrame) -> pd.DataFrame:
-    """The dashboards' frame from an effective-annotations frame: DASH_COLUMNS, normalised."""
-    return normalise(effective[[c for c in dict.fromkeys(DASH_COLUMNS) if c in effective]])
+    """The dashboards' frame from an effective-annotations frame: DASH_COLUMNS, normalised, and ORDER
+    (hashed once here rather than on every rerun: 0.3 s per million photos)."""
+    out = normalise(effective[[c for c in dict.fromkeys(DASH_COLUMNS) if c in effective]])
+    out[ORDER] = _id_hash(out["photo_id"])
+    return out
+
+
+def _id_hash(ids: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(ids.astype(str), index=False).to_numpy()
 
 
 def live_frame(catalog, cache_file=None) -> "LiveFrame":

@@ -21,6 +21,7 @@ def _live_frame(catalog_name: str, catalog_id: int) -> d.LiveFrame:
     return d.live_frame(services.catalog, services.settings.annotations_frame_file)
 
 
+live = None
 if services.catalog.count() >= services.settings.dash_cache_from:
     live = _live_frame(services.catalog.describe(), id(services.catalog))
     with st.spinner("Reading the annotations (a big library takes a while the first time; after that only what changed)…"):
@@ -80,7 +81,17 @@ x_dim = c2.selectbox("Scatter x", d.DIMENSIONS, index=0, key="dash-x")
 y_dim = c3.selectbox("Scatter y", d.DIMENSIONS, index=4, key="dash-y")
 sent_by = c4.selectbox("Sentiment by", ["class_name", None], key="dash-sent-by", format_func=lambda v: "class" if v else "overall")
 
-sections = charts.build_sections(df, box_by=box_by, x_dim=x_dim, y_dim=y_dim, sentiment_by_field=sent_by)
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _kept_sections(key: tuple, _frame: pd.DataFrame, box_by, x_dim: str, y_dim: str, sent_by) -> list:
+    """A big library's charts, kept while the frame's generation and the filters hold (a second at a million
+    photos, on every rerun: the map's brush, its colour, a download). Shared and never modified."""
+    return charts.build_sections(_frame, box_by=box_by, x_dim=x_dim, y_dim=y_dim, sentiment_by_field=sent_by)
+
+
+if live is not None:
+    sections = _kept_sections((services.catalog.describe(), id(live), live.generation, repr(f)), df, box_by, x_dim, y_dim, sent_by)
+else:
+    sections = charts.build_sections(df, box_by=box_by, x_dim=x_dim, y_dim=y_dim, sentiment_by_field=sent_by)
 for section in sections:
     st.subheader(section.title)
     if section.chart is None:
@@ -116,30 +127,49 @@ else:
 # --- embedding map ----------------------------------------------------------------------------------
 st.subheader("Embedding map")
 model_id = services.backend.model_id
-if df.empty or services.store.count(model_id, "image") < 3:
-    vectors = {}
-else:
+
+
+def _map_data(frame: pd.DataFrame, colour_by: str, method: str) -> tuple:
+    """(points, projection used, photos sampled, a note) for the map; points None when fewer than 3 are indexed.
+    A fixed sample of at most MAX_MARKS photos, every colour group kept, is fetched and projected: the browser
+    draws one point per photo, and a million vectors would not fit one request anyway."""
+    shown = d.sample_rows(frame, colour_by, charts.MAX_MARKS)
+    vectors = services.store.get_embeddings(model_id, "image", shown["photo_id"].tolist())
+    keep = [i for i in shown["photo_id"] if i in vectors]
+    if len(keep) < 3:
+        return None, None, len(shown), None
+    try:
+        return (*d.embedding_map_frame(keep, [vectors[i] for i in keep], shown, method=method), len(shown), None)
+    except d.NotEnoughData as exc:
+        return (*d.embedding_map_frame(keep, [vectors[i] for i in keep], shown, method="pca"), len(shown), str(exc))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _kept_map_data(key: tuple, _frame: pd.DataFrame, colour_by: str, method: str) -> tuple:
+    """_map_data of a big library's frame, kept while `key` (the frame's generation, the filters, the index) holds:
+    the brush and every other widget rerun the page, and the sample, the vector fetch and PCA cost seconds at 1M."""
+    return _map_data(_frame, colour_by, method)
+
+
+frame = None
+if not df.empty and services.store.count(model_id, "image") >= 3:
     m1, m2 = st.columns(2)
     colour_by = m1.selectbox("Colour by", ["class_name", "sentiment", *d.DIMENSIONS], key="dash-map-colour")
     method = m2.radio("Projection", ["auto", "pca", "umap"], horizontal=True, key="dash-map-method",
                       help="auto: UMAP when installed and there are enough photos, else PCA")
-    # A fixed sample of at most MAX_MARKS photos, every colour group kept, is fetched and projected:
-    # the browser draws one point per photo, and a million vectors would not fit one request anyway.
-    shown = d.sample_rows(df, colour_by, charts.MAX_MARKS)
-    ids = shown["photo_id"].tolist()
-    vectors = services.store.get_embeddings(model_id, "image", ids)
-if len(vectors) < 3:
+    if live is not None:
+        key = (services.catalog.describe(), id(live), live.generation, repr(f), model_id, services.store.count(model_id, "image"))
+        frame, used, n_shown, note = _kept_map_data(key, df, colour_by, method)
+    else:
+        frame, used, n_shown, note = _map_data(df, colour_by, method)
+    if note:
+        st.info(md_escape(note))
+if frame is None:
     st.info("The embedding map needs at least 3 photos indexed by the active backend (see the Library page).")
 else:
-    keep = [i for i in ids if i in vectors]
-    try:
-        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], shown, method=method)
-    except d.NotEnoughData as exc:
-        st.info(md_escape(exc))
-        frame, used = d.embedding_map_frame(keep, [vectors[i] for i in keep], shown, method="pca")
     if thumbs:
         frame["image"] = frame["photo_id"].map(thumbs)
-    sampled = f" Showing {len(frame)} of {len(df)} photos: a fixed sample that keeps every colour group." if len(shown) < len(df) else ""
+    sampled = f" Showing {len(frame):,} of {len(df):,} photos: a fixed sample that keeps every colour group." if n_shown < len(df) else ""
     st.caption(f"{used} projection of {len(frame)} image embeddings ({model_id}).{sampled} Drag a box to select photos.")
     with st.container(key="dash-section-map"):
         event = st.altair_chart(charts.embedding_map(frame, colour_by, used, select=True), width="stretch",
@@ -154,5 +184,5 @@ else:
 
 # Written when clicked, not on every rerun: at a million photos the CSV takes seconds to build.
 st.download_button("Download the filtered table (CSV)",
-                   data=lambda: df.drop(columns=["image"], errors="ignore").assign(topics=df["topics"].map(",".join)).to_csv(index=False),
+                   data=lambda: df.drop(columns=["image", d.ORDER], errors="ignore").assign(topics=df["topics"].map(",".join)).to_csv(index=False),
                    file_name="photolore-annotations.csv", mime="text/csv", key="dash-csv", on_click="ignore")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-from core.annotations.effective import FRAME_COLUMNS, effective_annotations
+from core.annotations.effective import effective_annotations
 from core.annotations.store import change_number, changes_since, photos_added_after, photos_mark
 from core.catalog import Catalog
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-FRAME_FORMAT = 1  # bump when a column's meaning changes (new columns are caught by the header): older cache files are read again
+FRAME_FORMAT = 1  # bump when a column's meaning changes (other columns are caught by the header): older cache files are read again
 _LIST_COLUMNS = ("topics", "topics_caption", "topics_image", "corrected")
 
 
@@ -74,6 +74,7 @@ class LiveFrame:
         self._index: Optional["pd.Index"] = None  # of the frame's photo ids
         self._mark: Optional[Mark] = None
         self.last = Refresh("none", 0, 0.0)
+        self.generation = 0  # grows each time get() starts returning another frame: a key for what is derived from it
 
     def get(self) -> "pd.DataFrame":
         """The current frame: `prepare` of effective_annotations (values, columns, the catalog's order)."""
@@ -84,6 +85,7 @@ class LiveFrame:
                 loaded = self._load()
                 if loaded is not None:
                     (self._frame, self._mark), self._index = loaded, None
+                    self.generation += 1
                     kind = "disk"
             if self._frame is None:
                 return self._full(t0)
@@ -109,6 +111,7 @@ class LiveFrame:
         mark = self._marks()
         frame = self.prepare(effective_annotations(self.catalog))
         self._frame, self._mark, self._index = frame, mark, None
+        self.generation += 1
         self.last = Refresh("full", len(frame), time.perf_counter() - t0)
         if self.cache_file is not None:
             self._save(frame, mark)
@@ -142,13 +145,18 @@ class LiveFrame:
             return None
         self._frame = _patched(frame, fresh, pos)
         self._mark = Mark(seq, n, newest)
+        self.generation += 1
         if (pos < 0).any():
             self._index = None
         return len(fresh)
 
     # --- the cache file ---------------------------------------------------------------------------------
+    def _prepared_columns(self) -> list[str]:
+        """The columns `prepare` makes (of an empty frame: no rows read): a file with others is from other code."""
+        return [str(c) for c in self.prepare(effective_annotations(self.catalog, [])).columns]
+
     def _header(self, mark: Mark) -> dict:
-        return {"format": FRAME_FORMAT, "columns": FRAME_COLUMNS, "prepare": getattr(self.prepare, "__qualname__", ""),
+        return {"format": FRAME_FORMAT, "columns": self._prepared_columns(), "prepare": getattr(self.prepare, "__qualname__", ""),
                 "catalog": self.catalog.describe(), "library": str(self.catalog.library_dir), "seq": mark.seq, "photos": mark.photos,
                 "newest": mark.newest}
 
