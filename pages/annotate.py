@@ -55,7 +55,7 @@ if scope == "A class":
     classes = services.catalog.classes()
     cls = c2.selectbox("Class", list(classes) or ["—"], key="ann-class",
                        format_func=lambda c: f"{c or '(none)'} ({classes.get(c, 0)})")
-    photo_ids = [p.id for p in services.catalog.list_photos(class_name=cls, limit=10**9)]
+    photo_ids = services.catalog.photo_ids(class_name=cls)
 elif scope == "A search result":
     from core.search import search_text
 

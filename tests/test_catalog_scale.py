@@ -38,6 +38,10 @@ def test_counts_from_indexes_agree_with_the_lists(catalog_target, tmp_path):
     cat.set_facts([(photos[2].id, PhotoFacts(caption="a cup", version=FACTS_VERSION)), (photos[3].id, PhotoFacts(version=1))])
     agree(3, 8)
     assert cat.count_not_indexed("another-model") == 9
+    # the ids that "annotate all / a class" jobs take: list_photos' ids and order, without the rows
+    assert cat.photo_ids() == [p.id for p in cat.list_photos(limit=100)] and len(cat.photo_ids()) == 9
+    assert cat.photo_ids(class_name="c1") == [p.id for p in cat.list_photos(class_name="c1", limit=100)]
+    assert cat.photo_ids(class_name="nope") == []
 
 
 def test_deep_grid_pages_and_class_counts_read_an_index(tmp_path):

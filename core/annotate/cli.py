@@ -29,7 +29,7 @@ def _services(need_backend: bool):
 
 def _photo_ids(services, args) -> list[str] | None:
     if getattr(args, "class_name", None):
-        return [p.id for p in services.catalog.list_photos(class_name=args.class_name, limit=10**9)]
+        return services.catalog.photo_ids(class_name=args.class_name)
     if getattr(args, "search", None):
         from core.search import search_text
 

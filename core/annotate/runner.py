@@ -93,7 +93,7 @@ def run_annotations(services, annotator: Annotator, photo_ids: Optional[Iterable
     started = time.monotonic()
     catalog = services.catalog
     ann.ensure_schema(catalog)
-    ids = list(dict.fromkeys(photo_ids)) if photo_ids is not None else [p.id for p in ann.all_photos(catalog, None)]
+    ids = list(dict.fromkeys(photo_ids)) if photo_ids is not None else catalog.photo_ids()
     report = RunReport(annotator.name, annotator.version, total=len(ids))
     if force:
         ann.reset_annotator(catalog, annotator.name, version=annotator.version, photo_ids=ids)
