@@ -24,14 +24,20 @@ def _live_frame(catalog_name: str, catalog_id: int) -> d.LiveFrame:
 live = None
 if services.catalog.count() >= services.settings.dash_cache_from:
     live = _live_frame(services.catalog.describe(), id(services.catalog))
-    with st.spinner("Reading the annotations (a big library takes a while the first time; after that only what changed)…"):
-        df_all = live.get()
+    bar = st.empty()
+
+    def reading(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Reading the annotations of every photo: {done:,} of {total:,} "
+                                                          "(once; afterwards only the photos that changed)")
+
+    with st.spinner("Reading the annotations…"):
+        df_all = live.get(on_progress=reading)
+    bar.empty()
     r1, r2 = st.columns([4, 1])
     r1.caption(f"{d.refresh_note(live.last)} New photos, annotations, corrections and imported captions are read on their own; "
                "captions edited on the Library page after Reload.")
     if r2.button("Reload", key="dash-reload"):
-        with st.spinner("Reading the annotations of every photo…"):
-            live.reload()
+        live.reload(on_progress=reading)
         st.rerun()
 else:
     df_all = d.frame_from_catalog(services.catalog)

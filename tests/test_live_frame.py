@@ -44,6 +44,16 @@ def test_effective_annotations_in_columns_equal_the_records(catalog_target, tmp_
         assert str(got["Safety"].dtype) == "Int64" and got["sentiment_score"].dtype == "float64"
 
 
+def test_a_full_read_reports_its_progress(catalog_target, tmp_path, monkeypatch):
+    import core.annotations.store as store
+
+    cat, ids = _catalog(catalog_target, tmp_path)
+    monkeypatch.setattr(store, "_PROGRESS_EVERY", 4)
+    seen: list[tuple[int, int]] = []
+    frame = d.live_frame(cat).get(on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 9), (8, 9), (9, 9)] and len(frame) == 9
+
+
 def test_every_kind_of_write_is_read_back_alone(catalog_target, tmp_path):
     cat, ids = _catalog(catalog_target, tmp_path)
     live = d.LiveFrame(cat, prepare=d.dashboard_frame, full_read_share=1.0)  # 9 photos: every write is a big share

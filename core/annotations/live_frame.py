@@ -76,8 +76,9 @@ class LiveFrame:
         self.last = Refresh("none", 0, 0.0)
         self.generation = 0  # grows each time get() starts returning another frame: a key for what is derived from it
 
-    def get(self) -> "pd.DataFrame":
-        """The current frame: `prepare` of effective_annotations (values, columns, the catalog's order)."""
+    def get(self, on_progress: Optional[Callable[[int, int], None]] = None) -> "pd.DataFrame":
+        """The current frame: `prepare` of effective_annotations (values, columns, the catalog's order).
+        `on_progress(rows, photos)` is called while every photo is read (store.photo_value_rows)."""
         with self._lock:
             t0 = time.perf_counter()
             kind = "none"
@@ -88,18 +89,18 @@ class LiveFrame:
                     self.generation += 1
                     kind = "disk"
             if self._frame is None:
-                return self._full(t0)
+                return self._full(t0, on_progress)
             rows = self._catch_up()
             if rows is None:
-                return self._full(t0)
+                return self._full(t0, on_progress)
             if rows or kind != "none":  # nothing changed: `last` still says how the frame was come by
                 self.last = Refresh("changes" if kind == "none" else kind, rows, time.perf_counter() - t0)
             return self._frame
 
-    def reload(self) -> "pd.DataFrame":
+    def reload(self, on_progress: Optional[Callable[[int, int], None]] = None) -> "pd.DataFrame":
         """Read every photo again (after caption edits in the Library, say)."""
         with self._lock:
-            return self._full(time.perf_counter())
+            return self._full(time.perf_counter(), on_progress)
 
     # --- reading -----------------------------------------------------------------------------------------
     def _marks(self) -> Mark:
@@ -107,9 +108,9 @@ class LiveFrame:
         n, newest = photos_mark(self.catalog)
         return Mark(seq, n, newest)
 
-    def _full(self, t0: float) -> "pd.DataFrame":
+    def _full(self, t0: float, on_progress: Optional[Callable[[int, int], None]] = None) -> "pd.DataFrame":
         mark = self._marks()
-        frame = self.prepare(effective_annotations(self.catalog))
+        frame = self.prepare(effective_annotations(self.catalog, on_progress=on_progress))
         self._frame, self._mark, self._index = frame, mark, None
         self.generation += 1
         self.last = Refresh("full", len(frame), time.perf_counter() - t0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
 
 from core.annotate.prompts import DIMENSIONS
 from core.annotations.values import LIST_FIELDS, PLAIN_FIELDS, VALUE_COLUMNS, VALUES_DDL, effective_values, from_row, to_row
@@ -224,21 +224,31 @@ def value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> d
         return {r[0]: from_row(r) for r in rows}
 
 
+_PROGRESS_EVERY = 50_000
 # The photo columns the effective view shows, in this order ahead of VALUE_COLUMNS and the ground truth.
 PHOTO_COLUMNS = ("id", "path", "class_name", "caption", "caption_source", "taken_at", "thumb_path")
 
 
-def photo_value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None) -> list[tuple]:
+def photo_value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None, *,
+                     on_progress: Optional[Callable[[int, int], None]] = None) -> list[tuple]:
     """(*PHOTO_COLUMNS, *VALUE_COLUMNS, ground-truth sentiment) per photo from one join: every photo not missing
     in the catalog's order, or these photos in the given order (unknown ids left out). Unannotated photos have
-    NULL values. Paths are as stored (core.pathnames.from_db gives the real ones)."""
+    NULL values. Paths are as stored (core.pathnames.from_db gives the real ones). Reading every photo calls
+    `on_progress(rows read, photos)` every _PROGRESS_EVERY rows (a million take half a minute)."""
     _catch_up(catalog)
     cols = ", ".join([*(f"p.{c}" for c in PHOTO_COLUMNS), *(f"v.{c}" for c in VALUE_COLUMNS.values()), "t.sentiment"])
     q = (f"SELECT {cols} FROM photos p LEFT JOIN annotation_values v ON v.photo_id = p.id "
          "LEFT JOIN caption_truth t ON t.photo_id = p.id")
     with _conn(catalog) as con:
         if photo_ids is None:
-            return con.execute(q + " WHERE p.missing = 0 ORDER BY p.added_at, p.path").fetchall()
+            total = int(con.execute("SELECT COUNT(*) FROM photos WHERE missing = 0").fetchone()[0]) if on_progress else 0
+            cur = con.execute(q + " WHERE p.missing = 0 ORDER BY p.added_at, p.path")
+            rows: list[tuple] = []
+            while part := cur.fetchmany(_PROGRESS_EVERY):
+                rows += part
+                if on_progress:
+                    on_progress(len(rows), max(total, len(rows)))
+            return rows
         ids = list(photo_ids)
         got = {r[0]: r for r in in_chunks(con, q + " WHERE p.id IN ({in})", ids)}
     return [got[i] for i in ids if i in got]
