@@ -20,6 +20,7 @@ from core.catalog_queries import FactsQueries, NearDupQueries, facts_row
 from core.catalog_records import FileRecord, NearDuplicate, Photo, PhotoSummary, now_iso
 from core.db import Conn, in_chunks, is_database_url, open_database
 from core.pathnames import from_db, to_db
+from core.photo_changes import CHANGES_DDL, ChangeQueries, note_changes
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.settings import Settings
@@ -125,6 +126,8 @@ _MIGRATIONS: list[tuple[int, tuple[Step, ...]]] = [
          _backfill_facts_terms,
          "CREATE INDEX IF NOT EXISTS photos_keys ON photos(missing, facts_version, facts_people, facts_ntext, facts_scene, "
          "facts_terms, class_name, added_at, path, taken_at, id)")),
+    # 7: the change journal (core.photo_changes): what a whole-library view re-reads instead of every photo.
+    (7, CHANGES_DDL),
 ]
 SCHEMA_VERSION = max([1, *(v for v, _ in _MIGRATIONS)])
 
@@ -134,7 +137,7 @@ def open_catalog(settings: "Settings") -> "Catalog":
     return Catalog(settings.catalog_target, library_dir=settings.library_dir)
 
 
-class Catalog(FactsQueries, NearDupQueries, KeyQueries):
+class Catalog(FactsQueries, NearDupQueries, KeyQueries, ChangeQueries):
     def __init__(self, target: str | Path, *, library_dir: Optional[Path] = None):
         """`target`: an SQLite file path or a postgresql:// URL. `library_dir` (settings.library_dir, where
         annotation exports make file names relative to) defaults to <file's dir>/library; open_catalog passes it."""
@@ -287,6 +290,7 @@ class Catalog(FactsQueries, NearDupQueries, KeyQueries):
             con.execute("DELETE FROM photos WHERE id=?", (photo_id,))
             con.execute("UPDATE skipped SET near_of=NULL, distance=NULL, reason='near duplicate of a removed photo', size=-1 "
                         "WHERE near_of=?", (photo_id,))
+            note_changes(con, [photo_id])
         return paths
 
     # --- writes (each one transaction) ----------------------------------------------------
@@ -333,6 +337,7 @@ class Catalog(FactsQueries, NearDupQueries, KeyQueries):
             con.execute("DELETE FROM skipped WHERE path=?", (to_db(f.path),))
         if model_id:
             con.executemany("INSERT INTO indexed (photo_id, model_id) VALUES (?,?) ON CONFLICT DO NOTHING", [(i, model_id) for i in indexed])
+        note_changes(con, [p.id for p in photos] + [f.photo_id for f in files])
 
     def record_skipped(self, items: Sequence[tuple]) -> None:
         """(path, size, mtime_ns, reason[, near-duplicate photo id, distance]): remembered so an unchanged
@@ -365,11 +370,13 @@ class Catalog(FactsQueries, NearDupQueries, KeyQueries):
                     con.execute("UPDATE photos SET missing=1 WHERE id=?", (pid,))
             stale = [r[0] for r in con.execute(f"SELECT path FROM skipped WHERE {under}", (len(prefix), prefix)) if r[0] not in seen]
             con.executemany("DELETE FROM skipped WHERE path=?", [(path,) for path in stale])
+            note_changes(con, [pid for _, pid in gone])  # moved to another copy, or missing
         return len(gone)
 
     def set_caption(self, photo_id: str, caption: str, source: str) -> None:
         with self._conn() as con:
             con.execute("UPDATE photos SET caption=?, caption_source=? WHERE id=?", (caption, source, photo_id))
+            note_changes(con, [photo_id])
 
     def photos_not_indexed(self, model_id: str) -> list[Photo]:
         with self._conn() as con:

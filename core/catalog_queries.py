@@ -13,6 +13,7 @@ from core.catalog_records import NearDuplicate, Photo, now_iso
 from core.db import in_chunks
 from core.facts import FACTS_VERSION, PhotoFacts
 from core.pathnames import from_db, to_db
+from core.photo_changes import note_changes
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.db import Database
@@ -34,6 +35,7 @@ class FactsQueries:
             con.executemany("UPDATE photos SET facts=?, facts_people=?, facts_ntext=?, facts_scene=?, facts_version=?, facts_terms=? WHERE id=?",
                             [(*facts_row(f), pid) for pid, f in items])
             con.executemany("UPDATE photos SET caption=?, caption_source=? WHERE id=?", [(c, s, pid) for pid, c, s in captions])
+            note_changes(con, [pid for pid, _, _ in captions])  # facts are not in the whole-library views; captions are
 
     def photos_with_stale_facts(self, version: int = FACTS_VERSION) -> list[Photo]:
         """Photos whose facts are missing or were extracted by an older FACTS_VERSION."""

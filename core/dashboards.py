@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from core.annotate.prompts import DIMENSIONS, SENTIMENTS
+from core.agreement import (cohen_kappa, codes_confusion, confusion, kappa_of, label_codes, macro_f1,  # noqa: F401 (re-exported)
+                            macro_f1_of)
 from core.annotations import LiveFrame, Refresh, effective_annotations
 
 # method name -> column holding that method's sentiment label
@@ -281,59 +283,8 @@ def over_time(df: pd.DataFrame, freq: str = "M", column: str = "sentiment") -> p
 
 
 # --- comparing methods --------------------------------------------------------------------------------
-# Everything here works on label codes (index in `labels`, -1 for a missing or unknown label), computed once
-# per column: at a million photos each pass over a column of labels costs 0.1-0.3 s, and a frame-wide dropna
-# per pair of methods copied the whole frame.
-def label_codes(values: Sequence, labels: Sequence[str] = SENTIMENTS) -> np.ndarray:
-    """Index of each value in `labels`, -1 for anything else (missing included)."""
-    if not isinstance(values, pd.Series):
-        values = np.asarray(values, dtype=object)
-    return np.asarray(pd.Categorical(values, categories=list(labels)).codes, dtype=np.int64)
-
-
-def _confusion(ia: np.ndarray, ib: np.ndarray, k: int) -> np.ndarray:
-    ok = (ia >= 0) & (ib >= 0)
-    return np.bincount(ia[ok] * k + ib[ok], minlength=k * k).reshape(k, k).astype(np.int64)
-
-
-def confusion(a: Sequence, b: Sequence, labels: Sequence[str] = SENTIMENTS) -> np.ndarray:
-    """Confusion matrix (rows: a, columns: b) over `labels`; pairs with a label outside are ignored."""
-    return _confusion(label_codes(a, labels), label_codes(b, labels), len(labels))
-
-
-def _kappa(m: np.ndarray) -> float:
-    m = m.astype(float)
-    n = m.sum()
-    if n == 0:
-        return float("nan")
-    po = np.trace(m) / n
-    pe = float((m.sum(axis=1) / n) @ (m.sum(axis=0) / n))
-    if pe == 1.0:
-        return 1.0 if po == 1.0 else 0.0
-    return float((po - pe) / (1 - pe))
-
-
-def cohen_kappa(a: Sequence, b: Sequence, labels: Sequence[str] = SENTIMENTS) -> float:
-    """Cohen's kappa from the confusion matrix; 1.0 when both agree on a single label (no variance)."""
-    return _kappa(confusion(a, b, labels))
-
-
-def _macro_f1(m: np.ndarray) -> float:
-    m = m.astype(float)
-    present = (m.sum(axis=0) + m.sum(axis=1)) > 0
-    tp = np.diag(m)
-    precision = np.divide(tp, m.sum(axis=0), out=np.zeros_like(tp), where=m.sum(axis=0) > 0)
-    recall = np.divide(tp, m.sum(axis=1), out=np.zeros_like(tp), where=m.sum(axis=1) > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1[present].mean()) if present.any() else float("nan")
-
-
-def macro_f1(truth: Sequence, pred: Sequence, labels: Sequence[str] = SENTIMENTS) -> float:
-    """Macro-averaged F1 over the labels present in truth or prediction (as scikit-learn does)."""
-    return _macro_f1(confusion(truth, pred, labels))
-
-
+# Label codes (core.agreement) are computed once per column: at a million photos each pass over a column of
+# labels costs 0.1-0.3 s, and a frame-wide dropna per pair of methods copied the whole frame.
 def method_codes(df: pd.DataFrame) -> dict[str, np.ndarray]:
     """label_codes of each method's column (and the ground truth's, when present): pass to the functions below."""
     cols = [*METHODS.values(), *([TRUTH] if TRUTH in df else [])]
@@ -345,11 +296,11 @@ def method_agreement(df: pd.DataFrame, codes: Optional[dict[str, np.ndarray]] = 
     codes = codes or method_codes(df)
     rows = []
     for (name_a, col_a), (name_b, col_b) in combinations(METHODS.items(), 2):
-        m = _confusion(codes[col_a], codes[col_b], len(SENTIMENTS))
+        m = codes_confusion(codes[col_a], codes[col_b], len(SENTIMENTS))
         n = int(m.sum())
         if n == 0:
             continue
-        rows.append({"method_a": name_a, "method_b": name_b, "photos": n, "agreement": float(np.trace(m) / n), "kappa": _kappa(m)})
+        rows.append({"method_a": name_a, "method_b": name_b, "photos": n, "agreement": float(np.trace(m) / n), "kappa": kappa_of(m)})
     if not rows:
         raise NotEnoughData("no photo has sentiment from two methods yet: annotate with caption and image methods")
     return pd.DataFrame(rows)
@@ -359,7 +310,7 @@ def confusion_frame(df: pd.DataFrame, col_a: str, col_b: str, codes: Optional[di
     codes = codes or {}
     ia = codes[col_a] if col_a in codes else label_codes(df[col_a])
     ib = codes[col_b] if col_b in codes else label_codes(df[col_b])
-    m = _confusion(ia, ib, len(SENTIMENTS))
+    m = codes_confusion(ia, ib, len(SENTIMENTS))
     if not m.sum():
         raise NotEnoughData(f"no photo has both {col_a} and {col_b}")
     return pd.DataFrame([{"a": SENTIMENTS[i], "b": SENTIMENTS[j], "count": int(m[i, j])} for i in range(3) for j in range(3)])
@@ -372,11 +323,11 @@ def truth_metrics(df: pd.DataFrame, codes: Optional[dict[str, np.ndarray]] = Non
     codes = codes or method_codes(df)
     rows = []
     for name, col in METHODS.items():
-        m = _confusion(codes[TRUTH], codes[col], len(SENTIMENTS))
+        m = codes_confusion(codes[TRUTH], codes[col], len(SENTIMENTS))
         n = int(m.sum())
         if n == 0:
             continue
-        rows.append({"method": name, "photos": n, "accuracy": float(np.trace(m) / n), "macro_f1": _macro_f1(m)})
+        rows.append({"method": name, "photos": n, "accuracy": float(np.trace(m) / n), "macro_f1": macro_f1_of(m)})
     if not rows:
         raise NotEnoughData("ground truth exists but no photo with it has predictions yet")
     return pd.DataFrame(rows)

@@ -34,8 +34,8 @@ if services.catalog.count() >= services.settings.dash_cache_from:
         df_all = live.get(on_progress=reading)
     bar.empty()
     r1, r2 = st.columns([4, 1])
-    r1.caption(f"{d.refresh_note(live.last)} New photos, annotations, corrections and imported captions are read on their own; "
-               "captions edited on the Library page after Reload.")
+    r1.caption(f"{d.refresh_note(live.last)} New photos, edited captions, annotations and corrections are read on their own; "
+               "Reload reads every photo again.")
     if r2.button("Reload", key="dash-reload"):
         live.reload(on_progress=reading)
         st.rerun()

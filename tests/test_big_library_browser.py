@@ -65,8 +65,8 @@ def test_the_annotate_review_table_pages_a_big_library(tmp_path, browser_page, b
 
 
 def test_the_dashboards_keep_a_big_library_and_read_only_what_changed(tmp_path, browser_page, big_library):
-    """The Dashboards read 12,000 photos' annotations once; a correction made since is read alone on the next open, a
-    restarted app starts from the copy on disk, and Reload reads everything again (PHOTOLORE_DASH_CACHE_FROM lowered
+    """The Dashboards read 12,000 photos' annotations once; corrections and a caption edited since are read alone on
+    the next open, a restarted app starts from the copy on disk, and Reload reads everything again (PHOTOLORE_DASH_CACHE_FROM lowered
     so that 12,000 photos count as big)."""
     from core.annotations import set_corrections
 
@@ -84,6 +84,9 @@ def test_the_dashboards_keep_a_big_library_and_read_only_what_changed(tmp_path, 
         page.get_by_text(re.compile(r"Re-read the 3 photos that changed")).wait_for(timeout=60_000)
         page.locator(".st-key-dash-section-box").wait_for(timeout=60_000)
         shot(page, tmp_path, "dashboards-big-changes")
+        catalog.set_caption(ids[0], "a caption edited on the Library page", "user")  # numbered by the catalog: no Reload
+        page.reload(wait_until="domcontentloaded")
+        page.get_by_text(re.compile(r"Re-read the 1 photo that changed")).wait_for(timeout=60_000)
     assert (tmp_path / "data" / "cache" / "annotations-frame.arrow").exists()
     with serve(streamlit_argv(), "/_stcore/health", tmp_path / "streamlit2.log", env=env) as url:
         page.goto(url + "/dashboards", wait_until="domcontentloaded")

@@ -2,10 +2,10 @@
 
 One module per concept, each importing only those above it in this list (no cycles):
 - `values`: the effective value of a field = correction if any, else the latest 'ok' prediction, and its table row;
-- `store`: the tables (`annotations`, `corrections`, `caption_truth`, `annotation_values`, and `annotation_changes`, which
-  numbers every write's photos) and all SQL on them;
+- `store`: the tables (`annotations`, `corrections`, `caption_truth`, `annotation_values`) and all SQL on them; every
+  write numbers its photos in the catalog's change journal (core.photo_changes);
 - `effective`: the effective view per photo (values, photo fields, provenance), read from `annotation_values`;
-- `live_frame`: that view of every photo kept current by re-reading the photos `annotation_changes` names (the Dashboards');
+- `live_frame`: that view of every photo kept current by re-reading the photos the change journal names (the Dashboards');
 - `index_sync`: the effective values as search-index (Chroma) metadata, and counts in those keys;
 - `csv_io`: the scores table's import and export, and the row checks every import shares;
 - `captions`: imported captions (the user's, SentiCap's with ground-truth sentiment) and which source wins;

@@ -1,13 +1,13 @@
 """The effective annotations of every photo as one frame, kept current by re-reading only what changed.
 
-Reading a million photos' annotations takes 10-20 s on two cores (one join over the catalog, mostly the
-driver building rows); the Dashboards need that frame on every open. `LiveFrame` reads it once, then on
-each `get()` asks the store what changed since (store.changes_since: every prediction, correction,
-reset, caption import and ground-truth label is numbered in the writer's transaction; photos added since
-are found by added_at) and re-reads those photos only. Photos that went missing or came back, a new
-catalog, or more than `full_read_share` of the library changed: it reads everything again.
-Captions edited in the Library, a path that a rescan moved to another copy of the photo, and class or
-date changes are not numbered: `reload()` reads everything.
+Reading a million photos' annotations takes half a minute on two cores (one join over the catalog, mostly
+the driver building rows); the Dashboards need that frame on every open. `LiveFrame` reads it once, then on
+each `get()` asks the catalog's change journal what changed since (core.photo_changes: ingest batches,
+rescans, caption edits, removals, and every prediction, correction, reset and imported caption number
+their photos in the writer's transaction) and re-reads those photos only, dropping the ones gone
+missing or removed. A photo back from missing (its place is not at the end), a catalog restored from an
+older copy, or more than `full_read_share` of the library changed: it reads everything again, as
+`reload()` does.
 
 With `cache_file`, the frame and its marks are also kept on disk (Arrow IPC, written atomically after a
 full read), so a restarted app catches up from there instead of reading every photo again.
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 from core.annotations.effective import effective_annotations
-from core.annotations.store import change_number, changes_since, photos_added_after, photos_mark
 from core.catalog import Catalog
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,8 +103,8 @@ class LiveFrame:
 
     # --- reading -----------------------------------------------------------------------------------------
     def _marks(self) -> Mark:
-        seq = change_number(self.catalog)  # first: a change written between the two reads is re-read next time
-        n, newest = photos_mark(self.catalog)
+        seq = self.catalog.change_number()  # first: a change written between the two reads is re-read next time
+        n, newest = self.catalog.photos_mark()
         return Mark(seq, n, newest)
 
     def _full(self, t0: float, on_progress: Optional[Callable[[int, int], None]] = None) -> "pd.DataFrame":
@@ -124,32 +123,35 @@ class LiveFrame:
 
         old, frame = self._mark, self._frame
         assert old is not None and frame is not None
-        seq, changed = changes_since(self.catalog, old.seq)
-        n, newest = photos_mark(self.catalog)
+        seq, changed = self.catalog.changes_since(old.seq)
+        n, newest = self.catalog.photos_mark()
         if (seq, n, newest) == (old.seq, old.photos, old.newest):
             return 0
         if seq < old.seq:  # the catalog went back (restored from a backup, say): the marks mean nothing now
             return None
-        added = photos_added_after(self.catalog, old.newest) if newest != old.newest else []
-        if old.photos + len(added) != n:  # photos went missing or came back: the set of rows changed
+        # Photos added since are numbered by the catalog too; added_at also finds those a writer that numbers
+        # nothing added (an older PhotoLore on a shared PostgreSQL catalog, a bulk load).
+        added = self.catalog.ids_added_after(old.newest) if newest != old.newest else []
+        redo = list(dict.fromkeys([*changed, *added]))
+        if len(redo) > self.full_read_share * max(n, 1):
             return None
         if self._index is None:  # kept between calls: hashing a million ids costs 0.3 s
             self._index = pd.Index(frame["photo_id"])
-        known = self._index
-        new_ids = set(added)
-        redo = [i for i in dict.fromkeys(changed) if i not in new_ids]
-        if len(redo) + len(added) > self.full_read_share * max(n, 1):
+        present = self.catalog.present_ids(redo)
+        fresh = self.prepare(effective_annotations(self.catalog, [i for i in redo if i in present]))
+        pos = self._index.get_indexer(fresh["photo_id"])
+        if not set(fresh["photo_id"][pos < 0]) <= set(added):  # a photo back from missing: its place is not at the end
             return None
-        fresh = self.prepare(effective_annotations(self.catalog, [*redo, *added]))
-        pos = known.get_indexer(fresh["photo_id"])
-        if (pos[: len(fresh) - len(added)] < 0).any():  # a changed photo the frame does not hold (missing, say)
+        gone = self._index.get_indexer([i for i in redo if i not in present])
+        gone = gone[gone >= 0]  # missing or removed photos the frame holds
+        if len(frame) - len(gone) + int((pos < 0).sum()) != n:  # rows changed by a writer that numbers nothing
             return None
-        self._frame = _patched(frame, fresh, pos)
+        self._frame = _patched(frame, fresh, pos, gone)
         self._mark = Mark(seq, n, newest)
         self.generation += 1
-        if (pos < 0).any():
+        if (pos < 0).any() or len(gone):
             self._index = None
-        return len(fresh)
+        return len(fresh) + len(gone)
 
     # --- the cache file ---------------------------------------------------------------------------------
     def _prepared_columns(self) -> list[str]:
@@ -201,8 +203,9 @@ class LiveFrame:
         return frame, mark
 
 
-def _patched(frame: "pd.DataFrame", fresh: "pd.DataFrame", pos) -> "pd.DataFrame":
-    """A new frame: `frame` with the rows at `pos` replaced by `fresh`'s, and fresh's rows at -1 appended.
+def _patched(frame: "pd.DataFrame", fresh: "pd.DataFrame", pos, gone=()) -> "pd.DataFrame":
+    """A new frame: `frame` with the rows at `pos` replaced by `fresh`'s, the rows at `gone` dropped, and
+    fresh's rows at -1 appended.
 
     Only columns where a value differs are copied (setting rows of an Arrow string column rebuilds it:
     0.2 s per column at a million rows); the others are shared with `frame`, which nobody modifies."""
@@ -221,6 +224,8 @@ def _patched(frame: "pd.DataFrame", fresh: "pd.DataFrame", pos) -> "pd.DataFrame
                 arr[pos[upd]] = now
         cols[c] = arr
     out = pd.DataFrame(cols, columns=frame.columns, copy=False)
+    if len(gone):
+        out = out.drop(index=np.asarray(gone)).reset_index(drop=True)
     if new.any():
         out = pd.concat([out, fresh[new]], ignore_index=True)
     return out

@@ -18,6 +18,7 @@ from core.annotate.prompts import DIMENSIONS
 from core.annotations.values import LIST_FIELDS, PLAIN_FIELDS, VALUE_COLUMNS, VALUES_DDL, effective_values, from_row, to_row
 from core.catalog import Catalog, now_iso
 from core.db import Conn, chunks, in_chunks
+from core.photo_changes import note_changes
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.annotate.base import AnnotationResult
@@ -39,8 +40,6 @@ CREATE TABLE IF NOT EXISTS corrections (
 CREATE TABLE IF NOT EXISTS caption_truth (
     photo_id TEXT PRIMARY KEY, sentiment TEXT NOT NULL, source TEXT NOT NULL, updated_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS annotation_changes (photo_id TEXT PRIMARY KEY, seq BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS annotation_changes_seq ON annotation_changes (seq);
 """ + VALUES_DDL + ";"
 _INSERT_VALUES = (f"INSERT INTO annotation_values (photo_id, {', '.join(VALUE_COLUMNS.values())}) "
                   f"VALUES ({','.join('?' * (len(VALUE_COLUMNS) + 1))})")
@@ -254,20 +253,6 @@ def photo_value_rows(catalog: Catalog, photo_ids: Optional[Iterable[str]] = None
     return [got[i] for i in ids if i in got]
 
 
-def photos_mark(catalog: Catalog) -> tuple[int, Optional[str]]:
-    """(photos not missing, the newest added_at): with `photos_added_after`, what a cached frame checks for new photos."""
-    with _conn(catalog) as con:
-        n, newest = con.execute("SELECT COUNT(*), MAX(added_at) FROM photos WHERE missing = 0").fetchone()
-    return int(n), newest
-
-
-def photos_added_after(catalog: Catalog, added_at: Optional[str]) -> list[str]:
-    """Ids of the photos (not missing) added after `added_at` (all when None), in the catalog's order."""
-    q = "SELECT id FROM photos WHERE missing = 0" + (" AND added_at > ?" if added_at is not None else "") + " ORDER BY added_at, path"
-    with _conn(catalog) as con:
-        return [r[0] for r in con.execute(q, [added_at] if added_at is not None else [])]
-
-
 def _catch_up(catalog: Catalog) -> None:
     with _conn(catalog) as con:
         behind = _behind(con)
@@ -309,38 +294,7 @@ def _refresh_values(con: Conn, photo_ids: Iterable[str]) -> None:
     con.executemany("DELETE FROM annotation_values WHERE photo_id=?", [(pid,) for pid in ids])
     con.executemany(_INSERT_VALUES, [to_row(pid, effective_values(latest.get(pid), fixes.get(pid)))
                                      for pid in ids if pid in latest or pid in fixes])
-    _journal(con, ids)
-
-
-def _journal(con: Conn, photo_ids: Sequence[str]) -> None:
-    """Give these photos the next change number, in the writer's transaction (last, so the lock is held briefly).
-
-    `changes_since` reads them back: a cached frame of every photo re-reads only what changed. On PostgreSQL
-    the table lock makes numbers commit in order (a writer with number 6 waits until 5 has committed), so a
-    reader that has seen 6 has seen everything up to it; SQLite has one writer at a time anyway."""
-    ids = sorted(set(photo_ids))
-    if not ids:
-        return
-    if con.dialect.kind == "postgresql":
-        con.execute("LOCK TABLE annotation_changes IN EXCLUSIVE MODE")
-    seq = int(con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM annotation_changes").fetchone()[0])
-    con.executemany("INSERT INTO annotation_changes (photo_id, seq) VALUES (?, ?) ON CONFLICT(photo_id) DO UPDATE SET seq=excluded.seq",
-                    [(pid, seq) for pid in ids])
-
-
-def change_number(catalog: Catalog) -> int:
-    """The number of the last committed annotation write (0 before any): the mark a cached frame keeps."""
-    with _conn(catalog) as con:
-        return int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM annotation_changes").fetchone()[0])
-
-
-def changes_since(catalog: Catalog, seq: int) -> tuple[int, list[str]]:
-    """(the last change number, photos whose predictions, corrections, values, captions or ground truth were
-    written after change `seq`), read in one transaction so the number and the photos agree."""
-    with _conn(catalog) as con:
-        last = int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM annotation_changes").fetchone()[0])
-        ids = [r[0] for r in con.execute("SELECT photo_id FROM annotation_changes WHERE seq > ? AND seq <= ?", (seq, last))]
-    return last, ids
+    note_changes(con, ids)  # last: it holds the journal's lock to the end of the transaction
 
 
 def _behind(con: Conn) -> bool:
@@ -379,4 +333,4 @@ def write_captions(catalog: Catalog, captions: dict[str, tuple[str, Optional[str
                 con.execute("INSERT INTO caption_truth (photo_id, sentiment, source, updated_at) VALUES (?,?,?,?) ON CONFLICT(photo_id) "
                             "DO UPDATE SET sentiment=excluded.sentiment, source=excluded.source, updated_at=excluded.updated_at",
                             (pid, truth, source, now_iso()))
-        _journal(con, list(captions))
+        note_changes(con, list(captions))
