@@ -22,7 +22,7 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     gguf = smollm2_gguf()
-    argv = [PYTHON, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2", "--host", "127.0.0.1",
+    argv = [PYTHON, "-m", "models.llama_server", "--model", str(gguf), "--model_alias", "smollm2", "--host", "127.0.0.1",
             "--port", "{port}", "--n_ctx", "2048", "--n_threads", "2"]
     with serve(argv, "/v1/models", tmp_path_factory.mktemp("llama") / "server.log") as url:
         yield f"{url}/v1"

@@ -61,7 +61,7 @@ def test_openai_compatible_server(demo_services, tmp_path):
     from core.chat.llm import LLMSettings, build_llm, packaged_gguf_path
     from core.chat.reply import answer
 
-    argv = [PYTHON, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()), "--model_alias", "smollm2",
+    argv = [PYTHON, "-m", "models.llama_server", "--model", str(packaged_gguf_path()), "--model_alias", "smollm2",
             "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", "2048", "--n_threads", "2"]
     with serve(argv, "/v1/models", tmp_path / "server.log") as url:
         llm = build_llm(LLMSettings(llm_backend="openai", llm_base_url=f"{url}/v1", llm_model="smollm2",
@@ -75,3 +75,19 @@ def test_openai_compatible_server(demo_services, tmp_path):
     res = answer("show me photos of coffee", [], demo_services, llm, cfg=ChatConfig(k=3))
     assert names(res.photos)[0] == "coffee.jpg" and res.llm_error and "unavailable" in res.text
     assert Path(tmp_path / "server.log").exists()
+
+
+def test_llama_extra_buffers_follow_the_build_and_the_override(monkeypatch):
+    pytest.importorskip("llama_cpp")
+    from models import llama_runtime
+
+    monkeypatch.setenv("PHOTOLORE_LLAMA_EXTRA_BUFFERS", "auto")
+    # AMX kernels crash on the first prompt (models/llama_runtime.py): off exactly where the build has them
+    assert llama_runtime.extra_buffers_wanted() == (not llama_runtime.build_has_amx())
+    monkeypatch.setenv("PHOTOLORE_LLAMA_EXTRA_BUFFERS", "on")
+    assert llama_runtime.extra_buffers_wanted()
+    monkeypatch.setenv("PHOTOLORE_LLAMA_EXTRA_BUFFERS", "off")
+    assert not llama_runtime.extra_buffers_wanted()
+    monkeypatch.setenv("PHOTOLORE_LLAMA_EXTRA_BUFFERS", "maybe")
+    with pytest.raises(ValueError, match="PHOTOLORE_LLAMA_EXTRA_BUFFERS='maybe'"):
+        llama_runtime.extra_buffers_wanted()

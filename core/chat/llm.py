@@ -96,6 +96,9 @@ def _build_local(cfg: LLMSettings) -> ChatLLM:
     except ImportError as exc:
         raise LLMUnavailable("llama-cpp-python is not installed: pip install 'llama-cpp-python==0.3.36'") from exc
     try:
+        from models.llama_runtime import prepare_llama
+
+        prepare_llama()  # AMX CPUs crash in llama.cpp's AMX kernels otherwise (see models/llama_runtime.py)
         model = ChatLlamaCpp(model_path=str(path), n_ctx=cfg.llm_n_ctx, n_threads=cfg.llm_threads, n_batch=256,
                              max_tokens=cfg.llm_max_tokens, temperature=cfg.llm_temperature, seed=0, verbose=False)
     except Exception as exc:  # llama.cpp reports a bad file as a generic error
