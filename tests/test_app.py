@@ -32,6 +32,14 @@ def test_search_page_text_query(demo_env):
     first_result = next(c for c in captions if c.startswith("**0."))
     assert "coffee" in first_result
     assert any("bundled" in c for c in captions)  # the active backend is shown
+    from core.catalog import open_catalog
+    from core.settings import Settings
+
+    found = open_catalog(Settings()).detected_counts()  # what the demo photos' facts hold (none without the detectors)
+    objects = at.multiselect(key="search-objects")
+    assert objects.options == [f"{k} ({n:,})" for k, n in found.items()] and objects.disabled == (not found)
+    if not found:
+        assert "detectors build" in objects.help  # says the command that adds them
 
 
 def test_search_page_more_like_this(demo_env):

@@ -129,6 +129,20 @@ def test_vocabulary_and_sort_values_come_from_the_columns(catalog_target, tmp_pa
     assert {r[0]: r[4] for r in rows if r[4] is not None} == {pid: m["Safety"] for pid, m in metas.items() if "Safety" in m}
 
 
+def test_detected_counts_are_photos_per_label_of_present_photos(catalog_target, tmp_path):
+    cat, _ = _library(catalog_target, tmp_path)
+    facts = {i: _facts(i) for i in range(40)}
+    expected: dict[str, int] = {}
+    for f in facts.values():
+        for label in {d[0] for d in (f.detections if f else [])} - {"person"}:  # once per photo; persons are the people facts
+            expected[label] = expected.get(label, 0) + 1
+    counts = cat.detected_counts()
+    assert counts == expected and list(counts) == sorted(expected, key=lambda k: (-expected[k], k))  # most photos first
+    gone = next(tmp_path / f"p{i:02d}.jpg" for i in range(40) if facts[i] and any(d[0] == "couch" for d in facts[i].detections))
+    cat.prune_missing(tmp_path, {str(tmp_path / f"p{i:02d}.jpg") for i in range(40)} - {str(gone)})  # marked missing: not counted
+    assert cat.detected_counts()["couch"] == expected["couch"] - 1
+
+
 def test_an_older_catalog_gets_its_facts_terms_in_place(catalog_target, tmp_path):
     """A schema-5 catalog (facts JSON, no facts_terms) opened by this version: the terms are written from the JSON."""
     cat, _ = _library(catalog_target, tmp_path)

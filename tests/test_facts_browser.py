@@ -1,6 +1,7 @@
 """End to end in headless Chromium: the Library's photo details show the facts, Search filters by them."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
@@ -162,6 +163,13 @@ def test_search_filter_by_detected_object_in_a_real_browser(facts_server, browse
     page.get_by_text("rocket.jpg", exact=False).first.wait_for(timeout=120_000)
     chooser = page.locator(".st-key-search-objects input").first
     chooser.click()
+    # only the objects some photo has, each with its number of photos (not all 79 detector labels)
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=60_000)
+    listed = [o for o in options.all_inner_texts() if o != "Select all"]  # Streamlit's own first option
+    page.screenshot(path=str(tmp_path / "search-object-choices.png"), full_page=True)
+    assert "cup (1)" in listed and len(listed) < 20, listed
+    assert all(re.fullmatch(r"[a-z ]+ \(\d+\)", o) for o in listed) and not any(o.startswith("person") for o in listed), listed
     chooser.fill("cup")
     chooser.press("Enter")
     page.get_by_text("rocket.jpg", exact=False).first.wait_for(state="detached", timeout=120_000)
