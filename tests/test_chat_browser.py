@@ -45,19 +45,22 @@ def test_only_matching_photos_and_follow_ups(chat_server, browser_page, tmp_path
 
     first = ask("show me photos of coffee", 0)
     first.get_by_text("Only 1 photo looks like “coffee”", exact=False).first.wait_for()
-    assert first.locator("img").count() == 1  # never padded to k
     first.get_by_text("[1] coffee.jpg", exact=True).first.wait_for()  # the thumbnail carries the number the answer cites
+    first.locator("img").first.wait_for()  # the text can be drawn a moment before the image under load
+    assert first.locator("img").count() == 1  # never padded to k
     first.get_by_text("How this answer was made", exact=False).first.click()
     first.get_by_text("search score for “coffee” is at least", exact=False).first.wait_for()
     page.screenshot(path=str(tmp_path / "chat-only.png"), full_page=True)
 
     similar = ask("show me more like the first one", 2)
     similar.get_by_text("The photos that look most like coffee.jpg", exact=False).first.wait_for()
+    similar.locator("img").first.wait_for()
     labels = similar.get_by_text(".jpg", exact=False).all_inner_texts()
     assert similar.locator("img").count() >= 1 and not any(t.endswith("] coffee.jpg") for t in labels)
 
     rockets = ask("what about rockets?", 4)
     rockets.get_by_text("Only 1 photo looks like “rockets”", exact=False).first.wait_for()
+    rockets.locator("img").first.wait_for()
     assert rockets.locator("img").count() == 1
     page.screenshot(path=str(tmp_path / "chat-followups.png"), full_page=True)
     for answer in (first, similar, rockets):  # no note about dropped model sentences in the answers (only in the debug expander)

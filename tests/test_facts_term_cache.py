@@ -50,7 +50,8 @@ def test_a_new_process_reuses_the_saved_terms_and_gets_the_same_vectors(tmp_path
 
     second = BundledBackend(facts=None, cache_dir=tmp_path)  # a new process on the same data dir
     embedded_second = _counting(second)
-    assert np.array_equal(second.facts_vectors(descriptions), vectors)
+    # equal up to float rounding: the terms are embedded in other batches (AVX-512 kernels round by batch shape)
+    np.testing.assert_allclose(second.facts_vectors(descriptions), vectors, rtol=0, atol=1e-6)
     assert sorted(embedded_second) == sorted(set(per_photo))  # only what was not saved is embedded again
 
 

@@ -70,9 +70,17 @@ class Site:
                     site.requests.append((self.path, time.monotonic()))
                     site.active += 1
                     site.max_active = max(site.max_active, site.active)
+                self._counted = True
                 try:
                     self._respond(count)
                 finally:
+                    self._finished()
+
+            def _finished(self) -> None:
+                # Called just before the last bytes go out: once the client has read them it may start its next
+                # request, and a handler thread descheduled before its bookkeeping must not count as still active.
+                if self._counted:
+                    self._counted = False
                     with site._lock:
                         site.active -= 1
 
@@ -102,7 +110,11 @@ class Site:
                             time.sleep(route.drip)
                         return
                     for i in range(0, len(route.body), 65536):
+                        if i + 65536 >= len(route.body):
+                            self._finished()
                         self.wfile.write(route.body[i:i + 65536])
+                    if not route.body:
+                        self._finished()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the crawler hung up on purpose (size cap, timeout)
 
