@@ -42,6 +42,21 @@ def test_search_page_text_query(demo_env):
         assert "detectors build" in objects.help  # says the command that adds them
 
 
+def test_search_object_filter_without_detected_objects_names_the_fix(demo_env_copy):
+    import sqlite3
+
+    from core.settings import Settings
+
+    with sqlite3.connect(Settings().catalog_path) as con:  # a library whose facts predate the detectors (version 4)
+        con.execute("UPDATE photos SET facts_terms = ','")
+    at = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
+    _no_exception(at)
+    objects = at.multiselect(key="search-objects")
+    assert objects.options == [] and objects.disabled
+    assert "python -m core detectors build" in objects.help and "python -m core reindex" in objects.help
+    assert objects.placeholder == "No objects detected yet"
+
+
 def test_search_page_more_like_this(demo_env):
     at = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
     at.text_input(key="search-text").input("a cup of coffee").run()
