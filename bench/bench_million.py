@@ -10,7 +10,8 @@ does on every rerun is timed with the app's own functions, median of `--repeat` 
 
 - Library: photo / file / class counts, photos not indexed, photos with stale facts, and the first and
   a deep page of the grid (by OFFSET over the index photos_order: 0.04 s at 1M, so no keyset is needed);
-- Search: the facts counts of the filters and the 20 hits' catalog rows;
+- Search: the facts counts of the filters, the 20 hits' catalog rows, and the object filter's counts (from
+  photo_objects, schema 8; beside them, as the baseline, the same counts split from facts_terms as before);
 - Dashboards: the annotations frame (read whole the first time and kept on disk; a restarted app loads
   that copy; afterwards only photos that changed are read: 100 corrected photos per open here), the
   filters, every chart (aggregated to at most 5,000 marks) and the embedding map's sample;
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.catalog_keys import facts_terms  # noqa: E402
 from core.facts import PhotoFacts  # noqa: E402
+from core.photo_objects import labels_of  # noqa: E402
 
 SCENES = ["", "kitchen", "living room", "bedroom", "bathroom", "street", "beach", "forest", "office", "dining room",
           "mountain", "park", "restaurant", "city"]
@@ -119,6 +121,8 @@ def build(catalog, n: int, seed: int = 0, on_chunk: Callable[[int], None] = lamb
             con.executemany("INSERT INTO indexed (photo_id, model_id) VALUES (?,?)", indexed)
             con.executemany("INSERT INTO annotations (photo_id, annotator, version, status, error, data, created_at) "
                             "VALUES (?,?,?,?,?,?,?)", notes)
+            con.executemany("INSERT INTO photo_objects (photo_id, label, missing) VALUES (?,?,0)",  # as the catalog's writes keep them
+                            [(ph[0], label) for ph in photos for label in sorted(labels_of(ph[-1]))])
         on_chunk(lo + m)
     with catalog.db.connect() as con:  # fresh statistics, as a long-lived catalog has them
         con.execute("ANALYZE")
@@ -136,6 +140,18 @@ def timed(fn: Callable, repeat: int) -> tuple[float, object]:
 
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _counts_from_terms(catalog) -> dict[str, int]:
+    """The object counts as Catalog.detected_counts read them before photo_objects: split from facts_terms."""
+    counts: dict[str, int] = {}
+    with catalog.db.connect() as con:
+        cur = con.execute("SELECT facts_terms FROM photos WHERE missing=0 AND facts_terms LIKE ?", ("%,det:%",))
+        while rows := cur.fetchmany(20_000):
+            for (terms,) in rows:
+                for label in labels_of(terms):
+                    counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def measure(catalog, n: int, repeat: int) -> dict:
@@ -165,6 +181,9 @@ def measure(catalog, n: int, repeat: int) -> dict:
     # the object filter's counts: recounted when the facts counts move or after 5 minutes, not on every rerun
     out["search_object_counts_s"], counts = timed(catalog.detected_counts, repeat)
     out["search_object_labels"] = len(counts)
+    # baseline in the same run: the same counts split from every photo's facts_terms (before schema 8)
+    out["search_object_counts_from_terms_s"], legacy = timed(lambda: _counts_from_terms(catalog), repeat)
+    assert legacy == counts, "photo_objects disagrees with facts_terms"
 
     # The Dashboards' frame as the page gets it (core.annotations.live_frame): read whole once and kept on disk,
     # loaded from there by a restarted app, then kept current by re-reading only the photos that changed.

@@ -13,123 +13,23 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 from core.catalog_keys import KeyQueries
 from core.catalog_queries import FactsQueries, NearDupQueries, facts_row
 from core.catalog_records import FileRecord, NearDuplicate, Photo, PhotoSummary, now_iso
+from core.catalog_schema import MIGRATIONS as _MIGRATIONS  # module globals here: the migration tests patch them
+from core.catalog_schema import SCHEMA as _SCHEMA
+from core.catalog_schema import SCHEMA_VERSION
 from core.db import Conn, in_chunks, is_database_url, open_database
 from core.pathnames import from_db, to_db
-from core.photo_changes import CHANGES_DDL, ChangeQueries, note_changes
+from core.photo_changes import ChangeQueries, note_changes
+from core.photo_objects import sync_objects
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.settings import Settings
 
 __all__ = ["Catalog", "FileRecord", "NearDuplicate", "Photo", "PhotoSummary", "SCHEMA_VERSION", "now_iso", "open_catalog"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS photos (
-    id TEXT PRIMARY KEY,
-    path TEXT NOT NULL,
-    source TEXT NOT NULL,
-    class_name TEXT NOT NULL DEFAULT '',
-    width INTEGER, height INTEGER, format TEXT,
-    taken_at TEXT, orientation INTEGER,
-    added_at TEXT NOT NULL,
-    thumb_path TEXT,
-    caption TEXT, caption_source TEXT,
-    tags TEXT NOT NULL DEFAULT '[]',
-    missing INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
-    photo_id TEXT NOT NULL REFERENCES photos(id),
-    size BIGINT NOT NULL,
-    mtime_ns BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_photo ON files(photo_id);
-CREATE TABLE IF NOT EXISTS indexed (
-    photo_id TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    PRIMARY KEY (photo_id, model_id)
-);
-CREATE TABLE IF NOT EXISTS skipped (
-    path TEXT PRIMARY KEY,
-    size BIGINT, mtime_ns BIGINT,
-    reason TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-"""
-
-# Schema upgrades, applied in order to a catalog of an older version, in place. A fresh catalog
-# is created at version 1 (`_SCHEMA`) and runs them all, so every catalog reaches the current
-# schema by the same path. Append (version, SQL statements); never edit an entry that shipped.
-# The SQL must run on SQLite and PostgreSQL alike (core.db).
-Step = Union[str, Callable[[Conn], None]]  # SQL, or a function of the connection for SQL that differs by engine
-
-
-def _backfill_facts_columns(con: Conn) -> None:
-    """Fill the facts summary columns from the facts JSON of photos stored before they existed."""
-    d = con.dialect
-    con.execute(f"""UPDATE photos SET facts_people = {d.json_number('facts', 'people')},
-                        facts_ntext = {d.json_array_length('facts', 'text')},
-                        facts_scene = COALESCE({d.json_text('facts', 'scene')}, ''),
-                        facts_version = COALESCE({d.json_number('facts', 'version')}, 0)
-                    WHERE facts IS NOT NULL""")
-
-
-def _backfill_facts_terms(con: Conn) -> None:
-    """Write facts_terms for photos stored before it existed, from their facts JSON (the owner of the terms is
-    PhotoFacts.index_metadata, so Python, in keyset chunks: a million photos' JSON never sits in memory at once)."""
-    from core.catalog_keys import facts_terms
-    from core.facts import PhotoFacts
-
-    last = ""
-    while True:
-        rows = con.execute("SELECT id, facts FROM photos WHERE facts IS NOT NULL AND id > ? ORDER BY id LIMIT 5000", (last,)).fetchall()
-        if not rows:
-            return
-        con.executemany("UPDATE photos SET facts_terms=? WHERE id=?", [(facts_terms(PhotoFacts.from_json(r[1])), r[0]) for r in rows])
-        last = rows[-1][0]
-
-
-_MIGRATIONS: list[tuple[int, tuple[Step, ...]]] = [
-    (2, ("ALTER TABLE photos ADD COLUMN facts TEXT",)),  # PhotoFacts JSON (core.facts); NULL = not extracted yet
-    # 3: perceptual hash per photo (near duplicates on import); a near-duplicate skip names its photo;
-    # files the user chose to keep although they look like a library photo.
-    (3, ("ALTER TABLE photos ADD COLUMN phash TEXT",
-         "ALTER TABLE skipped ADD COLUMN near_of TEXT",
-         "ALTER TABLE skipped ADD COLUMN distance INTEGER",
-         "CREATE TABLE IF NOT EXISTS near_dup_kept (path TEXT PRIMARY KEY, at TEXT NOT NULL)")),
-    # 4: what the Search filters and dashboards count, as columns written with the facts: counting them
-    # by parsing every photo's JSON took 2.4 s (SQLite) / 1.6 s (PostgreSQL) per page load at 100k photos.
-    (4, ("ALTER TABLE photos ADD COLUMN facts_people INTEGER",
-         "ALTER TABLE photos ADD COLUMN facts_ntext INTEGER",
-         "ALTER TABLE photos ADD COLUMN facts_scene TEXT",
-         "ALTER TABLE photos ADD COLUMN facts_version INTEGER",
-         _backfill_facts_columns,
-         # Covering: the counts read this index, not the rows (SQLite keeps columns added later behind the
-         # facts JSON, in overflow pages: the scan of the table itself took 0.9 s at 100k photos).
-         "CREATE INDEX IF NOT EXISTS photos_facts ON photos(missing, facts_scene, facts_people, facts_ntext, facts_version)")),
-    # 5: what the Library asks on every rerun, answered from indexes (bench/bench_million.py at 1M photos on SQLite):
-    # a grid page deep in the library sorted the whole table (15.4 s), the class counts scanned it (0.6 s), the
-    # stale-facts and not-indexed counts read every row (2.5 s each). With these: 0.04 s, 0.1 s, 0.07 s, 0.08 s.
-    (5, ("CREATE INDEX IF NOT EXISTS photos_order ON photos(missing, added_at, path, id)",
-         "CREATE INDEX IF NOT EXISTS photos_class ON photos(missing, class_name, added_at, path, id)",
-         "CREATE INDEX IF NOT EXISTS photos_facts_version ON photos(missing, facts_version)",
-         "CREATE INDEX IF NOT EXISTS indexed_model ON indexed(model_id, photo_id)")),
-    # 6: the facts Chat and Search filter on that are not numbers (setting, portrait, black and white, detected
-    # objects, colours), so a Chat count reads columns instead of every photo's metadata in Chroma (22 s at 100k).
-    # The index covers what a count or list reads, so SQLite never follows a row into the facts JSON's pages.
-    (6, ("ALTER TABLE photos ADD COLUMN facts_terms TEXT",
-         _backfill_facts_terms,
-         "CREATE INDEX IF NOT EXISTS photos_keys ON photos(missing, facts_version, facts_people, facts_ntext, facts_scene, "
-         "facts_terms, class_name, added_at, path, taken_at, id)")),
-    # 7: the change journal (core.photo_changes): what a whole-library view re-reads instead of every photo.
-    (7, CHANGES_DDL),
-]
-SCHEMA_VERSION = max([1, *(v for v, _ in _MIGRATIONS)])
 
 
 def open_catalog(settings: "Settings") -> "Catalog":
@@ -290,6 +190,7 @@ class Catalog(FactsQueries, NearDupQueries, KeyQueries, ChangeQueries):
             con.execute("DELETE FROM photos WHERE id=?", (photo_id,))
             con.execute("UPDATE skipped SET near_of=NULL, distance=NULL, reason='near duplicate of a removed photo', size=-1 "
                         "WHERE near_of=?", (photo_id,))
+            sync_objects(con, [photo_id])
             note_changes(con, [photo_id])
         return paths
 
@@ -337,6 +238,7 @@ class Catalog(FactsQueries, NearDupQueries, KeyQueries, ChangeQueries):
             con.execute("DELETE FROM skipped WHERE path=?", (to_db(f.path),))
         if model_id:
             con.executemany("INSERT INTO indexed (photo_id, model_id) VALUES (?,?) ON CONFLICT DO NOTHING", [(i, model_id) for i in indexed])
+        sync_objects(con, [p.id for p in photos] + [f.photo_id for f in files])  # new facts, or present again
         note_changes(con, [p.id for p in photos] + [f.photo_id for f in files])
 
     def record_skipped(self, items: Sequence[tuple]) -> None:
@@ -370,6 +272,7 @@ class Catalog(FactsQueries, NearDupQueries, KeyQueries, ChangeQueries):
                     con.execute("UPDATE photos SET missing=1 WHERE id=?", (pid,))
             stale = [r[0] for r in con.execute(f"SELECT path FROM skipped WHERE {under}", (len(prefix), prefix)) if r[0] not in seen]
             con.executemany("DELETE FROM skipped WHERE path=?", [(path,) for path in stale])
+            sync_objects(con, [pid for _, pid in gone])  # a photo marked missing leaves the counts
             note_changes(con, [pid for _, pid in gone])  # moved to another copy, or missing
         return len(gone)
 

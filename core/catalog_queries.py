@@ -14,6 +14,7 @@ from core.db import in_chunks
 from core.facts import FACTS_VERSION, PhotoFacts
 from core.pathnames import from_db, to_db
 from core.photo_changes import note_changes
+from core.photo_objects import object_counts, sync_objects
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.db import Database
@@ -35,6 +36,7 @@ class FactsQueries:
             con.executemany("UPDATE photos SET facts=?, facts_people=?, facts_ntext=?, facts_scene=?, facts_version=?, facts_terms=? WHERE id=?",
                             [(*facts_row(f), pid) for pid, f in items])
             con.executemany("UPDATE photos SET caption=?, caption_source=? WHERE id=?", [(c, s, pid) for pid, c, s in captions])
+            sync_objects(con, [pid for pid, _ in items])
             note_changes(con, [pid for pid, _, _ in captions])  # facts are not in the whole-library views; captions are
 
     def photos_with_stale_facts(self, version: int = FACTS_VERSION) -> list[Photo]:
@@ -68,17 +70,10 @@ class FactsQueries:
     def detected_counts(self) -> dict[str, int]:
         """Photos per object label the detector found surely (COCO labels; persons are the people facts), most first.
 
-        Read from `facts_terms` (schema 6), which the covering index photos_keys holds: one index scan,
-        no facts JSON. A photo counts once per label however many boxes it has."""
-        counts: dict[str, int] = {}
+        Read from the rows of photo_objects (schema 8, kept with every write of the facts): one scan of
+        its index. A photo counts once per label however many boxes it has."""
         with self.db.connect() as con:
-            cur = con.execute("SELECT facts_terms FROM photos WHERE missing=0 AND facts_terms LIKE ?", ("%,det:%",))
-            while rows := cur.fetchmany(20_000):
-                for (terms,) in rows:
-                    for term in str(terms).split(","):
-                        if term.startswith("det:"):
-                            counts[term[4:]] = counts.get(term[4:], 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            return object_counts(con)
 
 
 class NearDupQueries:

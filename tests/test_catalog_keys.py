@@ -141,6 +141,30 @@ def test_detected_counts_are_photos_per_label_of_present_photos(catalog_target, 
     gone = next(tmp_path / f"p{i:02d}.jpg" for i in range(40) if facts[i] and any(d[0] == "couch" for d in facts[i].detections))
     cat.prune_missing(tmp_path, {str(tmp_path / f"p{i:02d}.jpg") for i in range(40)} - {str(gone)})  # marked missing: not counted
     assert cat.detected_counts()["couch"] == expected["couch"] - 1
+    gone_id = f"{int(gone.stem[1:]):064x}"
+    cat.commit_batch([], [FileRecord(str(gone), gone_id, 1, 1)], None)  # the file is back: counted again
+    assert cat.detected_counts() == expected
+    cat.set_facts([(gone_id, PhotoFacts(detections=[("cat", 0.9, (0.0, 0.0, 0.5, 0.5))] * 2, detector="centernet-320"))])
+    assert cat.detected_counts()["couch"] == expected["couch"] - 1 and cat.detected_counts()["cat"] == 1  # once, not per box
+    cat.set_facts([(gone_id, PhotoFacts(detections=[("cat", 0.9, (0.0, 0.0, 0.5, 0.5))] * 2, detector="centernet-320"))])  # rerun
+    assert cat.detected_counts()["cat"] == 1
+    cat.remove_photo(gone_id)
+    assert "cat" not in cat.detected_counts()
+    with cat.db.connect() as con:  # the rows are exactly the present photos' labels, nothing left over
+        assert not con.execute("SELECT COUNT(*) FROM photo_objects WHERE photo_id=?", (gone_id,)).fetchone()[0]
+
+
+def test_an_older_catalog_gets_its_object_rows_in_place(catalog_target, tmp_path):
+    """A schema-7 catalog (facts_terms, no photo_objects) opened by this version: the rows are written from the terms."""
+    cat, _ = _library(catalog_target, tmp_path)
+    want = cat.detected_counts()
+    with cat.db.connect() as con:
+        con.execute("DROP TABLE photo_objects")
+        con.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
+        con.execute("UPDATE meta SET value='[2, 3, 4, 5, 6, 7]' WHERE key='migrations'")
+    cat.close()
+    again = Catalog(catalog_target, library_dir=tmp_path / "library")
+    assert again.detected_counts() == want and set(want) == {"dog", "couch"}
 
 
 def test_an_older_catalog_gets_its_facts_terms_in_place(catalog_target, tmp_path):
