@@ -149,8 +149,9 @@ def _counts_from_terms(catalog) -> dict[str, int]:
         cur = con.execute("SELECT facts_terms FROM photos WHERE missing=0 AND facts_terms LIKE ?", ("%,det:%",))
         while rows := cur.fetchmany(20_000):
             for (terms,) in rows:
-                for label in labels_of(terms):
-                    counts[label] = counts.get(label, 0) + 1
+                for term in str(terms).split(","):
+                    if term.startswith("det:"):
+                        counts[term[4:]] = counts.get(term[4:], 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 

@@ -33,10 +33,18 @@ import core  # noqa: E402,F401  (sets the OpenMP wait policy before torch is imp
 DIMS = {"caption": 384, "image": 1280, "text": 384}
 
 
-def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
-    labels = rng.integers(0, len(centres), n)
-    x = centres[labels] + 0.35 * rng.normal(size=(n, dim)).astype(np.float32) / np.sqrt(dim)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """n unit vectors around the centres, made in float32 chunks: at 1M x 1280 the whole-array float64
+    version needed four 5-10 GB temporaries and was killed for memory on a 24 GB machine."""
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        x = rng.standard_normal((m, dim), dtype=np.float32)
+        x *= np.float32(0.35 / np.sqrt(dim))
+        x += centres[rng.integers(0, len(centres), m)]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[start:start + m] = x
+    return out
 
 
 def dir_mb(path: Path) -> float:
@@ -84,8 +92,14 @@ def query_images(n: int):
 
 def facts_of(captions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Facts vectors correlated with the captions, as real ones are (both describe the same photo)."""
-    x = captions + 0.8 * rng.normal(size=captions.shape).astype(np.float32) / np.sqrt(captions.shape[1])
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    out = np.empty_like(captions, dtype=np.float32)
+    for start in range(0, len(captions), 65_536):  # float32 chunks, as clustered()
+        x = rng.standard_normal(captions[start:start + 65_536].shape, dtype=np.float32)
+        x *= np.float32(0.8 / np.sqrt(captions.shape[1]))
+        x += captions[start:start + 65_536]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[start:start + len(x)] = x
+    return out
 
 
 def legacy_text_hits(store, model_id: str, vec: np.ndarray, k: int) -> list:
