@@ -58,6 +58,26 @@ def test_search_object_filter_without_detected_objects_names_the_fix(demo_env_co
     assert objects.placeholder == "No objects detected yet"
 
 
+def test_search_object_counts_follow_a_facts_write_at_once(demo_env_copy):
+    """The counts come from rows every facts write keeps (core.photo_objects): the next rerun shows a new object,
+    with no cache to expire (it used to be kept for 5 minutes)."""
+    from core.catalog import open_catalog
+    from core.facts import PhotoFacts
+    from core.settings import Settings
+
+    at = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
+    _no_exception(at)
+    before = at.multiselect(key="search-objects").options
+    assert not any(o.startswith("kite ") for o in before)
+    catalog = open_catalog(Settings())
+    pid = catalog.list_photos(limit=1)[0].id
+    kite = ("kite", 0.9, (0.1, 0.1, 0.4, 0.4))
+    catalog.set_facts([(pid, PhotoFacts(detections=[kite, kite], detector="centernet-320"))])  # two boxes, one photo
+    at.run()
+    _no_exception(at)
+    assert "kite (1)" in at.multiselect(key="search-objects").options
+
+
 def test_search_page_more_like_this(demo_env):
     at = AppTest.from_file(str(REPO / "pages/search.py"), default_timeout=180).run()
     at.text_input(key="search-text").input("a cup of coffee").run()
