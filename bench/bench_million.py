@@ -21,9 +21,8 @@ does on every rerun is timed with the app's own functions, median of `--repeat` 
   (facts_terms, annotation_values; core.catalog_keys), the slowest question reported as chat_count_s.
 
 Plus the build time, the catalog's size on disk and the process's peak resident memory. The vector
-index is measured by bench/bench_search.py (`--sizes 1000000 --spaces text`; the image space at 1M
-runs out of memory on 24 GB while the bench generates its 1280-d vectors); the text build alone takes about 18 minutes on 2 cores, so
-it is not part of this run. Timings on a shared machine vary: compare the
+index is measured by bench/bench_search.py (`--sizes 1000000 --spaces text`, and `--spaces image`); each of
+those builds takes about 18-20 minutes on 2 cores, so they are not part of this run. Timings on a shared machine vary: compare the
 parts and sizes of one run, not runs.
 """
 from __future__ import annotations
