@@ -4,14 +4,15 @@ page's object filter counts ("cup (12)").
 The owner of what a photo's objects are is still its facts (`facts_terms`, written with the facts JSON); this
 table is derived from that column and the photo's `missing` flag, re-derived in the writer's transaction for
 every photo a catalog write changes (`sync_objects`, called beside `note_changes`). Counting the labels from
-`facts_terms` meant reading and splitting every photo's terms: 1.7 s at a million photos on SQLite
-(bench/bench_million.py), paid on each first open of the Search page. With the rows, the count is one scan of
+`facts_terms` meant reading and splitting every photo's terms: 1.7-2.7 s at a million photos on SQLite
+(bench/bench_million.py), too slow for the Search page's every rerun. With the rows, the count is one scan of
 the index (missing, label). `missing` is copied here so that scan needs no join back to photos.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
+from core.catalog_keys import KEYS
 from core.db import Conn, chunks, placeholders
 
 OBJECTS_DDL = (
@@ -19,7 +20,7 @@ OBJECTS_DDL = (
     "PRIMARY KEY (photo_id, label))",
     "CREATE INDEX IF NOT EXISTS photo_objects_count ON photo_objects (missing, label)",
 )
-_PREFIX = "det:"  # the detected objects' terms in facts_terms (core.catalog_keys)
+_PREFIX = KEYS["detected"].prefix  # how facts_terms marks a detected object ("det:")
 
 
 def labels_of(terms: object) -> set[str]:
